@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make repro` (the tiny experiment) and `make test`.
+# Both create .venv first if it is missing; nothing else needs installing by hand.
+PY      := .venv/bin/python
+UV      := $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+.PHONY: env repro test lint clean-env
+
+env: .venv/.installed
+
+# uv, not pip: pip on these machines silently picks a local torch+cpu wheel that breaks
+# torchvision (DESIGN.md section 5). uv itself comes from PyPI into a throwaway venv.
+.venv/.installed: pyproject.toml
+	@command -v uv >/dev/null 2>&1 || (python3 -m venv .venv-uv && .venv-uv/bin/pip install -q uv==0.9.*)
+	$(UV) venv -q --allow-existing -p 3.11 .venv
+	$(UV) pip install -q --python $(PY) -e ".[cpu,dev]"
+	@touch $@
+
+repro: env
+	.venv/bin/dvc repro
+
+test: env
+	$(PY) -m pytest -q
+
+lint: env
+	.venv/bin/ruff check src stages tests bench
+
+clean-env:
+	rm -rf .venv .venv-uv
