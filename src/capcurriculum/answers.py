@@ -1,0 +1,53 @@
+"""Answer extraction, normalisation and matching — the one place the filter, the rewards and the
+evaluation decide whether an answer is right, so the three can never disagree."""
+
+from __future__ import annotations
+
+import re
+
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+_BOXED = "\\boxed{"
+
+
+def extract_boxed(text: str) -> str | None:
+    """The content of the last balanced \\boxed{...} in `text`, or None."""
+    start = text.rfind(_BOXED)
+    while start != -1:
+        depth, i = 1, start + len(_BOXED)
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            return text[start + len(_BOXED): i - 1].strip()
+        start = text.rfind(_BOXED, 0, start)
+    return None
+
+
+def normalize(answer: str) -> str:
+    """Lower-case, strip punctuation and articles, map number words to digits."""
+    s = answer.strip().lower()
+    s = re.sub(r"^\\text\{(.*)\}$", r"\1", s)
+    s = re.sub(r"[.!?;,:\"'`]+$", "", s).strip()
+    s = re.sub(r"^(the|a|an)\s+", "", s)
+    s = re.sub(r"\s+", " ", s)
+    return _NUMBER_WORDS.get(s, s)
+
+
+def _as_number(s: str) -> float | None:
+    try:
+        return float(s.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def is_correct(pred: str | None, gold: str, answer_type: str = "text") -> bool:
+    """Whether `pred` matches `gold`; numbers compare by value, text after normalisation."""
+    if pred is None:
+        return False
+    p, g = normalize(pred), normalize(gold)
+    if answer_type == "number":
+        pn, gn = _as_number(p), _as_number(g)
+        if pn is not None and gn is not None:
+            return abs(pn - gn) <= 1e-6 * max(1.0, abs(gn))
+    return p == g

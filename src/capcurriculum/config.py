@@ -1,0 +1,177 @@
+"""params.yaml -> a validated config, with every check that must fail before any work starts.
+
+`conf/` (Hydra) is the source of truth; DVC composes it into `params.yaml` on `dvc exp run`, and
+stage scripts read `params.yaml` (DESIGN.md section 6). Every error names the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+PROFILES = ("tiny", "smoke", "paper")
+CAPABILITIES = ("perc", "text", "vis")
+MODEL_ROLES = ("policy", "filter_small", "filter_large")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message starts with the dotted key."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+def repo_root() -> Path:
+    """The DVC repository root: DVC_ROOT when DVC runs us (queued runs point it at the parent repo)."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    here = Path.cwd().resolve()
+    for p in (here, *here.parents):
+        if (p / ".dvc").is_dir() or (p / "dvc.yaml").is_file():
+            return p
+    return here
+
+
+def workdir_root() -> Path:
+    """Where this run's files live: the cwd's repository (a queued run's temporary copy included)."""
+    here = Path.cwd().resolve()
+    for p in (here, *here.parents):
+        if (p / "dvc.yaml").is_file():
+            return p
+    return here
+
+
+def compose(overrides: Iterable[str] = (), config_dir: str | Path | None = None) -> DictConfig:
+    """Compose conf/ with Hydra exactly as `dvc exp run` does, resolved."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    config_dir = Path(config_dir or workdir_root() / "conf").resolve()
+    with initialize_config_dir(str(config_dir), version_base=None):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def load_params(path: str | Path = "params.yaml", validate_all: bool = True) -> DictConfig:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run from the repository root (or `dvc repro`)")
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError("<root>", f"{path} must hold a mapping")
+    OmegaConf.resolve(cfg)
+    if validate_all:
+        validate(cfg)
+    return cfg
+
+
+def select(cfg: DictConfig, key: str) -> Any:
+    """cfg[key] by dotted path, raising ConfigError naming the key when it is missing."""
+    value = OmegaConf.select(cfg, key, throw_on_missing=False, default=_MISSING)
+    if value is _MISSING or value is None:
+        raise ConfigError(key, "missing")
+    return value
+
+
+_MISSING = object()
+
+
+def parse_order(value: Any, key: str = "curriculum.order") -> list[str]:
+    """A curriculum order as a list (`[perc,text,vis]`) or a comma string (`'perc,text,vis'`)."""
+    if isinstance(value, str):
+        items = [s.strip() for s in value.split(",") if s.strip()]
+    elif isinstance(value, (list, tuple, ListConfig)):
+        items = [str(s).strip() for s in value]
+    else:
+        raise ConfigError(key, f"expected a list or a comma-separated string, got {type(value).__name__}")
+    for i, name in enumerate(items):
+        if name not in CAPABILITIES:
+            raise ConfigError(f"{key}[{i}]", f"unknown set {name!r}; expected one of {', '.join(CAPABILITIES)}")
+    dupes = sorted({n for n in items if items.count(n) > 1})
+    if dupes:
+        raise ConfigError(key, f"repeats {', '.join(dupes)}; each set appears at most once")
+    if not items:
+        raise ConfigError(key, "is empty")
+    return items
+
+
+def _positive(cfg: DictConfig, key: str, allow_zero: bool = False, kind: type = int) -> None:
+    value = select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise ConfigError(key, f"expected a{'n integer' if kind is int else ' number'}, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every check that must fail before work starts. Raises ConfigError naming the key."""
+    profile = select(cfg, "profile")
+    if profile not in PROFILES:
+        raise ConfigError("profile", f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    _positive(cfg, "seed", allow_zero=True)
+
+    source = select(cfg, "raw.source")
+    if source not in ("world", "docci"):
+        raise ConfigError("raw.source", f"expected 'world' or 'docci', got {source!r}")
+    if source == "docci":
+        for name in ("descriptions", "images"):
+            select(cfg, f"raw.docci.urls.{name}")
+
+    for role in MODEL_ROLES:
+        kind = select(cfg, f"models.{role}.kind")
+        if kind == "hub":
+            select(cfg, f"models.{role}.hub_id")
+        elif kind == "tiny":
+            for key in ("hidden_size", "num_layers", "num_heads", "head_dim"):
+                _positive(cfg, f"models.{role}.size.{key}")
+            _positive(cfg, f"base.pretrain.{role}.steps", allow_zero=True)
+            _positive(cfg, f"base.pretrain.{role}.lr", kind=float)
+        else:
+            raise ConfigError(f"models.{role}.kind", f"expected 'tiny' or 'hub', got {kind!r}")
+
+    parse_order(select(cfg, "curriculum.order"))
+
+
+def to_flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a.b.c': value} for logging params to MLflow."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        node = OmegaConf.to_container(node, resolve=True)
+    out: dict[str, Any] = {}
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.update(to_flat_dict(v, f"{prefix}{k}."))
+    elif isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
+        for i, v in enumerate(node):
+            out.update(to_flat_dict(v, f"{prefix}{i}."))
+    else:
+        out[prefix.rstrip(".")] = node
+    return out
+
+
+def subtree(cfg: DictConfig, *keys: str) -> dict[str, Any]:
+    """The plain-dict view of the given top-level keys (what a node declares as its params)."""
+    return {k: OmegaConf.to_container(select(cfg, k), resolve=True) if isinstance(select(cfg, k), (DictConfig, ListConfig)) else select(cfg, k) for k in keys}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m capcurriculum.config [overrides...]` writes params.yaml as `dvc exp run` would."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. profile=smoke")
+    ap.add_argument("--out", default="params.yaml")
+    args = ap.parse_args(argv)
+    cfg = compose(args.overrides)
+    validate(cfg)
+    Path(args.out).write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
+    print(f"wrote {args.out} (profile {cfg.profile})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""MLflow: one parent run per DVC experiment, one nested run per node.
+
+The store is SQLite at the repository root (`mlflow.db`), found through DVC_ROOT so queued
+experiments, which DVC runs in temporary copies, still write to the one shared store. A node that
+DVC restores from its run-cache does not run; the run id it logged is kept among its outputs
+(`mlflow_run.json`) so the last node can still link it to the experiment's parent run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from capcurriculum.config import repo_root, to_flat_dict, workdir_root
+from capcurriculum.io import read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "capcurriculum.parent_key"
+NODE_TAG = "capcurriculum.node"
+RUN_FILE = "mlflow_run.json"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def parent_key(params_path: str | Path = "params.yaml") -> tuple[str, str]:
+    """(key, display name) of this experiment's parent run.
+
+    A queued or `dvc exp run` experiment is keyed by its DVC name; a plain `dvc repro` by the
+    commit and the params it runs with, so every node of one repro shares one parent.
+    """
+    exp = os.environ.get("DVC_EXP_NAME")
+    if exp:
+        return f"exp:{exp}", exp
+    digest = sha256_file(params_path)[:10] if Path(params_path).exists() else "noparams"
+    rev = _git_rev()
+    return f"repro:{rev}:{digest}", f"repro-{rev[:7]}-{digest[:6]}"
+
+
+def _git_rev() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workdir_root(), capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "nogit"
+    except (OSError, subprocess.TimeoutExpired):
+        return "nogit"
+
+
+def _client():
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow, mlflow.MlflowClient()
+
+
+def find_or_create_parent(experiment: str, params_path: str | Path = "params.yaml") -> str:
+    mlflow, client = _client()
+    exp = mlflow.set_experiment(experiment)
+    key, name = parent_key(params_path)
+    found = client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{key}'",
+                               max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(exp.experiment_id, run_name=name, tags={
+        PARENT_TAG: key, "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""), "git.rev": _git_rev()})
+    return run.info.run_id
+
+
+@dataclass
+class NodeRun:
+    run_id: str
+    parent_run_id: str
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        import mlflow
+
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+@contextlib.contextmanager
+def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experiment: str = "capcurriculum",
+             params_path: str | Path = "params.yaml") -> Iterator[NodeRun]:
+    """A nested MLflow run for one DVC node; its id is written to `run_file` when the node succeeds."""
+    mlflow, _ = _client()
+    parent = find_or_create_parent(experiment, params_path)
+    with mlflow.start_run(run_name=node, parent_run_id=parent, tags={
+        NODE_TAG: node, "dvc.stage": os.environ.get("DVC_STAGE", node),
+        "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "")}) as run:
+        flat = to_flat_dict(params)
+        mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+        log.info("MLflow run %s (node %s, parent %s) at %s", run.info.run_id, node, parent, tracking_uri())
+        yield NodeRun(run.info.run_id, parent)
+    write_json(run_file, {"run_id": run.info.run_id, "parent_run_id": parent, "node": node,
+                          "experiment_id": run.info.experiment_id})
+
+
+def finish_experiment(run_files: Sequence[str | Path], *, experiment: str = "capcurriculum",
+                      params_path: str | Path = "params.yaml") -> str:
+    """Link every node's run to this experiment's parent (restored ones too) and close the parent."""
+    _, client = _client()
+    parent = find_or_create_parent(experiment, params_path)
+    for path in run_files:
+        info = read_json(path)
+        client.set_tag(parent, f"node.{info['node']}", info["run_id"])
+        if info.get("parent_run_id") != parent:
+            # Restored from DVC's run-cache: it ran under an earlier experiment's parent.
+            client.set_tag(parent, f"restored.{info['node']}", info["run_id"])
+    client.set_terminated(parent, "FINISHED")
+    return parent

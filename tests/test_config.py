@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from capcurriculum.config import PROFILES, ConfigError, compose, load_params, parse_order, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _compose(*overrides):
+    return compose(overrides, config_dir=ROOT / "conf")
+
+
+def test_committed_params_equal_a_fresh_composition():
+    # `dvc repro` reads params.yaml as committed; only `dvc exp run` recomposes it from conf/.
+    committed = OmegaConf.to_container(OmegaConf.load(ROOT / "params.yaml"))
+    assert committed == OmegaConf.to_container(_compose()), "run `python -m capcurriculum.config`"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_composes_and_validates(profile):
+    cfg = _compose(f"profile={profile}")
+    validate(cfg)
+    assert cfg.profile == profile
+
+
+def test_paper_profile_names_the_papers_models():
+    cfg = _compose("profile=paper")
+    assert cfg.models.policy.hub_id == "Qwen/Qwen3-VL-8B-Instruct"
+    assert {cfg.models.filter_small.hub_id, cfg.models.filter_large.hub_id} == {
+        "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-32B-Instruct"}
+    assert list(cfg.curriculum.order) == ["perc", "text", "vis"]
+
+
+@pytest.mark.parametrize("override, key", [
+    ("profile=huge", None),  # not a profile file: Hydra refuses before we see it
+    ("+raw.source=web", "raw.source"),
+    ("base.pretrain.policy.steps=-5", "base.pretrain.policy.steps"),
+    ("base.pretrain.policy.lr=0", "base.pretrain.policy.lr"),
+    ("curriculum.order=[perc,txt,vis]", "curriculum.order[1]"),
+    ("curriculum.order=[perc,perc,vis]", "curriculum.order"),
+    ("models.policy.kind=remote", "models.policy.kind"),
+])
+def test_a_wrong_value_fails_naming_its_key(override, key):
+    if key is None:
+        with pytest.raises(Exception, match="huge"):
+            _compose(override)
+        return
+    cfg = _compose(override.replace("+raw", "raw"))
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert str(err.value).startswith(key + ":")
+
+
+def test_unknown_profile_in_params_is_refused(tmp_path):
+    cfg = _compose()
+    cfg.profile = "huge"
+    path = tmp_path / "params.yaml"
+    path.write_text(OmegaConf.to_yaml(cfg))
+    with pytest.raises(ConfigError, match=r"^profile: unknown profile 'huge'"):
+        load_params(path)
+
+
+def test_order_accepts_a_list_or_a_comma_string():
+    # The two forms `dvc exp run -S` can pass without triggering a Hydra sweep (DESIGN.md section 1).
+    assert parse_order(["vis", "text", "perc"]) == ["vis", "text", "perc"]
+    assert parse_order("vis, text,perc") == ["vis", "text", "perc"]
+    with pytest.raises(ConfigError, match="curriculum.order: is empty"):
+        parse_order("")

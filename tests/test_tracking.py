@@ -1,0 +1,59 @@
+import json
+
+import mlflow
+import pytest
+
+from capcurriculum import tracking
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    return tmp_path
+
+
+def test_nodes_of_one_repro_share_a_parent_and_record_their_run(store):
+    with tracking.node_run("raw", {"world": {"seed": 0}}, store / "runs/raw.json") as a:
+        a.log_metrics({"scenes": 10})
+    with tracking.node_run("base", {"lr": 0.1}, store / "runs/base.json") as b:
+        pass
+    assert a.parent_run_id == b.parent_run_id
+    assert tracking.tracking_uri() == f"sqlite:///{store / 'mlflow.db'}"
+    rec = json.loads((store / "runs/raw.json").read_text())
+    assert rec["run_id"] == a.run_id and rec["node"] == "raw"
+
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    run = client.get_run(a.run_id)
+    assert run.data.params["world.seed"] == "0"
+    assert run.data.metrics["scenes"] == 10
+    assert run.data.tags["mlflow.parentRunId"] == a.parent_run_id
+
+
+def test_a_failed_node_writes_no_run_record(store):
+    with pytest.raises(RuntimeError):
+        with tracking.node_run("broken", {}, store / "runs/broken.json"):
+            raise RuntimeError("boom")
+    assert not (store / "runs/broken.json").exists()
+
+
+def test_experiments_get_their_own_parent_and_restored_runs_are_linked(store, monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-one")
+    with tracking.node_run("raw", {}, store / "runs/raw.json") as first:
+        pass
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-two")
+    # exp-two's raw node was restored from the run-cache: its record still names exp-one's run.
+    with tracking.node_run("base", {}, store / "runs/base.json") as second:
+        pass
+    assert first.parent_run_id != second.parent_run_id
+    parent = tracking.finish_experiment([store / "runs/raw.json", store / "runs/base.json"])
+    assert parent == second.parent_run_id
+    run = mlflow.MlflowClient(tracking.tracking_uri()).get_run(parent)
+    assert run.data.tags["restored.raw"] == first.run_id
+    assert run.data.tags["node.base"] == second.run_id
+    assert "restored.base" not in run.data.tags
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["capcurriculum.parent_key"] == "exp:exp-two"
