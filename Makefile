@@ -5,6 +5,8 @@ UV      := $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
+# Stage commands say `python`/`dvc`: make them the project's, activated or not.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: env repro test lint clean-env
 
@@ -19,7 +21,7 @@ env: .venv/.installed
 	@touch $@
 
 repro: env
-	.venv/bin/dvc repro
+	dvc repro
 
 test: env
 	$(PY) -m pytest -q

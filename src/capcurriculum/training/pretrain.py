@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from capcurriculum.training.batching import Item, encode_sft
+from capcurriculum.training.batching import IGNORE, Item, encode_sft
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,26 @@ def vision_param_groups(model, lr: float, vision_lr_scale: float, weight_decay: 
     return groups
 
 
+def accumulate_grad(model, processor, items: list[Item]) -> torch.Tensor:
+    """Backward the batch's mean response-token loss, one forward per prompt mode.
+
+    Captions are ~5x longer than answers; padding a mixed batch to the longest item made a step
+    ~4x slower, so each mode is its own sub-batch and the losses are token-weighted back together.
+    """
+    groups: dict[str, list[Item]] = {}
+    for it in items:
+        groups.setdefault(it.mode, []).append(it)
+    encoded = [encode_sft(processor, group) for group in groups.values()]
+    counts = [int((enc["labels"][:, 1:] != IGNORE).sum()) for enc in encoded]
+    total = sum(counts)
+    loss_sum = torch.zeros(())
+    for enc, n in zip(encoded, counts):
+        loss = model(**enc).loss * (n / total)  # model's loss: mean CE over this group's tokens
+        loss.backward()
+        loss_sum += loss.detach()
+    return loss_sum
+
+
 def lr_factor(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -99,10 +119,8 @@ def pretrain(model, processor, sampler: MixtureSampler, cfg: PretrainConfig, *,
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * lr_factor(step, cfg.warmup_steps, cfg.steps)
-        batch = encode_sft(processor, sampler.batch(cfg.batch_size))
-        loss = model(**batch).loss  # mean CE over response tokens of the batch
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = accumulate_grad(model, processor, sampler.batch(cfg.batch_size))
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         window.append(loss.item())

@@ -1,0 +1,118 @@
+"""The `base` node: pre-train a tiny model on the world's pretrain split, then measure it on the
+held-out test split per capability, each beside its no-look baseline."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from capcurriculum.config import subtree
+from capcurriculum.data.docci import load_docci
+from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_accuracy, score
+from capcurriculum.io import read_jsonl, write_jsonl
+from capcurriculum.runtime import seed_everything
+from capcurriculum.training.batching import Item
+from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
+
+log = logging.getLogger(__name__)
+
+# capability -> (world set, prompt mode). Perception is measured twice: from the image, and from
+# the caption alone (which real VLMs, and so our base models, find easier).
+CAPABILITIES = {
+    "perc_image": ("perception", "perc_image"),
+    "perc_caption": ("perception", "perc_caption"),
+    "text_math": ("text_math", "text_math"),
+    "vis_math": ("vis_math", "vis_math"),
+}
+
+
+def base_params(cfg: DictConfig, role: str) -> dict[str, Any]:
+    return {"profile": cfg.profile, "seed": cfg.seed, "eval_n": cfg.base.eval_n,
+            "pretrain": subtree(cfg.base.pretrain, role)[role], "model": subtree(cfg.models, role)[role]}
+
+
+class WorldData:
+    """The world's sets as prompt items: images resolved, captions joined to perception questions."""
+
+    def __init__(self, raw_dir: str | Path, world_dir: str | Path, on_error: str = "raise"):
+        self.raw_dir, self.world_dir = Path(raw_dir), Path(world_dir)
+        self.corpus = load_docci(self.raw_dir, on_error=on_error)
+        self.captions = {r.example_id: r.description for r in self.corpus.records}
+
+    def examples(self, name: str, split: str) -> list[dict]:
+        return read_jsonl(self.world_dir / f"{name}_{split}.jsonl")
+
+    def items(self, name: str, mode: str, split: str, limit: int | None = None) -> list[Item]:
+        rows = self.examples(name, split)[:limit]
+        image_root = self.raw_dir / "images" if name == "perception" else self.world_dir / "vis_images"
+        out = []
+        for ex in rows:
+            image = str(image_root / ex["image"]) if ex.get("image") else None
+            caption = self.captions.get(ex.get("meta", {}).get("scene_id")) if mode == "perc_caption" else None
+            out.append(Item(ex, mode, image_path=image, caption=caption))
+        return out
+
+    def caption_items(self, split: str) -> list[Item]:
+        return [Item({"id": r.example_id, "question": "", "answer": "", "answer_type": "text"}, "caption",
+                     image_path=str(r.image_path), caption=r.description) for r in self.corpus.by_split(split)]
+
+    def pools(self, split: str = "pretrain") -> dict[str, list[Item]]:
+        pools = {mode: self.items(name, mode, split) for name, mode in CAPABILITIES.values()}
+        pools["caption"] = self.caption_items(split)
+        return pools
+
+
+def evaluate_capabilities(model, processor, data: WorldData, n: int, *, split: str = "test",
+                          baseline_split: str = "pretrain") -> tuple[dict[str, float], list[dict]]:
+    """Greedy held-out accuracy per capability with standard error and the no-look baseline."""
+    metrics: dict[str, float] = {}
+    all_rows: list[dict] = []
+    for cap, (name, mode) in CAPABILITIES.items():
+        items = data.items(name, mode, split, limit=n)
+        rows = score(items, generate(model, processor, items, desc=f"eval {cap}"))
+        acc = accuracy([r["correct"] for r in rows])
+        blind = no_look_accuracy(data.examples(name, baseline_split), [it.example for it in items])
+        metrics.update({f"{cap}/acc": acc["acc"], f"{cap}/se": acc["se"], f"{cap}/n": acc["n"],
+                        f"{cap}/no_look": blind["acc"],
+                        f"{cap}/mean_tokens": sum(r["n_tokens"] for r in rows) / max(1, len(rows))})
+        log.info("%-12s acc %.3f ± %.3f (n=%d)  no-look %.3f", cap, acc["acc"], acc["se"], acc["n"], blind["acc"])
+        all_rows.extend(rows)
+    return metrics, all_rows
+
+
+def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str | Path, world_dir: str | Path,
+               out_dir: str | Path, on_log: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+    from capcurriculum.models.loading import load_model_and_processor
+    from capcurriculum.models.tiny import save_pretrained_dir
+
+    init_dir, out_dir = Path(init_dir), Path(out_dir)
+    spec = cfg.models[role]
+    if spec.kind == "hub":
+        # The paper's base models are the hub checkpoints themselves: pass the reference on.
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        shutil.copytree(init_dir, out_dir)
+        return {}
+
+    seed_everything(cfg.seed)
+    pcfg = PretrainConfig(**OmegaConf.to_container(cfg.base.pretrain[role], resolve=True))
+    data = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
+    model, processor = load_model_and_processor(init_dir)
+    sampler = MixtureSampler(data.pools("pretrain"), pcfg.mixture, seed=cfg.seed)
+    t0 = time.time()
+    history = pretrain(model, processor, sampler, pcfg, on_log=on_log)
+    train_s = time.time() - t0
+    save_pretrained_dir(model, processor, out_dir)
+
+    t0 = time.time()
+    metrics, rows = evaluate_capabilities(model, processor, data, cfg.base.eval_n)
+    write_jsonl(out_dir / "eval" / "heldout.jsonl", rows)  # every response, to recompute any score
+    metrics.update({"pretrain/final_loss": history[-1]["loss"] if history else float("nan"),
+                    "pretrain/seconds": train_s, "eval/seconds": time.time() - t0})
+    return metrics
