@@ -1,0 +1,192 @@
+"""The `hf` backend: batched transformers `generate`, left-padded, requests sorted by length.
+
+Greedy when `temperature == 0`; otherwise sampled with the torch RNG seeded from `sampling.seed`
+(inside `fork_rng`, so the caller's RNG state is untouched): the same requests, sampling config
+and `batch_size` give the same texts. Sampling settings come only from the SamplingConfig (top-k
+and repetition penalty are off), so a checkpoint's generation_config.json cannot change them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from capcurriculum.generation.base import (
+    Backend,
+    ImageCache,
+    Request,
+    Result,
+    SamplingConfig,
+    error_text,
+    load_request_images,
+    template_messages,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _eos_ids(tokenizer, model) -> list[int]:
+    ids: list[int] = []
+    for value in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(v, int) and v not in ids:
+                ids.append(v)
+    if not ids:
+        raise ValueError("the tokenizer has no eos token; generation could not stop")
+    return ids
+
+
+class HFBackend(Backend):
+    """transformers generation on one model held in memory.
+
+    Options: `batch_size` (prompts per `generate` call), `dtype` ("float32", "bfloat16", ...),
+    `device` ("cpu", "cuda", "cuda:1"), `threads` (torch intra-op threads; None leaves it),
+    `attn_implementation`, `trust_remote_code`, `progress` (a tqdm bar over batches).
+    `model` and `processor` may be given instead of `model_ref` to generate with a model already
+    in memory (a training loop's policy); it is then not moved or cast.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model_ref=None,
+        *,
+        batch_size: int = 8,
+        dtype: str = "float32",
+        device: str = "cpu",
+        threads: int | None = None,
+        attn_implementation: str | None = None,
+        trust_remote_code: bool = False,
+        progress: bool = True,
+        model=None,
+        processor=None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise ValueError(f"threads must be an int >= 1 or None, got {threads!r}")
+            torch.set_num_threads(threads)
+        self.batch_size = batch_size
+        self.progress = progress
+        if model is not None or processor is not None:
+            if model is None or processor is None:
+                raise ValueError("give both model and processor, or neither (then model_ref)")
+            self.model, self.processor = model, processor
+        else:
+            if model_ref is None:
+                raise ValueError("the hf backend needs a model_ref (or model= and processor=)")
+            from capcurriculum.models.loading import load_model_and_processor
+
+            extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+            self.model, self.processor = load_model_and_processor(
+                model_ref, dtype=dtype, device=device, trust_remote_code=trust_remote_code, **extra)
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        if self.tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; batched generation needs one")
+        self.eos_ids = _eos_ids(self.tokenizer, self.model)
+        self._image_token_estimate = self._image_tokens_per_pixel()
+
+    # -- preparing prompts -------------------------------------------------------------------------
+
+    def _image_tokens_per_pixel(self) -> float:
+        ip = getattr(self.processor, "image_processor", None)
+        patch = getattr(ip, "patch_size", None) or 14
+        merge = getattr(ip, "merge_size", None) or 1
+        return 1.0 / float(patch * merge) ** 2
+
+    def _prompt_text(self, request: Request) -> str:
+        return self.processor.apply_chat_template(template_messages(request), add_generation_prompt=True,
+                                                  tokenize=False)
+
+    def _length_key(self, text: str, images) -> float:
+        """Approximate prompt tokens (text tokens + image tokens by area), for sorting only."""
+        n = len(self.tokenizer(text, add_special_tokens=False).input_ids)
+        return n + sum(im.width * im.height * self._image_token_estimate for im in images)
+
+    # -- generating --------------------------------------------------------------------------------
+
+    def _generate(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]:
+        if self.model is None:
+            raise RuntimeError("this hf backend is closed")
+        cache = ImageCache()
+        results: list[Result | None] = [None] * len(requests)
+        prepared: list[tuple[int, str, list, float]] = []
+        for i, req in enumerate(requests):
+            try:
+                images = load_request_images(req, cache)
+                text = self._prompt_text(req)
+                prepared.append((i, text, images, self._length_key(text, images)))
+            except Exception as e:  # noqa: BLE001 - this request fails, the others go on
+                results[i] = Result.failed(req.id, error_text(e))
+        prepared.sort(key=lambda p: (p[3], p[0]))
+        batches = [prepared[k:k + self.batch_size] for k in range(0, len(prepared), self.batch_size)]
+
+        device = getattr(self.model, "device", torch.device("cpu"))
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            if not sampling.greedy:
+                if sampling.seed is not None:
+                    torch.manual_seed(sampling.seed)
+                else:
+                    torch.seed()
+            for batch in tqdm(batches, desc="hf generate", unit="batch", disable=not self.progress, leave=False):
+                for (i, _, _, _), res in zip(batch, self._run_batch_isolating(batch, requests, sampling)):
+                    results[i] = res
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def _run_batch_isolating(self, batch, requests, sampling) -> list[Result]:
+        """Run a batch; if it raises, run its requests one by one so only the bad one fails."""
+        try:
+            return self._run_batch(batch, requests, sampling)
+        except Exception as e:  # noqa: BLE001
+            if len(batch) == 1:
+                return [Result.failed(requests[batch[0][0]].id, error_text(e))]
+            log.warning("hf batch of %d failed (%s); retrying its requests one at a time", len(batch), e)
+            return [self._run_batch_isolating([p], requests, sampling)[0] for p in batch]
+
+    def _run_batch(self, batch, requests, sampling) -> list[Result]:
+        texts = [p[1] for p in batch]
+        images = [im for p in batch for im in p[2]]
+        enc = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True,
+                             padding_side="left", add_special_tokens=False)
+        enc = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in enc.items()}
+        n = sampling.n
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.eos_ids,
+            "top_k": 0,
+            "repetition_penalty": 1.0,
+        }
+        if sampling.greedy:
+            gen_kwargs.update(do_sample=False, temperature=1.0, top_p=1.0, num_return_sequences=1)
+        else:
+            gen_kwargs.update(do_sample=True, temperature=float(sampling.temperature), top_p=float(sampling.top_p),
+                              num_return_sequences=n)
+        out = self.model.generate(**enc, **gen_kwargs)
+        new = out[:, enc["input_ids"].shape[1]:].tolist()
+        per = 1 if sampling.greedy else n
+        results = []
+        for b, p in enumerate(batch):
+            texts_b, counts, reasons = [], [], []
+            for row in new[b * per:(b + 1) * per]:
+                stop = next((k for k, t in enumerate(row) if t in self.eos_ids), None)
+                ids = row if stop is None else row[:stop + 1]
+                texts_b.append(self.tokenizer.decode(ids, skip_special_tokens=True))
+                counts.append(len(ids))
+                reasons.append("length" if stop is None else "stop")
+            if per == 1 and n > 1:  # greedy: all n samples are the same text
+                texts_b, counts, reasons = texts_b * n, counts * n, reasons * n
+            results.append(Result(id=requests[p[0]].id, texts=texts_b, n_tokens=counts, finish_reasons=reasons))
+        return results
+
+    def close(self) -> None:
+        self.model = None
+        self.processor = None
+

@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from capcurriculum.training.base import WorldData
+from capcurriculum.training.batching import IGNORE, encode_sft
+from capcurriculum.training.pretrain import (MixtureSampler, PretrainConfig, accumulate_grad, pretrain,
+                                             vision_param_groups)
+
+MIX = {"caption": 1.0, "perc_image": 1.0, "perc_caption": 1.0, "text_math": 1.0, "vis_math": 1.0}
+
+
+def test_per_mode_sub_batches_give_the_full_batch_gradient(world, processor, model):
+    # Splitting a batch by mode (to avoid padding to the longest caption) must not change the
+    # objective: the mean loss over every response token of the batch.
+    items = MixtureSampler(WorldData(*world).pools(), MIX, seed=0).batch(10)
+    assert len({it.mode for it in items}) > 1
+    torch.manual_seed(0)
+    model.zero_grad()
+    grouped_loss = accumulate_grad(model, processor, items)
+    grouped = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    model.zero_grad()
+    enc = encode_sft(processor, items)
+    full_loss = model(**enc).loss
+    full_loss.backward()
+    full = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    assert grouped_loss.item() == pytest.approx(full_loss.item(), rel=1e-4)
+    for g, f in zip(grouped, full):
+        torch.testing.assert_close(g, f, rtol=1e-3, atol=1e-6)
+    assert int((enc["labels"] != IGNORE).sum()) > 0
+
+
+def test_pretraining_lowers_the_loss_and_keeps_the_tower_at_its_own_rate(world, processor, model):
+    sampler = MixtureSampler(WorldData(*world).pools(), MIX, seed=0)
+    cfg = PretrainConfig(steps=30, batch_size=8, lr=3e-3, vision_lr_scale=0.1, warmup_steps=3, mixture=MIX)
+    groups = vision_param_groups(model, cfg.lr, cfg.vision_lr_scale, cfg.weight_decay)
+    assert [g["lr"] for g in groups] == [3e-3, pytest.approx(3e-4)]
+    history = pretrain(model, processor, sampler, cfg, log_every=5)
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+
+
+def test_a_mixture_naming_a_missing_pool_is_refused(world):
+    with pytest.raises(ValueError, match="no data for captions"):
+        MixtureSampler(WorldData(*world).pools(), {"captions": 1.0}, seed=0)
+
+
+def test_bad_pretrain_values_name_the_field():
+    with pytest.raises(ValueError, match="pretrain.batch_size"):
+        PretrainConfig(steps=1, batch_size=0, lr=1e-3, mixture=MIX)
