@@ -46,14 +46,14 @@ def test_experiments_get_their_own_parent_and_restored_runs_are_linked(store, mo
         pass
     monkeypatch.setenv("DVC_EXP_NAME", "exp-two")
     # exp-two's raw node was restored from the run-cache: its record still names exp-one's run.
-    with tracking.node_run("base", {}, store / "runs/base.json") as second:
+    with tracking.node_run("base@policy", {}, store / "runs/base.json") as second:
         pass
     assert first.parent_run_id != second.parent_run_id
     parent = tracking.finish_experiment([store / "runs/raw.json", store / "runs/base.json"])
     assert parent == second.parent_run_id
     run = mlflow.MlflowClient(tracking.tracking_uri()).get_run(parent)
     assert run.data.tags["restored.raw"] == first.run_id
-    assert run.data.tags["node.base"] == second.run_id
-    assert "restored.base" not in run.data.tags
+    assert run.data.tags["node.base/policy"] == second.run_id
+    assert "restored.base/policy" not in run.data.tags
     assert run.info.status == "FINISHED"
     assert run.data.tags["capcurriculum.parent_key"] == "exp:exp-two"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -114,6 +115,11 @@ def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experim
                           "experiment_id": run.info.experiment_id})
 
 
+def _tag_safe(node: str) -> str:
+    """DVC's foreach names (`base@policy`) as MLflow tag keys allow them (`base/policy`)."""
+    return re.sub(r"[^\w\-. :/]", "/", node)
+
+
 def finish_experiment(run_files: Sequence[str | Path], *, experiment: str = "capcurriculum",
                       params_path: str | Path = "params.yaml") -> str:
     """Link every node's run to this experiment's parent (restored ones too) and close the parent."""
@@ -121,9 +127,10 @@ def finish_experiment(run_files: Sequence[str | Path], *, experiment: str = "cap
     parent = find_or_create_parent(experiment, params_path)
     for path in run_files:
         info = read_json(path)
-        client.set_tag(parent, f"node.{info['node']}", info["run_id"])
+        name = _tag_safe(info["node"])
+        client.set_tag(parent, f"node.{name}", info["run_id"])
         if info.get("parent_run_id") != parent:
             # Restored from DVC's run-cache: it ran under an earlier experiment's parent.
-            client.set_tag(parent, f"restored.{info['node']}", info["run_id"])
+            client.set_tag(parent, f"restored.{name}", info["run_id"])
     client.set_terminated(parent, "FINISHED")
     return parent
