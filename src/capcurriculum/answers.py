@@ -51,3 +51,20 @@ def is_correct(pred: str | None, gold: str, answer_type: str = "text") -> bool:
         if pn is not None and gn is not None:
             return abs(pn - gn) <= 1e-6 * max(1.0, abs(gn))
     return p == g
+
+
+def extract_answer(text: str | None) -> str | None:
+    """The answer a response commits to: its last \\boxed{}, else a bare short reply.
+
+    A reply with no box is accepted only when it is short (a word or number, as filter models
+    answer a short question); a longer unboxed reply is unparseable, i.e. None.
+    """
+    if text is None:
+        return None
+    boxed = extract_boxed(text)
+    if boxed is not None:
+        return boxed
+    bare = text.strip()
+    if bare and "<think>" not in bare and len(bare.split()) <= 3:
+        return bare
+    return None

@@ -19,7 +19,9 @@ MODES = ("caption", "perc_image", "perc_caption", "text_math", "vis_math")
 IMAGE_MODES = ("caption", "perc_image", "vis_math")
 
 
-def build_messages(example: dict[str, Any], mode: str, caption: str | None = None) -> list[dict]:
+def build_messages(example: dict[str, Any], mode: str, caption: str | None = None,
+                   image: Any = None) -> list[dict]:
+    """The chat for one example; `image` (a path or PIL image) is attached for generation backends."""
     if mode not in MODES:
         raise ValueError(f"unknown prompt mode {mode!r}; expected one of {', '.join(MODES)}")
     if mode == "caption":
@@ -32,7 +34,7 @@ def build_messages(example: dict[str, Any], mode: str, caption: str | None = Non
         text = f"{example['question']} {REASONING_SUFFIX}"
     content: list[dict] = []
     if mode in IMAGE_MODES:
-        content.append({"type": "image"})
+        content.append({"type": "image", "image": image} if image is not None else {"type": "image"})
     content.append({"type": "text", "text": text})
     return [{"role": "user", "content": content}]
 

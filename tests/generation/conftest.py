@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 CORPUS = [
@@ -30,6 +31,10 @@ def tiny_model_dir(tmp_path_factory):
 
     tok = train_tokenizer(CORPUS, vocab_size=400)
     model = build_tiny_model(tiny_config(tok, max_position_embeddings=512), seed=7)
+    # A random model almost never picks <|im_end|>; doubling its output row makes some answers
+    # stop early and others run to max_new_tokens, so eos handling is exercised in every batch.
+    with torch.no_grad():
+        model.lm_head.weight[tok.eos_token_id] *= 2.0
     out = tmp_path_factory.mktemp("generation") / "tiny"
     save_pretrained_dir(model, build_processor(tok, image_size=96), out)
     return out

@@ -27,6 +27,7 @@ def test_vllm_and_hf_greedy_texts_are_identical(tiny_model_dir, image_paths, tmp
     assert [r["n_tokens"] for r in vllm] == [r["n_tokens"] for r in hf]
     assert [r["finish_reasons"] for r in vllm] == [r["finish_reasons"] for r in hf]
     assert any(r["texts"][0] for r in vllm)
+    assert "stop" in {r["finish_reasons"][0] for r in vllm}, "no request reached eos: parity would not cover it"
     # the engine is reused and results follow their requests
     assert {r["id"]: r["texts"] for r in report["vllm_again"]} == {r["id"]: r["texts"] for r in vllm}
     # seeded sampling reproduces

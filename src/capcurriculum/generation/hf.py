@@ -161,14 +161,13 @@ class HFBackend(Backend):
             "max_new_tokens": sampling.max_new_tokens,
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.eos_ids,
-            "top_k": 0,
             "repetition_penalty": 1.0,
         }
         if sampling.greedy:
-            gen_kwargs.update(do_sample=False, temperature=1.0, top_p=1.0, num_return_sequences=1)
-        else:
+            gen_kwargs.update(do_sample=False, num_return_sequences=1)
+        else:  # top_k=0: no top-k cut (transformers' default would be 50)
             gen_kwargs.update(do_sample=True, temperature=float(sampling.temperature), top_p=float(sampling.top_p),
-                              num_return_sequences=n)
+                              top_k=0, num_return_sequences=n)
         out = self.model.generate(**enc, **gen_kwargs)
         new = out[:, enc["input_ids"].shape[1]:].tolist()
         per = 1 if sampling.greedy else n

@@ -1,0 +1,107 @@
+"""The two perception-data nodes: `qa_generate` (captions -> candidate QA) and `perc_filter`
+(candidates -> per-model answers and verdicts -> D_perc = the intersection, split)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from capcurriculum.data.docci import load_docci
+from capcurriculum.generation import Request, SamplingConfig, make_backend
+from capcurriculum.io import read_jsonl, write_jsonl
+from capcurriculum.perception.filter import filter_requests, judge_model, split_kept, verdict_counts
+from capcurriculum.perception.qa_generation import CandidateCollector, load_prompt
+
+log = logging.getLogger(__name__)
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path) -> dict:
+    gcfg = cfg.perception.generation
+    raw_dir, world_dir, out_dir = Path(raw_dir), Path(world_dir), Path(out_dir)
+    corpus = load_docci(raw_dir, splits=[cfg.perception.split], on_error=cfg.raw.on_error)
+    records = corpus.records[: gcfg.max_captions] if gcfg.max_captions else corpus.records
+    collector = CandidateCollector(gcfg.format, gcfg.max_answer_words)
+
+    if gcfg.llm.enabled:
+        template = load_prompt(gcfg.prompt)
+        requests = [Request.from_prompt(r.example_id, template.format(
+            caption=r.description, n=gcfg.questions_per_caption, max_words=gcfg.max_answer_words))
+            for r in records]
+        log.info("asking %s for questions on %d captions", gcfg.llm.model, len(requests))
+        with make_backend(_plain(gcfg.llm.backend), gcfg.llm.model) as backend:
+            results = backend.generate(requests, SamplingConfig.from_mapping(_plain(gcfg.llm.sampling)))
+        for rec, res in zip(records, results, strict=True):
+            collector.add_output(rec, res.text if res.ok else None, res.error, generator="llm")
+
+    if gcfg.template:
+        # The world knows each scene's truth: its questions are exact (CPU profiles only).
+        wanted = {r.example_id: r for r in records}
+        for ex in read_jsonl(world_dir / f"perception_{cfg.perception.split}.jsonl"):
+            rec = wanted.get(ex["meta"]["scene_id"])
+            if rec is not None:
+                collector.add_item(rec, {"question": ex["question"], "answer": ex["answer"],
+                                         "type": ex["meta"]["qtype"]}, generator="template")
+
+    write_jsonl(out_dir / "candidates.jsonl", (e.to_dict() for e in collector.examples))
+    write_jsonl(out_dir / "unparseable.jsonl", collector.unparseable)
+    metrics = {"captions": len(records), **collector.metrics()}
+    log.info("candidates: %s", metrics)
+    return metrics
+
+
+def run_filter(cfg: DictConfig, candidates: str | Path, raw_dir: str | Path, models_dir: str | Path,
+               out_dir: str | Path, sets_dir: str | Path) -> dict:
+    fcfg = cfg.perception.filter
+    raw_dir, models_dir, out_dir, sets_dir = map(Path, (raw_dir, models_dir, out_dir, sets_dir))
+    examples = read_jsonl(candidates)
+    captions = {r.example_id: r.description for r in load_docci(raw_dir, on_error=cfg.raw.on_error).records}
+    requests = filter_requests(examples, captions, raw_dir / "images")
+    sampling = SamplingConfig.from_mapping(_plain(fcfg.sampling))
+    records, keep = [], {ex["id"]: True for ex in examples}
+    metrics: dict[str, Any] = {"candidates": len(examples)}
+    for role in fcfg.models:
+        log.info("filter model %s: %d requests (image and caption paths)", role, len(requests))
+        with make_backend(_plain(fcfg.backend), models_dir / role) as backend:
+            results = backend.generate(requests, sampling)
+        verdicts = judge_model(examples, results, role)
+        metrics.update(verdict_counts(verdicts, role))
+        for v in verdicts:
+            keep[v["id"]] &= v["keep"]
+        records.extend(verdicts)
+    kept = [ex for ex in examples if keep[ex["id"]]]
+    splits = split_kept(kept, list(fcfg.split), seed=cfg.seed)
+    for name, rows in splits.items():
+        write_jsonl(sets_dir / f"perc_{name}.jsonl", rows)
+        metrics[f"perc/{name}"] = len(rows)
+    write_jsonl(out_dir / "filter_verdicts.jsonl", records)
+    metrics["kept_intersection"] = len(kept)
+    metrics["kept_fraction"] = len(kept) / max(1, len(examples))
+    if fcfg.audit_model:
+        metrics.update(audit(examples, keep, models_dir / fcfg.audit_model, raw_dir, fcfg, sampling))
+    log.info("filter: %s", metrics)
+    return metrics
+
+
+def audit(examples, keep, model_ref, raw_dir: Path, fcfg, sampling) -> dict[str, float]:
+    """Does the filter do what the paper says? The policy's image-only accuracy, kept vs dropped."""
+    from capcurriculum.answers import extract_answer, is_correct
+    from capcurriculum.prompts import build_messages
+
+    reqs = [Request(build_messages(ex, "perc_image", image=str(raw_dir / "images" / ex["image"])), id=ex["id"])
+            for ex in examples]
+    with make_backend(_plain(fcfg.backend), model_ref) as backend:
+        results = backend.generate(reqs, sampling)
+    right = {r.id: r.ok and is_correct(extract_answer(r.text), ex["answer"], ex["answer_type"])
+             for r, ex in zip(results, examples, strict=True)}
+    kept = [right[i] for i, k in keep.items() if k]
+    dropped = [right[i] for i, k in keep.items() if not k]
+    return {"audit/policy_image_acc_kept": sum(kept) / max(1, len(kept)),
+            "audit/policy_image_acc_dropped": sum(dropped) / max(1, len(dropped)),
+            "audit/n_kept": len(kept), "audit/n_dropped": len(dropped)}
