@@ -54,6 +54,26 @@ def test_repro_builds_world_models_and_base(smoke_repo):
     assert "| policy |" in (repo / "data/reports/base.md").read_text()
 
 
+def test_perception_data_comes_through_generation_and_the_filter(smoke_repo):
+    repo, _, _ = smoke_repo
+    qa = json.loads((repo / "data/metrics/qa_generate.json").read_text())
+    # The tiny policy writes garbage for the LLM path: it must be counted, not lost.
+    assert qa["llm_captions"] == 4 and qa["unparseable_outputs"] + qa.get("candidates/llm", 0) >= 1
+    assert qa["candidates/template"] > 0
+    unparseable = (repo / "data/perception/qa/unparseable.jsonl").read_text().splitlines()
+    assert len(unparseable) == qa["unparseable_outputs"]
+    filt = json.loads((repo / "data/metrics/perc_filter.json").read_text())
+    for model in ("filter_small", "filter_large"):
+        assert filt[f"filter/{model}/n"] == qa["candidates"]
+        assert filt[f"filter/{model}/kept"] >= filt["kept_intersection"]
+    kept = sum(len((repo / f"data/sets/perc/perc_{s}.jsonl").read_text().splitlines()) for s in ("train", "val", "test"))
+    assert kept == filt["kept_intersection"]
+    verdicts = (repo / "data/perception/filter/filter_verdicts.jsonl").read_text().splitlines()
+    assert len(verdicts) == 2 * qa["candidates"]
+    for name in ("text", "vis"):
+        assert (repo / f"data/sets/{name}/{name}_train.jsonl").stat().st_size > 0
+
+
 def test_second_repro_is_up_to_date(smoke_repo):
     repo, env, _ = smoke_repo
     out = _run(["dvc", "repro"], repo, env).stdout + _run(["dvc", "status"], repo, env).stdout
@@ -67,7 +87,8 @@ def test_every_node_is_tracked_under_one_mlflow_parent(smoke_repo):
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     records = [json.loads(p.read_text()) for p in (repo / "data/runs").glob("*.json")]
     assert {r["node"] for r in records} == {"raw", "init_models", "base@policy", "base@filter_small",
-                                            "base@filter_large"}
+                                            "base@filter_large", "qa_generate", "perc_filter", "sets@text",
+                                            "sets@vis"}
     parents = {r["parent_run_id"] for r in records}
     assert len(parents) == 1
     parent = client.get_run(parents.pop())

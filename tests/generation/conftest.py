@@ -27,7 +27,13 @@ def draw_scene(color, size=(96, 96), mode="RGB") -> Image.Image:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from capcurriculum.models import build_processor, build_tiny_model, save_pretrained_dir, tiny_config, train_tokenizer
+    from capcurriculum.models import (
+        build_processor,
+        build_tiny_model,
+        save_pretrained_dir,
+        tiny_config,
+        train_tokenizer,
+    )
 
     tok = train_tokenizer(CORPUS, vocab_size=400)
     model = build_tiny_model(tiny_config(tok, max_position_embeddings=512), seed=7)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from capcurriculum.generation import HFBackend, Request, SamplingConfig, make_backend
 
@@ -11,26 +12,51 @@ GREEDY = SamplingConfig(max_new_tokens=12, temperature=0)
 
 def mixed_requests(image_paths):
     """Image and text-only requests, deliberately not in prompt-length order."""
-    qs = ["How many circles?", "What is 3 + 4? Think step by step and put the answer in a box.",
-          "Where is the red circle relative to the blue square? Answer briefly.", "Count."]
+    qs = [
+        "How many circles?",
+        "What is 3 + 4? Think step by step and put the answer in a box.",
+        "Where is the red circle relative to the blue square? Answer briefly.",
+        "Count.",
+    ]
     reqs = [Request.from_prompt(f"img{i}", q, image=p) for i, (q, p) in enumerate(zip(qs, image_paths))]
     reqs += [
         Request.from_prompt("txt0", "What is 2 + 5?"),
-        Request(id="txt1", messages=[{"role": "system", "content": "You are a careful counter."},
-                                     {"role": "user", "content": "How many stars are there in a row of five "
-                                                                 "stars and two circles? Answer with a number."}]),
+        Request(
+            id="txt1",
+            messages=[
+                {"role": "system", "content": "You are a careful counter."},
+                {
+                    "role": "user",
+                    "content": "How many stars are there in a row of five "
+                    "stars and two circles? Answer with a number.",
+                },
+            ],
+        ),
         Request.from_prompt("txt2", "Hi"),
         # two images in one request
-        Request(id="two_img", messages=[{"role": "user", "content": [
-            {"type": "image", "image": image_paths[0]}, {"type": "image", "image": image_paths[1]},
-            {"type": "text", "text": "Which picture has more circles?"}]}]),
+        Request(
+            id="two_img",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image", "image": image_paths[0]},
+                        {"type": "image", "image": image_paths[1]},
+                        {"type": "text", "text": "Which picture has more circles?"},
+                    ],
+                }
+            ],
+        ),
     ]
     return reqs
 
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir):
-    with make_backend({"backend": "hf", "batch_size": 8, "progress": False}, tiny_model_dir) as b:
+    # threads=1: on a shared 2-core machine two OpenMP threads make tiny-model steps ~30x slower
+    with make_backend(
+        {"backend": "hf", "batch_size": 8, "progress": False, "threads": 1}, tiny_model_dir
+    ) as b:
         yield b
 
 
@@ -59,8 +85,16 @@ def test_batch_size_1_and_8_agree_and_order_is_restored(backend, tiny_model_dir,
     not change any text, and every text must come back to its own request."""
     reqs = mixed_requests(image_paths)
     batched = backend.generate(reqs, GREEDY)
-    single = HFBackend(model=backend.model, processor=backend.processor, batch_size=1, progress=False)
-    alone = single.generate(reqs, GREEDY)
+    single = HFBackend(
+        model=backend.model, processor=backend.processor, batch_size=1, progress=False, threads=1
+    )
+    backend.model.train()  # a training loop's policy: generated in eval mode, handed back in train mode
+    threads = torch.get_num_threads()
+    try:
+        alone = single.generate(reqs, GREEDY)
+        assert backend.model.training and torch.get_num_threads() == threads
+    finally:
+        backend.model.eval()
     assert [r.id for r in alone] == [r.id for r in batched] == [r.id for r in reqs]
     assert [r.texts for r in alone] == [r.texts for r in batched]
     assert [r.n_tokens for r in alone] == [r.n_tokens for r in batched]
@@ -69,7 +103,7 @@ def test_batch_size_1_and_8_agree_and_order_is_restored(backend, tiny_model_dir,
     assert [r.id for r in rev] == [r.id for r in reversed(reqs)]
     assert {r.id: r.texts for r in rev} == {r.id: r.texts for r in batched}
     # the prompts really differ in length, so the sort did reorder them
-    keys = [backend._length_key(backend._prompt_text(r), [])for r in reqs]
+    keys = [backend._length_key(backend._prompt_text(r), []) for r in reqs]
     assert keys != sorted(keys)
 
 
@@ -92,7 +126,9 @@ def test_seeded_sampling_reproduces(backend, image_paths):
     assert [r.texts for r in c] != [r.texts for r in a]
     # greedy with n > 1 repeats the one greedy text
     g = backend.generate(reqs[:1], SamplingConfig(max_new_tokens=10, n=2))[0]
-    assert g.texts[0] == g.texts[1] == backend.generate(reqs[:1], SamplingConfig(max_new_tokens=10))[0].texts[0]
+    assert (
+        g.texts[0] == g.texts[1] == backend.generate(reqs[:1], SamplingConfig(max_new_tokens=10))[0].texts[0]
+    )
 
 
 def test_unreadable_image_fails_only_its_request(backend, image_paths, tmp_path):
@@ -100,8 +136,10 @@ def test_unreadable_image_fails_only_its_request(backend, image_paths, tmp_path)
     corrupt.write_bytes(b"this is not a png")
     missing = tmp_path / "nowhere" / "missing.jpg"
     reqs = mixed_requests(image_paths)
-    bad = [Request.from_prompt("missing", "How many?", image=str(missing)),
-           Request.from_prompt("corrupt", "How many?", image=corrupt)]
+    bad = [
+        Request.from_prompt("missing", "How many?", image=str(missing)),
+        Request.from_prompt("corrupt", "How many?", image=corrupt),
+    ]
     out = backend.generate(reqs[:3] + bad + reqs[3:], GREEDY)
     assert [r.id for r in out] == [r.id for r in reqs[:3]] + ["missing", "corrupt"] + [r.id for r in reqs[3:]]
     by_id = {r.id: r for r in out}

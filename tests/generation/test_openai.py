@@ -68,18 +68,34 @@ class FakeServer:
             text = last if isinstance(last, str) else " ".join(p["text"] for p in last if p["type"] == "text")
             if text.startswith("MALFORMED:"):
                 kind = text.split(":", 1)[1].strip()
-                raw = {"notjson": b"<html>502 gateway</html>",
-                       "nochoices": json.dumps({"id": "x", "object": "chat.completion"}).encode(),
-                       "badtype": json.dumps({"choices": [{"index": 0, "message": {"content": 42}}]}).encode(),
-                       "array": b"[1, 2]"}[kind]
+                raw = {
+                    "notjson": b"<html>502 gateway</html>",
+                    "nochoices": json.dumps({"id": "x", "object": "chat.completion"}).encode(),
+                    "badtype": json.dumps({"choices": [{"index": 0, "message": {"content": 42}}]}).encode(),
+                    "array": b"[1, 2]",
+                }[kind]
                 return self.send(h, 200, raw=raw)
             if text.startswith("BAD"):
                 return self.send(h, 400, {"error": {"message": f"invalid api key {KEY}"}})
             n = body.get("n", 1)
-            choices = [{"index": i, "message": {"role": "assistant", "content": f"echo[{i}] {text}"},
-                        "finish_reason": "stop"} for i in reversed(range(n))]  # out of order on purpose
-            self.send(h, 200, {"id": "c", "object": "chat.completion", "choices": choices,
-                               "usage": {"prompt_tokens": 5, "completion_tokens": 3 * n, "total_tokens": 5 + 3 * n}})
+            choices = [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": f"echo[{i}] {text}"},
+                    "finish_reason": "stop",
+                }
+                for i in reversed(range(n))
+            ]  # out of order on purpose
+            self.send(
+                h,
+                200,
+                {
+                    "id": "c",
+                    "object": "chat.completion",
+                    "choices": choices,
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 3 * n, "total_tokens": 5 + 3 * n},
+                },
+            )
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test)
         finally:
@@ -114,8 +130,17 @@ def make(server, monkeypatch):
     made = []
 
     def _make(**opts):
-        spec = {"backend": "openai", "base_url": server.base_url, "api_key_env": KEY_ENV, "timeout_s": 5,
-                "max_retries": 3, "backoff_s": 0.01, "max_concurrency": 4, "progress": False, **opts}
+        spec = {
+            "backend": "openai",
+            "base_url": server.base_url,
+            "api_key_env": KEY_ENV,
+            "timeout_s": 5,
+            "max_retries": 3,
+            "backoff_s": 0.01,
+            "max_concurrency": 4,
+            "progress": False,
+            **opts,
+        }
         b = make_backend(spec, "judge-model")
         made.append(b)
         return b
@@ -133,8 +158,10 @@ def assert_no_key(backend, results):
 
 def test_success_with_an_image_as_base64_data_url(make, server, image_paths):
     b = make()
-    reqs = [Request.from_prompt("img", "How many circles?", image=image_paths[3], system="Be brief."),
-            Request.from_prompt("txt", "What is 2 + 2?")]
+    reqs = [
+        Request.from_prompt("img", "How many circles?", image=image_paths[3], system="Be brief."),
+        Request.from_prompt("txt", "What is 2 + 2?"),
+    ]
     out = b.generate(reqs, SamplingConfig(max_new_tokens=32, temperature=0, seed=5))
     assert [r.id for r in out] == ["img", "txt"]
     assert out[0].texts == ["echo[0] How many circles?"] and out[0].n_tokens == [3]
@@ -153,12 +180,21 @@ def test_success_with_an_image_as_base64_data_url(make, server, image_paths):
     assert image_part["type"] == "image_url" and url.startswith("data:image/jpeg;base64,")
     img = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert img.format == "JPEG" and img.mode == "RGB" and img.size == (96, 96)  # palette PNG -> RGB
-    assert b.stats == {"requests": 2, "http_calls": 2, "retries": 0, "ok": 2, "errors": {}, "retry_reasons": {}}
+    assert b.stats == {
+        "requests": 2,
+        "http_calls": 2,
+        "retries": 0,
+        "ok": 2,
+        "errors": {},
+        "retry_reasons": {},
+    }
     assert_no_key(b, out)
 
 
 def test_n_samples_come_back_in_index_order(make):
-    out = make().generate([Request.from_prompt("a", "hi")], SamplingConfig(temperature=0.7, top_p=0.9, n=3))[0]
+    out = make().generate([Request.from_prompt("a", "hi")], SamplingConfig(temperature=0.7, top_p=0.9, n=3))[
+        0
+    ]
     assert out.texts == ["echo[0] hi", "echo[1] hi", "echo[2] hi"]
     assert out.n_tokens == [-1, -1, -1]  # the API reports one total for n choices
 
@@ -180,6 +216,23 @@ def test_retries_give_up_with_an_error_not_an_exception(make, server):
     out = b.generate([Request.from_prompt("a", "hi")])
     assert not out[0].ok and "HTTP 500" in out[0].error and "3 tries" in out[0].error
     assert len(server.calls) == 3 and b.stats["errors"] == {"server": 1}
+
+
+def test_backoff_is_exponential_jittered_and_seeded(make, server, monkeypatch):
+    from capcurriculum.generation import openai_backend
+
+    runs = []
+    for seed in (3, 3, 4):
+        waits: list[float] = []
+        monkeypatch.setattr(openai_backend, "_sleep", waits.append)
+        server.reset(fail_first=3)
+        out = make(backoff_s=0.1, max_backoff_s=0.3, seed=seed).generate([Request.from_prompt("a", "hi")])
+        assert out[0].ok and len(waits) == 3
+        runs.append(waits)
+    for k, w in enumerate(runs[0]):
+        base = min(0.3, 0.1 * 2**k)
+        assert 0.5 * base <= w < 1.5 * base
+    assert runs[0] == runs[1] and runs[0] != runs[2]
 
 
 def test_timeout_is_retried(make, server):
@@ -230,8 +283,15 @@ def test_connection_refused_is_retried_then_reported(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    with OpenAIBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env=KEY_ENV, max_retries=1,
-                       backoff_s=0.01, timeout_s=2, progress=False) as b:
+    with OpenAIBackend(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        model="m",
+        api_key_env=KEY_ENV,
+        max_retries=1,
+        backoff_s=0.01,
+        timeout_s=2,
+        progress=False,
+    ) as b:
         out = b.generate([Request.from_prompt("a", "hi")])
     assert "connection error" in out[0].error and b.stats["errors"] == {"connection": 1}
     assert b.stats["retries"] == 1 and KEY not in out[0].error

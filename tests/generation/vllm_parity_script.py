@@ -17,9 +17,16 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-VLLM_OPTIONS = {"backend": "vllm", "dtype": "float32", "gpu_memory_utilization": 0.1, "max_model_len": 512,
-                "enforce_eager": True, "limit_mm_per_prompt": {"image": 1, "video": 0}, "seed": 0,
-                "progress": False}
+VLLM_OPTIONS = {
+    "backend": "vllm",
+    "dtype": "float32",
+    "gpu_memory_utilization": 0.1,
+    "max_model_len": 512,
+    "enforce_eager": True,
+    "limit_mm_per_prompt": {"image": 1, "video": 0},
+    "seed": 0,
+    "progress": False,
+}
 
 
 def parity_requests(images):
@@ -29,26 +36,46 @@ def parity_requests(images):
         Request.from_prompt("img0", "How many circles are in the picture?", image=images[0]),
         Request.from_prompt("txt0", "What is 3 + 4? Think first."),
         Request.from_prompt("img1", "Where is the square?", image=images[1 % len(images)]),
-        Request(id="txt1", messages=[{"role": "system", "content": "Answer briefly."},
-                                     {"role": "user", "content": "How many stars?"}]),
+        Request(
+            id="txt1",
+            messages=[
+                {"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": "How many stars?"},
+            ],
+        ),
     ]
 
 
 def dump(results):
-    return [{"id": r.id, "texts": r.texts, "n_tokens": r.n_tokens, "finish_reasons": r.finish_reasons,
-             "error": r.error} for r in results]
+    return [
+        {
+            "id": r.id,
+            "texts": r.texts,
+            "n_tokens": r.n_tokens,
+            "finish_reasons": r.finish_reasons,
+            "error": r.error,
+        }
+        for r in results
+    ]
 
 
 def bench(backend, images, n):
     from capcurriculum.generation import Request, SamplingConfig
 
-    reqs = [Request.from_prompt(f"b{i}", f"Describe picture {i}.", image=images[i % len(images)]) for i in range(n)]
+    reqs = [
+        Request.from_prompt(f"b{i}", f"Describe picture {i}.", image=images[i % len(images)])
+        for i in range(n)
+    ]
     t = time.perf_counter()
     out = backend.generate(reqs, SamplingConfig(max_new_tokens=16, temperature=0))
     dt = time.perf_counter() - t
     assert all(r.ok for r in out)
-    return {"items": n, "seconds": round(dt, 3), "items_per_s": round(n / dt, 2),
-            "new_tokens": sum(r.n_tokens[0] for r in out)}
+    return {
+        "items": n,
+        "seconds": round(dt, 3),
+        "items_per_s": round(n / dt, 2),
+        "new_tokens": sum(r.n_tokens[0] for r in out),
+    }
 
 
 def main() -> None:
@@ -66,7 +93,9 @@ def main() -> None:
     report: dict = {"timings": {}}
 
     t = time.perf_counter()
-    with make_backend({"backend": "hf", "batch_size": 8, "progress": False}, args.model_dir) as hf:
+    with make_backend(
+        {"backend": "hf", "batch_size": 8, "progress": False, "threads": 1}, args.model_dir
+    ) as hf:
         report["hf"] = dump(hf.generate(reqs, greedy))
         if args.bench:
             hf.generate(reqs[:1], greedy)  # warm-up
@@ -86,11 +115,22 @@ def main() -> None:
         report["sampled_a"] = dump(backend.generate(reqs[:2], sampled))
         report["sampled_b"] = dump(backend.generate(reqs[:2], sampled))
         # two images where limit_mm_per_prompt allows one: vLLM refuses it; the others must survive
-        two = Request(id="two_images", messages=[{"role": "user", "content": [
-            {"type": "image", "image": args.images[0]}, {"type": "image", "image": args.images[1 % len(args.images)]},
-            {"type": "text", "text": "Compare."}]}])
-        missing = Request.from_prompt("missing", "Count.", image=os.path.join(os.path.dirname(args.out_json),
-                                                                             "no_such.png"))
+        two = Request(
+            id="two_images",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image", "image": args.images[0]},
+                        {"type": "image", "image": args.images[1 % len(args.images)]},
+                        {"type": "text", "text": "Compare."},
+                    ],
+                }
+            ],
+        )
+        missing = Request.from_prompt(
+            "missing", "Count.", image=os.path.join(os.path.dirname(args.out_json), "no_such.png")
+        )
         report["with_failures"] = dump(backend.generate([reqs[0], two, missing, reqs[1]], greedy))
         if args.bench:
             report["bench_vllm"] = bench(backend, args.images, args.bench)

@@ -46,14 +46,18 @@ def _check_messages(messages: Any, rid: str) -> None:
         raise ValueError(f"{where}: messages must be a non-empty list of {{'role', 'content'}} dicts")
     for i, msg in enumerate(messages):
         if not isinstance(msg, Mapping) or "role" not in msg or "content" not in msg:
-            raise ValueError(f"{where}: message {i} must be a dict with 'role' and 'content', got {msg!r:.200}")
+            raise ValueError(
+                f"{where}: message {i} must be a dict with 'role' and 'content', got {msg!r:.200}"
+            )
         if msg["role"] not in ROLES:
-            raise ValueError(f"{where}: message {i} has role {msg['role']!r}; expected one of {', '.join(ROLES)}")
+            raise ValueError(
+                f"{where}: message {i} has role {msg['role']!r}; expected one of {', '.join(ROLES)}"
+            )
         content = msg["content"]
         if isinstance(content, str):
             continue
         if not isinstance(content, Sequence) or isinstance(content, bytes):
-            raise ValueError(f"{where}: message {i} content must be a str or a list of parts")
+            raise ValueError(f"{where}: message {i} content must be a str or a list of parts")  # noqa: TRY004
         for j, part in enumerate(content):
             if not isinstance(part, Mapping) or part.get("type") not in PART_TYPES:
                 raise ValueError(
@@ -66,8 +70,8 @@ def _check_messages(messages: Any, rid: str) -> None:
                 img = part.get("image")
                 if not isinstance(img, (str, os.PathLike, Image.Image)) or (isinstance(img, str) and not img):
                     raise ValueError(
-                        f"{where}: message {i} part {j}: an image part needs 'image' = a path or a PIL.Image, "
-                        f"got {img!r:.200}"
+                        f"{where}: message {i} part {j}: an image part needs 'image' = a path or a "
+                        f"PIL.Image, got {img!r:.200}"
                     )
 
 
@@ -84,8 +88,13 @@ class Request:
         _check_messages(self.messages, self.id)
 
     @classmethod
-    def from_prompt(cls, id: str, text: str, image: str | os.PathLike | Image.Image | None = None,
-                    system: str | None = None) -> Request:
+    def from_prompt(
+        cls,
+        id: str,
+        text: str,
+        image: str | os.PathLike | Image.Image | None = None,
+        system: str | None = None,
+    ) -> Request:
         """A single user turn: the image (if any) first, then the text; an optional system turn."""
         content: list[dict[str, Any]] = []
         if image is not None:
@@ -96,8 +105,13 @@ class Request:
         return cls(messages=messages, id=id)
 
     def image_sources(self) -> list[str | os.PathLike | Image.Image]:
-        return [part["image"] for msg in self.messages if not isinstance(msg["content"], str)
-                for part in msg["content"] if part["type"] == "image"]
+        return [
+            part["image"]
+            for msg in self.messages
+            if not isinstance(msg["content"], str)
+            for part in msg["content"]
+            if part["type"] == "image"
+        ]
 
 
 @dataclass(frozen=True)
@@ -116,17 +130,32 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+        if (
+            isinstance(self.max_new_tokens, bool)
+            or not isinstance(self.max_new_tokens, int)
+            or self.max_new_tokens < 1
+        ):
             problems.append(f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
-        if (isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float))
-                or not math.isfinite(self.temperature) or self.temperature < 0):
-            problems.append(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
-        if (isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float))
-                or not 0 < self.top_p <= 1):
+        if (
+            isinstance(self.temperature, bool)
+            or not isinstance(self.temperature, (int, float))
+            or not math.isfinite(self.temperature)
+            or self.temperature < 0
+        ):
+            problems.append(
+                f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}"
+            )
+        if (
+            isinstance(self.top_p, bool)
+            or not isinstance(self.top_p, (int, float))
+            or not 0 < self.top_p <= 1
+        ):
             problems.append(f"top_p must be in (0, 1], got {self.top_p!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             problems.append(f"n must be an int >= 1, got {self.n!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0
+        ):
             problems.append(f"seed must be an int >= 0 or None, got {self.seed!r}")
         if problems:
             raise ValueError("SamplingConfig: " + "; ".join(problems))
@@ -225,8 +254,10 @@ def template_messages(request: Request) -> list[dict[str, Any]]:
     for msg in request.messages:
         content = msg["content"]
         if not isinstance(content, str):
-            content = [{"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
-                       for p in content]
+            content = [
+                {"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
+                for p in content
+            ]
         out.append({"role": msg["role"], "content": content})
     return out
 
@@ -274,14 +305,20 @@ class Backend(ABC):
         n_err = sum(not r.ok for r in results)
         if n_err:
             first = next(r for r in results if not r.ok)
-            log.warning("%s: %d of %d requests failed (first: %s: %s)", self.name, n_err, len(results),
-                        first.id, first.error)
+            log.warning(
+                "%s: %d of %d requests failed (first: %s: %s)",
+                self.name,
+                n_err,
+                len(results),
+                first.id,
+                first.error,
+            )
         return results
 
     @abstractmethod
     def _generate(self, requests: list[Request], sampling: SamplingConfig) -> list[Result]: ...
 
-    def close(self) -> None:  # noqa: B027 - optional for backends that hold nothing
+    def close(self) -> None:
         """Release what the backend holds. Safe to call twice."""
 
     def __enter__(self):

@@ -30,8 +30,11 @@ log = logging.getLogger(__name__)
 
 def _eos_ids(tokenizer, model) -> list[int]:
     ids: list[int] = []
-    for value in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
-        for v in (value if isinstance(value, (list, tuple)) else [value]):
+    for value in (
+        tokenizer.eos_token_id,
+        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+    ):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(v, int) and v not in ids:
                 ids.append(v)
     if not ids:
@@ -43,7 +46,9 @@ class HFBackend(Backend):
     """transformers generation on one model held in memory.
 
     Options: `batch_size` (prompts per `generate` call), `dtype` ("float32", "bfloat16", ...),
-    `device` ("cpu", "cuda", "cuda:1"), `threads` (torch intra-op threads; None leaves it),
+    `device` ("cpu", "cuda", "cuda:1"), `threads` (torch intra-op threads while generating, restored
+    afterwards; None leaves torch's setting. On a CPU shared with other jobs, 1 can be far faster
+    for a tiny model: OpenMP threads that wait for a descheduled sibling stall every small op),
     `attn_implementation`, `trust_remote_code`, `progress` (a tqdm bar over batches).
     `model` and `processor` may be given instead of `model_ref` to generate with a model already
     in memory (a training loop's policy); it is then not moved or cast.
@@ -67,10 +72,9 @@ class HFBackend(Backend):
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if threads is not None:
-            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-                raise ValueError(f"threads must be an int >= 1 or None, got {threads!r}")
-            torch.set_num_threads(threads)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be an int >= 1 or None, got {threads!r}")
+        self.threads = threads
         self.batch_size = batch_size
         self.progress = progress
         if model is not None or processor is not None:
@@ -84,7 +88,8 @@ class HFBackend(Backend):
 
             extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
             self.model, self.processor = load_model_and_processor(
-                model_ref, dtype=dtype, device=device, trust_remote_code=trust_remote_code, **extra)
+                model_ref, dtype=dtype, device=device, trust_remote_code=trust_remote_code, **extra
+            )
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         if self.tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; batched generation needs one")
@@ -100,8 +105,9 @@ class HFBackend(Backend):
         return 1.0 / float(patch * merge) ** 2
 
     def _prompt_text(self, request: Request) -> str:
-        return self.processor.apply_chat_template(template_messages(request), add_generation_prompt=True,
-                                                  tokenize=False)
+        return self.processor.apply_chat_template(
+            template_messages(request), add_generation_prompt=True, tokenize=False
+        )
 
     def _length_key(self, text: str, images) -> float:
         """Approximate prompt tokens (text tokens + image tokens by area), for sorting only."""
@@ -124,21 +130,39 @@ class HFBackend(Backend):
             except Exception as e:  # noqa: BLE001 - this request fails, the others go on
                 results[i] = Result.failed(req.id, error_text(e))
         prepared.sort(key=lambda p: (p[3], p[0]))
-        batches = [prepared[k:k + self.batch_size] for k in range(0, len(prepared), self.batch_size)]
+        batches = [prepared[k : k + self.batch_size] for k in range(0, len(prepared), self.batch_size)]
 
         device = getattr(self.model, "device", torch.device("cpu"))
         devices = [device] if device.type == "cuda" else []
+        was_training = getattr(self.model, "training", False)
+        self.model.eval()  # a policy handed over by a training loop: no dropout while generating
+        threads_before = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            self._generate_batches(batches, requests, sampling, results, devices)
+        finally:
+            if was_training:
+                self.model.train()
+            if self.threads is not None:
+                torch.set_num_threads(threads_before)
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def _generate_batches(self, batches, requests, sampling, results, devices) -> None:
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             if not sampling.greedy:
                 if sampling.seed is not None:
                     torch.manual_seed(sampling.seed)
                 else:
                     torch.seed()
-            for batch in tqdm(batches, desc="hf generate", unit="batch", disable=not self.progress, leave=False):
-                for (i, _, _, _), res in zip(batch, self._run_batch_isolating(batch, requests, sampling)):
+            for batch in tqdm(
+                batches, desc="hf generate", unit="batch", disable=not self.progress, leave=False
+            ):
+                for (i, _, _, _), res in zip(
+                    batch, self._run_batch_isolating(batch, requests, sampling), strict=True
+                ):
                     results[i] = res
-        assert all(r is not None for r in results)
-        return results  # type: ignore[return-value]
 
     def _run_batch_isolating(self, batch, requests, sampling) -> list[Result]:
         """Run a batch; if it raises, run its requests one by one so only the bad one fails."""
@@ -153,8 +177,14 @@ class HFBackend(Backend):
     def _run_batch(self, batch, requests, sampling) -> list[Result]:
         texts = [p[1] for p in batch]
         images = [im for p in batch for im in p[2]]
-        enc = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True,
-                             padding_side="left", add_special_tokens=False)
+        enc = self.processor(
+            text=texts,
+            images=images or None,
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
+            add_special_tokens=False,
+        )
         enc = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in enc.items()}
         n = sampling.n
         gen_kwargs: dict[str, Any] = {
@@ -166,26 +196,32 @@ class HFBackend(Backend):
         if sampling.greedy:
             gen_kwargs.update(do_sample=False, num_return_sequences=1)
         else:  # top_k=0: no top-k cut (transformers' default would be 50)
-            gen_kwargs.update(do_sample=True, temperature=float(sampling.temperature), top_p=float(sampling.top_p),
-                              top_k=0, num_return_sequences=n)
+            gen_kwargs.update(
+                do_sample=True,
+                temperature=float(sampling.temperature),
+                top_p=float(sampling.top_p),
+                top_k=0,
+                num_return_sequences=n,
+            )
         out = self.model.generate(**enc, **gen_kwargs)
-        new = out[:, enc["input_ids"].shape[1]:].tolist()
+        new = out[:, enc["input_ids"].shape[1] :].tolist()
         per = 1 if sampling.greedy else n
         results = []
         for b, p in enumerate(batch):
             texts_b, counts, reasons = [], [], []
-            for row in new[b * per:(b + 1) * per]:
+            for row in new[b * per : (b + 1) * per]:
                 stop = next((k for k, t in enumerate(row) if t in self.eos_ids), None)
-                ids = row if stop is None else row[:stop + 1]
+                ids = row if stop is None else row[: stop + 1]
                 texts_b.append(self.tokenizer.decode(ids, skip_special_tokens=True))
                 counts.append(len(ids))
                 reasons.append("length" if stop is None else "stop")
             if per == 1 and n > 1:  # greedy: all n samples are the same text
                 texts_b, counts, reasons = texts_b * n, counts * n, reasons * n
-            results.append(Result(id=requests[p[0]].id, texts=texts_b, n_tokens=counts, finish_reasons=reasons))
+            results.append(
+                Result(id=requests[p[0]].id, texts=texts_b, n_tokens=counts, finish_reasons=reasons)
+            )
         return results
 
     def close(self) -> None:
         self.model = None
         self.processor = None
-

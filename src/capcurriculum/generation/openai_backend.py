@@ -40,6 +40,7 @@ from capcurriculum.generation.base import (
 log = logging.getLogger(__name__)
 
 _SNIPPET = 300
+_sleep = time.sleep  # the backoff wait (a test hook)
 
 
 class _Final(Exception):
@@ -72,7 +73,7 @@ def parse_completion(body: bytes | str, n: int) -> tuple[list[str], list[int], l
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"not JSON ({e})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")  # noqa: TRY004
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
         raise ValueError("no 'choices' list" if not isinstance(choices, list) else "empty 'choices'")
@@ -81,13 +82,13 @@ def parse_completion(body: bytes | str, n: int) -> tuple[list[str], list[int], l
     indexed = []
     for k, ch in enumerate(choices):
         if not isinstance(ch, dict) or not isinstance(ch.get("message"), dict):
-            raise ValueError(f"choice {k} has no 'message' object")
+            raise ValueError(f"choice {k} has no 'message' object")  # noqa: TRY004
         content = ch["message"].get("content")
         if not isinstance(content, str):
-            raise ValueError(f"choice {k} message content is {type(content).__name__}, not str")
+            raise ValueError(f"choice {k} message content is {type(content).__name__}, not str")  # noqa: TRY004
         index = ch.get("index", k)
         if isinstance(index, bool) or not isinstance(index, int):
-            raise ValueError(f"choice {k} index is not an int")
+            raise ValueError(f"choice {k} index is not an int")  # noqa: TRY004
         reason = ch.get("finish_reason")
         indexed.append((index, content, reason if isinstance(reason, str) else "unknown"))
     indexed.sort(key=lambda t: t[0])
@@ -140,16 +141,27 @@ class OpenAIBackend(Backend):
         model = model if model is not None else (os.fspath(model_ref) if model_ref is not None else None)
         if not isinstance(model, str) or not model:
             problems.append("give the served model name as `model` (or as model_ref)")
-        for key, value, lo in (("timeout_s", timeout_s, 0), ("backoff_s", backoff_s, 0),
-                               ("max_backoff_s", max_backoff_s, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo or \
-                    (key == "timeout_s" and value == 0):
-                problems.append(f"{key} must be a number {'> 0' if key == 'timeout_s' else '>= 0'}, got {value!r}")
+        for key, value, lo in (
+            ("timeout_s", timeout_s, 0),
+            ("backoff_s", backoff_s, 0),
+            ("max_backoff_s", max_backoff_s, 0),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or value < lo
+                or (key == "timeout_s" and value == 0)
+            ):
+                problems.append(
+                    f"{key} must be a number {'> 0' if key == 'timeout_s' else '>= 0'}, got {value!r}"
+                )
         for key, value, lo in (("max_retries", max_retries, 0), ("max_concurrency", max_concurrency, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 problems.append(f"{key} must be an int >= {lo}, got {value!r}")
         if max_tokens_field not in ("max_tokens", "max_completion_tokens"):
-            problems.append(f"max_tokens_field must be 'max_tokens' or 'max_completion_tokens', got {max_tokens_field!r}")
+            problems.append(
+                f"max_tokens_field must be 'max_tokens' or 'max_completion_tokens', got {max_tokens_field!r}"
+            )
         if extra_body is not None and not isinstance(extra_body, dict):
             problems.append("extra_body must be a mapping")
         if problems:
@@ -158,8 +170,10 @@ class OpenAIBackend(Backend):
         if api_key_env is not None:
             key = os.environ.get(api_key_env)
             if not key:
-                raise ValueError(f"openai backend: environment variable {api_key_env} (api_key_env) is not set "
-                                 f"or empty; set it, or api_key_env: null for an endpoint without a key")
+                raise ValueError(
+                    f"openai backend: environment variable {api_key_env} (api_key_env) is not set "
+                    f"or empty; set it, or api_key_env: null for an endpoint without a key"
+                )
             self._key = key
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
@@ -242,8 +256,12 @@ class OpenAIBackend(Backend):
             content = msg["content"]
             if not isinstance(content, str):
                 content = [
-                    {"type": "text", "text": p["text"]} if p["type"] == "text"
-                    else {"type": "image_url", "image_url": {"url": self._data_url(p["image"], cache, urls, lock)}}
+                    {"type": "text", "text": p["text"]}
+                    if p["type"] == "text"
+                    else {
+                        "type": "image_url",
+                        "image_url": {"url": self._data_url(p["image"], cache, urls, lock)},
+                    }
                     for p in content
                 ]
             out.append({"role": msg["role"], "content": content})
@@ -275,7 +293,9 @@ class OpenAIBackend(Backend):
         try:
             resp = session.post(self.url, data=body_bytes, headers=headers, timeout=self.timeout_s)
         except http.Timeout as e:
-            raise _Retryable("timeout", f"timed out after {self.timeout_s:g} s ({type(e).__name__})") from None
+            raise _Retryable(
+                "timeout", f"timed out after {self.timeout_s:g} s ({type(e).__name__})"
+            ) from None
         except (http.ConnectionError, http.exceptions.ChunkedEncodingError) as e:
             raise _Retryable("connection", f"connection error: {type(e).__name__}: {e}") from None
         except http.RequestException as e:
@@ -294,12 +314,16 @@ class OpenAIBackend(Backend):
         try:
             return parse_completion(resp.content, n)
         except ValueError as e:
-            raise _Final("malformed", f"malformed response: {e}; body starts {resp.text[:_SNIPPET]!r}") from None
+            raise _Final(
+                "malformed", f"malformed response: {e}; body starts {resp.text[:_SNIPPET]!r}"
+            ) from None
 
     def _one(self, request: Request, sampling: SamplingConfig, cache, urls, lock) -> Result:
         self._count("requests")
         try:
-            body = json.dumps(self._body(self._messages(request, cache, urls, lock), sampling)).encode("utf-8")
+            body = json.dumps(self._body(self._messages(request, cache, urls, lock), sampling)).encode(
+                "utf-8"
+            )
         except ImageError as e:
             self._count("image", self._errors)
             return Result.failed(request.id, str(e))
@@ -318,13 +342,15 @@ class OpenAIBackend(Backend):
                     self._count(e.kind, self._errors)
                     tries = attempt + 1
                     return Result.failed(request.id, self._redact(f"{e} (gave up after {tries} tries)"))
-                delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * (0.5 + rng.random())
+                delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * (0.5 + rng.random())
                 if e.retry_after is not None:
                     delay = max(delay, min(e.retry_after, self.max_backoff_s))
                 self._count("retries")
                 self._count(e.kind, self._retry_reasons)
-                log.debug("request %s: %s; retry %d in %.2f s", request.id, self._redact(str(e)), attempt + 1, delay)
-                time.sleep(delay)
+                log.debug(
+                    "request %s: %s; retry %d in %.2f s", request.id, self._redact(str(e)), attempt + 1, delay
+                )
+                _sleep(delay)
                 attempt += 1
             except Exception as e:  # noqa: BLE001 - never lose the batch to one request
                 self._count("internal", self._errors)
@@ -337,9 +363,17 @@ class OpenAIBackend(Backend):
         results: list[Result | None] = [None] * len(requests)
         workers = min(self.max_concurrency, len(requests))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai") as pool:
-            futures = {pool.submit(self._one, r, sampling, cache, urls, lock): i for i, r in enumerate(requests)}
-            for fut in tqdm(as_completed(futures), total=len(futures), desc="openai generate", unit="req",
-                            disable=not self.progress, leave=False):
+            futures = {
+                pool.submit(self._one, r, sampling, cache, urls, lock): i for i, r in enumerate(requests)
+            }
+            for fut in tqdm(
+                as_completed(futures),
+                total=len(futures),
+                desc="openai generate",
+                unit="req",
+                disable=not self.progress,
+                leave=False,
+            ):
                 results[futures[fut]] = fut.result()
         return results  # type: ignore[return-value]
 

@@ -64,8 +64,11 @@ class VLLMBackend(Backend):
         if model_ref is None:
             raise ValueError("the vllm backend needs a model_ref")
         problems = []
-        if (isinstance(gpu_memory_utilization, bool) or not isinstance(gpu_memory_utilization, (int, float))
-                or not 0 < gpu_memory_utilization <= 1):
+        if (
+            isinstance(gpu_memory_utilization, bool)
+            or not isinstance(gpu_memory_utilization, (int, float))
+            or not 0 < gpu_memory_utilization <= 1
+        ):
             problems.append(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization!r}")
         if max_model_len is not None and (not isinstance(max_model_len, int) or max_model_len < 1):
             problems.append(f"max_model_len must be an int >= 1 or None, got {max_model_len!r}")
@@ -126,12 +129,21 @@ class VLLMBackend(Backend):
 
         # Texts are decoded here with the HF tokenizer (as the hf backend does), not by vLLM's
         # incremental detokenizer, which drops a trailing partial UTF-8 character.
-        common = {"max_tokens": sampling.max_new_tokens, "detokenize": False, "top_k": 0,
-                  "repetition_penalty": 1.0}
+        common = {
+            "max_tokens": sampling.max_new_tokens,
+            "detokenize": False,
+            "top_k": 0,
+            "repetition_penalty": 1.0,
+        }
         if sampling.greedy:  # all n greedy texts are the same: generate one, repeat it
             return SamplingParams(n=1, temperature=0.0, top_p=1.0, **common)
-        return SamplingParams(n=sampling.n, temperature=float(sampling.temperature), top_p=float(sampling.top_p),
-                              seed=sampling.seed, **common)
+        return SamplingParams(
+            n=sampling.n,
+            temperature=float(sampling.temperature),
+            top_p=float(sampling.top_p),
+            seed=sampling.seed,
+            **common,
+        )
 
     # -- generating --------------------------------------------------------------------------------
 
@@ -143,8 +155,9 @@ class VLLMBackend(Backend):
         for i, req in enumerate(requests):
             try:
                 images = load_request_images(req, cache)
-                text = self.processor.apply_chat_template(template_messages(req), add_generation_prompt=True,
-                                                          tokenize=False)
+                text = self.processor.apply_chat_template(
+                    template_messages(req), add_generation_prompt=True, tokenize=False
+                )
                 prompt: dict[str, Any] = {"prompt": text}
                 if images:
                     prompt["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
@@ -153,23 +166,31 @@ class VLLMBackend(Backend):
                 results[i] = Result.failed(req.id, error_text(e))
         params = self._sampling_params(sampling)
         if prompts:
-            for (i, _), res in zip(prompts, self._run_isolating(llm, prompts, params, requests, sampling)):
+            for (i, _), res in zip(
+                prompts, self._run_isolating(llm, prompts, params, requests, sampling), strict=True
+            ):
                 results[i] = res
         return results  # type: ignore[return-value]
 
     def _run_isolating(self, llm, prompts, params, requests, sampling) -> list[Result]:
         try:
-            outputs = llm.generate([p for _, p in prompts], params, use_tqdm=self.progress,
-                                   tokenization_kwargs={"add_special_tokens": False})
+            outputs = llm.generate(
+                [p for _, p in prompts],
+                params,
+                use_tqdm=self.progress,
+                tokenization_kwargs={"add_special_tokens": False},
+            )
         except Exception as e:  # noqa: BLE001
             if len(prompts) == 1:
                 return [Result.failed(requests[prompts[0][0]].id, error_text(e))]
-            log.warning("vllm refused a batch of %d (%s); running its requests one at a time", len(prompts), e)
+            log.warning(
+                "vllm refused a batch of %d (%s); running its requests one at a time", len(prompts), e
+            )
             return [self._run_isolating(llm, [p], params, requests, sampling)[0] for p in prompts]
         if len(outputs) != len(prompts):  # pragma: no cover - vLLM returns one output per prompt
             raise RuntimeError(f"vllm returned {len(outputs)} outputs for {len(prompts)} prompts")
         results = []
-        for (i, _), out in zip(prompts, outputs):
+        for (i, _), out in zip(prompts, outputs, strict=True):
             comps = sorted(out.outputs, key=lambda c: c.index)
             tok = getattr(self.processor, "tokenizer", self.processor)
             texts = [tok.decode(list(c.token_ids), skip_special_tokens=True) for c in comps]

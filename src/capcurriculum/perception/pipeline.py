@@ -28,16 +28,19 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
     corpus = load_docci(raw_dir, splits=[cfg.perception.split], on_error=cfg.raw.on_error)
     records = corpus.records[: gcfg.max_captions] if gcfg.max_captions else corpus.records
     collector = CandidateCollector(gcfg.format, gcfg.max_answer_words)
+    llm_captions = 0
 
     if gcfg.llm.enabled:
         template = load_prompt(gcfg.prompt)
+        asked = records[: gcfg.llm.max_captions] if gcfg.llm.max_captions else records
         requests = [Request.from_prompt(r.example_id, template.format(
             caption=r.description, n=gcfg.questions_per_caption, max_words=gcfg.max_answer_words))
-            for r in records]
+            for r in asked]
         log.info("asking %s for questions on %d captions", gcfg.llm.model, len(requests))
         with make_backend(_plain(gcfg.llm.backend), gcfg.llm.model) as backend:
             results = backend.generate(requests, SamplingConfig.from_mapping(_plain(gcfg.llm.sampling)))
-        for rec, res in zip(records, results, strict=True):
+        llm_captions = len(asked)
+        for rec, res in zip(asked, results, strict=True):
             collector.add_output(rec, res.text if res.ok else None, res.error, generator="llm")
 
     if gcfg.template:
@@ -51,7 +54,7 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
 
     write_jsonl(out_dir / "candidates.jsonl", (e.to_dict() for e in collector.examples))
     write_jsonl(out_dir / "unparseable.jsonl", collector.unparseable)
-    metrics = {"captions": len(records), **collector.metrics()}
+    metrics = {"captions": len(records), "llm_captions": llm_captions, **collector.metrics()}
     log.info("candidates: %s", metrics)
     return metrics
 
