@@ -47,15 +47,19 @@ def test_backends_import_only_what_they_need(tiny_model_dir):
         "import sys; from capcurriculum.generation import make_backend\n"
         "b = make_backend({'backend': 'openai', 'base_url': 'http://127.0.0.1:1/v1', 'api_key_env': None}, 'm')\n"
         "assert b.model == 'm' and 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
-        f"v = make_backend({{'backend': 'vllm', 'dtype': 'float32'}}, {str(tiny_model_dir)!r})\n"
-        "assert v.name == 'vllm' and v.engine_args['dtype'] == 'float32' and v.engine_args['model']\n"
-        "assert 'vllm' not in sys.modules, 'vllm imported before the first generate'\n"
-        "v.close(); v.close()\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    had_vllm = "vllm" in sys.modules
+    v = make_backend({"backend": "vllm", "dtype": "float32", "max_model_len": 512}, tiny_model_dir)
+    assert v.engine_args["model"] == str(tiny_model_dir) and v.engine_args["dtype"] == "float32"
+    assert v._llm is None and ("vllm" in sys.modules) == had_vllm
+    v.close()
+    v.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        v.generate([Request.from_prompt("a", "hi")])
 
 
 def test_sampling_config_validation():

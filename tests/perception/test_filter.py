@@ -21,13 +21,15 @@ def test_keep_iff_image_wrong_and_caption_right():
     results = (res(0, "\\boxed{blue}", "\\boxed{red}")      # the paper's case: kept
                + res(1, "\\boxed{red}", "\\boxed{red}")     # image right: not a perception gap
                + res(2, "\\boxed{blue}", "\\boxed{green}")  # caption wrong: not answerable
-               + res(3, None, "<think>red</think> \\boxed{Red.}")  # image failed -> counts as wrong
+               + res(3, None, "<think>red</think> \\boxed{Red.}")  # image request failed
                + res(4, "garbage without a box at all here", "red"))  # unparseable image answer
     verdicts = judge_model(examples, results, "m")
-    assert [v["keep"] for v in verdicts] == [True, False, False, True, True]
+    # q3's image request failed (say, the image did not decode): no evidence, so not kept.
+    assert [v["keep"] for v in verdicts] == [True, False, False, False, True]
     assert verdicts[3]["image_error"] == "boom" and verdicts[4]["image_pred"] is None
     counts = verdict_counts(verdicts, "m")
-    assert counts["filter/m/kept"] == 3 and counts["filter/m/removed_by_image_right"] == 1
+    assert counts["filter/m/kept"] == 2 and counts["filter/m/removed_by_image_right"] == 1
+    assert counts["filter/m/failed"] == 1
     assert counts["filter/m/removed_by_caption_wrong_only"] == 1 and counts["filter/m/image_unanswered"] == 2
 
 

@@ -18,6 +18,12 @@ def test_parser_reads_json_fenced_json_and_q_a_lines(text, n):
     assert out.error is None and len(out.items) == n
 
 
+def test_a_caption_with_nothing_to_ask_is_counted():
+    c = CandidateCollector("short", 3)
+    c.add_output(REC, "[]", None, "llm")
+    assert c.metrics()["dropped/no_questions"] == 1 and c.examples == [] and c.unparseable == []
+
+
 @pytest.mark.parametrize("text", ["", "   ", "red red red circle <think> box", "[1, 2, 3]", '[{"question": '])
 def test_garbage_is_an_error_not_an_exception(text):
     out = parse_generation(text)

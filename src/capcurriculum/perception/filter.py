@@ -44,9 +44,11 @@ def judge_model(examples: Sequence[dict[str, Any]], results: Sequence, model: st
             rec[f"{path}_pred"] = pred
             rec[f"{path}_error"] = r.error
             rec[f"{path}_correct"] = is_correct(pred, ex["answer"], ex["answer_type"])
-        # An unanswered path counts as wrong: for the image path that keeps the item (the model
-        # did not see it), for the caption path it drops it (nothing proves the caption answers it).
-        rec["keep"] = (not rec["image_correct"]) and rec["caption_correct"]
+        # A response without an answer counts as wrong: for the image path that keeps the item (the
+        # model did not see it), for the caption path it drops it. A request that failed outright
+        # (an image that does not decode, a dead endpoint) is no evidence either way: dropped, counted.
+        rec["failed"] = rec["image_error"] is not None or rec["caption_error"] is not None
+        rec["keep"] = (not rec["failed"]) and (not rec["image_correct"]) and rec["caption_correct"]
         out.append(rec)
     return out
 
@@ -54,10 +56,11 @@ def judge_model(examples: Sequence[dict[str, Any]], results: Sequence, model: st
 def verdict_counts(records: Sequence[dict[str, Any]], model: str) -> dict[str, int]:
     c = Counter()
     for r in records:
+        c["failed"] += r["failed"]
         c["image_right"] += r["image_correct"]
         c["caption_wrong"] += not r["caption_correct"]
-        c["removed_by_image_right"] += r["image_correct"]
-        c["removed_by_caption_wrong_only"] += (not r["image_correct"]) and (not r["caption_correct"])
+        c["removed_by_image_right"] += (not r["failed"]) and r["image_correct"]
+        c["removed_by_caption_wrong_only"] += (not r["failed"]) and (not r["image_correct"]) and (not r["caption_correct"])
         c["kept"] += r["keep"]
         c["image_unanswered"] += r["image_pred"] is None
         c["caption_unanswered"] += r["caption_pred"] is None

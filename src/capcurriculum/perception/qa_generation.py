@@ -60,7 +60,7 @@ def parse_generation(text: str) -> ParseOutcome:
             obj = obj.get("questions", [obj])
         if isinstance(obj, list):
             items = [o for o in obj if isinstance(o, dict)]
-            if items:
+            if items or not obj:  # an empty list is a valid "nothing to ask about this caption"
                 return ParseOutcome(items)
     pairs = re.findall(r"Q(?:uestion)?\s*[:.]\s*(.+?)\s*\n\s*A(?:nswer)?\s*[:.]\s*(.+)", text)
     if pairs:
@@ -122,6 +122,8 @@ class CandidateCollector:
             self.unparseable.append({"example_id": record.example_id, "error": outcome.error, "output": text})
             self.dropped["unparseable_output"] += 1
             return
+        if not outcome.items:
+            self.dropped["no_questions"] += 1
         for item in outcome.items:
             self.add_item(record, item, generator)
 

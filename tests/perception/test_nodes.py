@@ -1,0 +1,61 @@
+"""The two perception nodes on a tiny world with untrained tiny models, bad inputs included."""
+
+from pathlib import Path
+
+import pytest
+
+from capcurriculum.config import compose
+from capcurriculum.io import read_jsonl
+from capcurriculum.models import build_processor, build_tiny_model, save_pretrained_dir, tiny_config, train_tokenizer
+from capcurriculum.models.init import world_texts
+from capcurriculum.perception.pipeline import generate_candidates, run_filter
+from capcurriculum.world.build import build_world
+from capcurriculum.world.scene import WorldConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("perc")
+    raw, world, models = root / "raw", root / "world", root / "models"
+    build_world(WorldConfig(seed=5, scenes={"pretrain": 0, "train": 6, "test": 0},
+                            text_math={"pretrain": 0, "train": 0, "test": 0},
+                            vis_math={"pretrain": 0, "train": 0, "test": 0}, perception_per_scene=2),
+                raw, world, progress=False)
+    processor = build_processor(train_tokenizer(world_texts(raw, world), vocab_size=400))
+    for i, role in enumerate(("policy", "filter_small", "filter_large")):
+        save_pretrained_dir(build_tiny_model(tiny_config(processor.tokenizer), seed=i), processor, models / role)
+    cfg = compose(["profile=smoke", "perception.generation.llm.max_captions=2",
+                   "perception.generation.llm.sampling.max_new_tokens=8",
+                   "perception.filter.sampling.max_new_tokens=6"], config_dir=ROOT / "conf")
+    cfg.perception.generation.llm.model = str(models / "policy")
+    return cfg, raw, world, models, root
+
+
+def test_candidates_count_garbage_and_keep_it(setup):
+    cfg, raw, world, models, root = setup
+    m = generate_candidates(cfg, raw, world, root / "qa")
+    assert m["llm_captions"] == 2
+    # An untrained model writes garbage: both outputs are unparseable, kept for inspection.
+    assert m["unparseable_outputs"] == 2 and len(read_jsonl(root / "qa/unparseable.jsonl")) == 2
+    assert m["candidates"] == m["candidates/template"] == 12
+
+
+def test_filter_survives_an_undecodable_image_and_counts_it(setup):
+    cfg, raw, world, models, root = setup
+    if not (root / "qa/candidates.jsonl").exists():
+        generate_candidates(cfg, raw, world, root / "qa")
+    candidates = read_jsonl(root / "qa/candidates.jsonl")
+    bad_image = raw / "images" / candidates[0]["image"]
+    bad_image.write_bytes(b"not a jpeg")
+    m = run_filter(cfg, root / "qa/candidates.jsonl", raw, models, root / "filter", root / "sets")
+    n_bad = sum(c["image"] == candidates[0]["image"] for c in candidates)
+    for role in ("filter_small", "filter_large"):
+        assert m[f"filter/{role}/failed"] == n_bad and m[f"filter/{role}/n"] == len(candidates)
+    verdicts = read_jsonl(root / "filter/filter_verdicts.jsonl")
+    failed = [v for v in verdicts if v["failed"]]
+    assert failed and all(not v["keep"] and bad_image.name in v["image_error"] for v in failed)
+    kept = sum(len(read_jsonl(root / f"sets/perc_{s}.jsonl")) for s in ("train", "val", "test"))
+    assert kept == m["kept_intersection"]
+    assert "audit/policy_image_acc_kept" in m
