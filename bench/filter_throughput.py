@@ -24,7 +24,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def build_fixture(root: Path, candidates: int) -> tuple[Path, list[dict], dict[str, str], Path]:
     from capcurriculum.data.docci import load_docci
     from capcurriculum.io import read_jsonl
-    from capcurriculum.models import build_processor, build_tiny_model, save_pretrained_dir, tiny_config, train_tokenizer
+    from capcurriculum.models import (
+        build_processor,
+        build_tiny_model,
+        save_pretrained_dir,
+        tiny_config,
+        train_tokenizer,
+    )
     from capcurriculum.models.init import world_texts
     from capcurriculum.world.build import build_world
     from capcurriculum.world.scene import WorldConfig
@@ -77,6 +83,7 @@ def main() -> None:
         sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=0.0)
         specs = {"hf": {"backend": "hf", "batch_size": args.batch_size, "threads": args.threads, "progress": False},
                  "vllm": {"backend": "vllm", "dtype": "float32", "gpu_memory_utilization": 0.1, "max_model_len": 1024,
+                          "engine_kwargs": {"kv_cache_memory_bytes": 256 * 2**20},
                           "enforce_eager": True, "limit_mm_per_prompt": {"image": 1, "video": 0}, "seed": 0,
                           "progress": False}}
         rows = [run(specs[name], model, requests, sampling) for name in args.backends]

@@ -21,6 +21,9 @@ VLLM_OPTIONS = {
     "backend": "vllm",
     "dtype": "float32",
     "gpu_memory_utilization": 0.1,
+    # An explicit KV size: the automatic one (10% of memory minus the worker's RSS) goes negative
+    # once the worker holds ~1 GiB, which it does on these machines.
+    "engine_kwargs": {"kv_cache_memory_bytes": 256 * 2**20},
     "max_model_len": 512,
     "enforce_eager": True,
     "limit_mm_per_prompt": {"image": 1, "video": 0},

@@ -253,6 +253,7 @@ def scene(color):
 def main(model_dir, colors):
     from vllm import LLM, SamplingParams
     llm = LLM(model=model_dir, dtype="float32", gpu_memory_utilization=0.1, max_model_len=512,
+              kv_cache_memory_bytes=256 * 2**20,
               enforce_eager=True, limit_mm_per_prompt={"image": 1, "video": 0}, seed=0)
     convs = [[{"role": "user", "content": [{"type": "image_pil", "image_pil": scene(c)},
                                            {"type": "text", "text": "How many circles?"}]}] for c in colors]

@@ -17,14 +17,21 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[2]
 VLLM = {"backend": "vllm", "dtype": "float32", "gpu_memory_utilization": 0.1, "max_model_len": 1024,
-        "enforce_eager": True, "limit_mm_per_prompt": {"image": 1, "video": 0}, "seed": 0, "progress": False}
+        "enforce_eager": True, "limit_mm_per_prompt": {"image": 1, "video": 0}, "seed": 0, "progress": False,
+        "engine_kwargs": {"kv_cache_memory_bytes": 256 * 2**20}}  # the automatic size can go negative here
 HF = {"backend": "hf", "batch_size": 16, "threads": 1, "progress": False}
 
 
 def main(work: Path, out: Path) -> None:
     from capcurriculum.config import compose
     from capcurriculum.io import read_jsonl
-    from capcurriculum.models import build_processor, build_tiny_model, save_pretrained_dir, tiny_config, train_tokenizer
+    from capcurriculum.models import (
+        build_processor,
+        build_tiny_model,
+        save_pretrained_dir,
+        tiny_config,
+        train_tokenizer,
+    )
     from capcurriculum.models.init import world_texts
     from capcurriculum.perception.pipeline import generate_candidates, run_filter
     from capcurriculum.world.build import build_world

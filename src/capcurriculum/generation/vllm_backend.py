@@ -40,6 +40,10 @@ class VLLMBackend(Backend):
     cache from system memory), `max_model_len`, `enforce_eager`, `limit_mm_per_prompt` (e.g.
     `{"image": 1, "video": 0}`), `tensor_parallel_size`, `seed`, `trust_remote_code`,
     `engine_kwargs` (any other `LLM(...)` keyword, e.g. `max_num_seqs`), `progress`.
+
+    On the CPU give the KV cache an explicit size (`engine_kwargs: {kv_cache_memory_bytes: ...}`):
+    vLLM's automatic one is utilization x memory minus the worker's own RSS, which goes negative
+    for a ~1 GiB worker at utilization 0.1.
     """
 
     name = "vllm"
