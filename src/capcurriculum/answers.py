@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
 _BOXED = "\\boxed{"
 
 
@@ -41,11 +41,19 @@ def _as_number(s: str) -> float | None:
         return None
 
 
+def _choice_letter(s: str) -> str:
+    """'(b)', 'b.', 'b) red' -> 'b'; anything else unchanged."""
+    m = re.fullmatch(r"\(?([a-z])\)?(?:[.)]?\s.*|[.)])?", s)
+    return m.group(1) if m else s
+
+
 def is_correct(pred: str | None, gold: str, answer_type: str = "text") -> bool:
     """Whether `pred` matches `gold`; numbers compare by value, text after normalisation."""
     if pred is None:
         return False
     p, g = normalize(pred), normalize(gold)
+    if answer_type == "choice":
+        p, g = _choice_letter(p), _choice_letter(g)
     if answer_type == "number":
         pn, gn = _as_number(p), _as_number(g)
         if pn is not None and gn is not None:

@@ -1,0 +1,42 @@
+"""RL headroom on a held-out slice: greedy pass@1, sampled pass@1 and pass@G.
+
+If pass@G is far above greedy pass@1, sampling already finds answers the greedy policy misses: the
+room GRPO can turn into greedy accuracy. If sampled pass@1 rises while greedy stays flat, the
+sampler is only sharpening (DESIGN.md section 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from capcurriculum.evaluation.capabilities import accuracy, generate, score
+from capcurriculum.training.batching import Item
+from capcurriculum.training.rewards import RewardConfig, reward
+from capcurriculum.training.rollout import rollout
+
+
+@torch.no_grad()
+def headroom(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
+             temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
+             desc: str = "headroom") -> tuple[dict[str, float], list[dict]]:
+    reward_cfg = reward_cfg or RewardConfig()
+    rows = score(items, generate(model, processor, items, max_new_tokens=max_new_tokens, desc=f"{desc} greedy"))
+    greedy = [r["correct"] for r in rows]
+    sampled: list[list[float]] = []
+    for i in tqdm(range(0, len(items), batch_size), desc=f"{desc} sampled", unit="batch", leave=False):
+        chunk = list(items[i:i + batch_size])
+        ro = rollout(model, processor, chunk, group_size=group_size, max_new_tokens=max_new_tokens,
+                     temperature=temperature)
+        acc = [reward(t, ro.item_of(j).example["answer"], ro.item_of(j).example["answer_type"], reward_cfg)["accuracy"]
+               for j, t in enumerate(ro.texts)]
+        sampled.extend(acc[k:k + group_size] for k in range(0, len(acc), group_size))
+    for r, s in zip(rows, sampled, strict=True):
+        r["sampled_correct"] = s
+    g = accuracy(greedy)
+    p1 = accuracy([x for s in sampled for x in s])
+    pg = accuracy([max(s) > 0 for s in sampled])
+    return ({"greedy_pass@1": g["acc"], "greedy_se": g["se"], "sampled_pass@1": p1["acc"],
+             f"pass@{group_size}": pg["acc"], "n": g["n"]}, rows)

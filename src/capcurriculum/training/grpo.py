@@ -1,0 +1,164 @@
+"""The project's GRPO loop: rollout -> reward -> advantages -> clipped update, one screen a step.
+
+    trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=0.1)
+    history = trainer.train(stream, steps=100, on_log=..., checkpoint=...)
+
+One step = one rollout of `rollout_batch_size` prompts x `group_size` completions, then
+`rollout_batch_size / update_batch_size` optimizer steps (the paper: 512 prompts, 4 updates of 128).
+A batch is split by prompt mode (image or text prompts cannot share a generate call), and the loss
+is summed over those chunks with the whole mini-batch's token count as the denominator.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from capcurriculum.training.batching import Item
+from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
+from capcurriculum.training.pretrain import vision_param_groups
+from capcurriculum.training.rewards import RewardConfig, reward
+from capcurriculum.training.rollout import Rollout, completion_logprobs, rollout
+
+log = logging.getLogger(__name__)
+
+
+class PromptStream:
+    """Prompts in a seeded order, reshuffled each epoch; `state()` / `load_state()` resume exactly."""
+
+    def __init__(self, items: Sequence[Item], seed: int, shuffle: bool = True):
+        if not items:
+            raise ValueError("PromptStream: no prompts to train on")
+        self.items, self.seed, self.shuffle = list(items), seed, shuffle
+        self.epoch, self.pos = 0, 0
+        self._order = self._permutation()
+
+    def _permutation(self) -> list[int]:
+        idx = list(range(len(self.items)))
+        if self.shuffle:
+            random.Random(self.seed * 100_003 + self.epoch).shuffle(idx)
+        return idx
+
+    def next(self, n: int) -> list[Item]:
+        out = []
+        while len(out) < n:
+            if self.pos == len(self._order):
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._permutation()
+            out.append(self.items[self._order[self.pos]])
+            self.pos += 1
+        return out
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state(self, state: dict[str, int]) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._order = self._permutation()
+
+
+@dataclass
+class Chunk:
+    """One generate call's worth of a mini-batch: prompts of one mode, with all the update needs."""
+
+    ro: Rollout
+    adv: torch.Tensor
+    old_logp: torch.Tensor | None
+    ref_logp: torch.Tensor | None
+
+
+def by_mode(items: Sequence[Item]) -> list[list[Item]]:
+    groups: dict[str, list[Item]] = {}
+    for it in items:
+        groups.setdefault(it.mode, []).append(it)
+    return list(groups.values())
+
+
+class GRPOTrainer:
+    def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
+                 vision_lr_scale: float = 0.1, optimizer_state: dict | None = None):
+        self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
+        self.ref_model = ref_model if settings.kl_coef > 0 else None
+        if self.ref_model is not None:
+            self.ref_model.eval().requires_grad_(False)
+        groups = vision_param_groups(model, settings.learning_rate, vision_lr_scale, settings.weight_decay)
+        self.opt = torch.optim.AdamW(groups, betas=(0.9, 0.999))
+        if optimizer_state is not None:
+            self.opt.load_state_dict(optimizer_state)
+            for g in self.opt.param_groups:  # carried moments, this stage's rates
+                g["lr"] = g["base_lr"] = settings.learning_rate * (g["base_lr"] / self.opt.param_groups[0]["base_lr"])
+        self.step_count = 0
+
+    # --- one step -------------------------------------------------------------------------------------
+    def step(self, prompts: list[Item]) -> dict[str, float]:
+        s, t0 = self.s, time.time()
+        self.model.eval()
+        minibatches = [prompts[i:i + s.update_batch_size] for i in range(0, len(prompts), s.update_batch_size)]
+        chunks = [[self._rollout(part) for part in by_mode(mb)] for mb in minibatches]
+        t_rollout = time.time() - t0
+
+        self.model.train()
+        stats: list[dict[str, float]] = []
+        for mb in chunks:
+            n_tokens = sum(int(c.ro.completion_mask.sum()) for c in mb)
+            self.opt.zero_grad(set_to_none=True)
+            for c in mb:
+                logp = completion_logprobs(self.model, c.ro, s.temperature)
+                old = c.old_logp if c.old_logp is not None else logp.detach()
+                loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
+                loss.backward()
+                stats.append(st)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+            self.opt.step()
+        self.step_count += 1
+
+        rewards = torch.cat([c.ro.rewards for mb in chunks for c in mb])
+        lengths = torch.cat([c.ro.completion_mask.sum(1) for mb in chunks for c in mb]).float()
+        out = {k: sum(st[k] for st in stats) for k in ("pg_loss", "loss", "kl") if k in stats[0]}
+        out.update({k: sum(st[k] for st in stats) / len(stats) for k in ("clip_frac", "dual_clip_frac", "ratio_mean")})
+        out.update({"reward": rewards[:, 0].mean().item(), "reward/accuracy": rewards[:, 1].mean().item(),
+                    "reward/format": rewards[:, 2].mean().item(), "response_length": lengths.mean().item(),
+                    "grad_norm": float(grad_norm), "lr": self.opt.param_groups[0]["lr"],
+                    "time/rollout_s": t_rollout, "time/update_s": time.time() - t0 - t_rollout,
+                    "prompts_per_s": len(prompts) / (time.time() - t0)})
+        return out
+
+    @torch.no_grad()
+    def _rollout(self, items: list[Item]) -> Chunk:
+        s = self.s
+        ro = rollout(self.model, self.processor, items, group_size=s.group_size,
+                     max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p)
+        scores = [reward(text, ro.item_of(i).example["answer"], ro.item_of(i).example["answer_type"], self.reward_cfg)
+                  for i, text in enumerate(ro.texts)]
+        ro.rewards = torch.tensor([[r["reward"], r["accuracy"], r["format"]] for r in scores])
+        adv = group_advantages(ro.rewards[:, 0], s.group_size, s.adv_eps)
+        # With one update per rollout the first (only) mini-batch is on-policy: old = current, no extra pass.
+        old = completion_logprobs(self.model, ro, s.temperature) if s.updates_per_rollout > 1 or s.ppo_epochs > 1 else None
+        ref = completion_logprobs(self.ref_model, ro, s.temperature) if self.ref_model is not None else None
+        return Chunk(ro, adv, old, ref)
+
+    # --- the loop -------------------------------------------------------------------------------------
+    def train(self, stream: PromptStream, steps: int, *, on_log: Callable[[int, dict], None] | None = None,
+              checkpoint: Callable[[int], None] | None = None, checkpoint_every: int = 0,
+              progress: bool = True) -> list[dict[str, float]]:
+        from tqdm.auto import tqdm
+
+        history: list[dict[str, float]] = []
+        bar = tqdm(range(self.step_count, steps), desc="grpo", unit="step", disable=not progress, mininterval=2.0,
+                   initial=self.step_count, total=steps)
+        for _ in bar:
+            row = self.step(stream.next(self.s.rollout_batch_size))
+            history.append(row)
+            bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['reward/accuracy']:.3f}")
+            if on_log:
+                on_log(self.step_count, row)
+            if checkpoint and checkpoint_every and self.step_count % checkpoint_every == 0 and self.step_count < steps:
+                checkpoint(self.step_count)
+        self.model.eval()
+        return history

@@ -1,0 +1,386 @@
+"""The GRPO semantics the paper trained with, stated once (DESIGN.md section 3).
+
+The authors ran GRPO through EasyR1's example config. Every field below carries that value, why it is
+there, and where it comes from: "paper" (the paper's text), or a path in EasyR1 (hiyouga/EasyR1,
+`examples/config.yaml` and the defaults in `verl/workers/actor/config.py`). Our loss
+(`capcurriculum.training.grpo_loss`) reads these settings directly; `to_trl_config` maps what TRL 1.16's
+`GRPOConfig` can express, and `TRL_GAPS` lists, each checked in TRL's source, what it cannot.
+
+    settings = GRPOSettings()                       # the paper's profile
+    settings = GRPOSettings.from_dict(cfg.grpo)     # from params.yaml; unknown keys are refused
+    trl_args = to_trl_config(settings, "out/", bf16=False, report_to="none")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # importing trl costs seconds; only to_trl_config needs it
+    import trl
+
+_EASYR1 = "EasyR1 examples/config.yaml"
+_EASYR1_ACTOR = "EasyR1 verl/workers/actor/config.py (ActorConfig default)"
+
+LR_SCHEDULERS = ("constant", "linear", "cosine")
+KL_ESTIMATORS = ("low_var_kl",)
+REFERENCES = ("stage_start", "base")
+LOSS_AGG_MODES = ("token-mean",)
+
+
+@dataclass
+class GRPOSettings:
+    # --- sampling (rollout) ---
+    group_size: int = field(default=5, metadata={"help": (
+        "Completions sampled per prompt (G). The group's mean reward is each completion's baseline, so at "
+        f"least 2 are needed. Source: {_EASYR1}, worker.rollout.n: 5.")})
+    temperature: float = field(default=1.0, metadata={"help": (
+        "Sampling temperature. The loss scores tokens at the same temperature (EasyR1 divides the actor's "
+        f"logits by it), so the old and new logprobs describe the sampler. Source: {_EASYR1}, "
+        "worker.rollout.temperature: 1.0.")})
+    top_p: float = field(default=1.0, metadata={"help": (
+        "Nucleus sampling mass. 1.0 samples the full distribution, so the sampled tokens are on-policy for the "
+        f"logprobs the loss uses. Source: {_EASYR1}, worker.rollout.top_p: 1.0.")})
+    max_prompt_length: int = field(default=2048, metadata={"help": (
+        "Longest prompt, in tokens. EasyR1 drops longer prompts from the data (data.filter_overlong_prompts) "
+        f"rather than truncating them. Source: {_EASYR1}, data.max_prompt_length: 2048.")})
+    max_response_length: int = field(default=2048, metadata={"help": (
+        "Longest sampled response, in tokens; longer ones are cut. Source: "
+        f"{_EASYR1}, data.max_response_length: 2048.")})
+
+    # --- batches ---
+    rollout_batch_size: int = field(default=512, metadata={"help": (
+        "Prompts sampled per rollout (each gets group_size completions), i.e. per advantage computation. "
+        f"Source: {_EASYR1}, data.rollout_batch_size: 512.")})
+    update_batch_size: int = field(default=128, metadata={"help": (
+        "Prompts per optimizer step (a mini-batch of update_batch_size * group_size completions), so one "
+        "rollout gives rollout_batch_size / update_batch_size optimizer steps (4 in the paper). Source: "
+        f"{_EASYR1}, worker.actor.global_batch_size: 128 (EasyR1 multiplies it by rollout.n).")})
+    ppo_epochs: int = field(default=1, metadata={"help": (
+        "Passes over each rollout. 1 keeps the first mini-batch exactly on-policy (ratio 1) and the later ones "
+        f"near it. Source: {_EASYR1_ACTOR}, ppo_epochs: 1.")})
+
+    # --- optimizer ---
+    learning_rate: float = field(default=1e-6, metadata={"help": (
+        f"AdamW learning rate. Source: paper; {_EASYR1}, worker.actor.optim.lr: 1.0e-6.")})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": (
+        f"Learning-rate schedule, one of {LR_SCHEDULERS}. The paper keeps the rate constant. Source: "
+        f"{_EASYR1}, worker.actor.optim (lr_warmup_ratio: 0.0, no decay).")})
+    lr_warmup_ratio: float = field(default=0.0, metadata={"help": (
+        "Fraction of the steps spent warming the rate up linearly from 0. Source: "
+        f"{_EASYR1}, worker.actor.optim.lr_warmup_ratio: 0.0.")})
+    weight_decay: float = field(default=1e-2, metadata={"help": (
+        f"AdamW weight decay. Source: {_EASYR1}, worker.actor.optim.weight_decay: 1.0e-2.")})
+    max_grad_norm: float = field(default=1.0, metadata={"help": (
+        f"Global gradient-norm clip per optimizer step. Source: {_EASYR1}, worker.actor.max_grad_norm: 1.0.")})
+
+    # --- KL to the reference ---
+    kl_coef: float = field(default=1e-2, metadata={"help": (
+        "Weight of the KL-to-reference term, added to the loss (not subtracted from the reward). 0 disables it "
+        f"and the reference model is not needed. Source: {_EASYR1}, algorithm.use_kl_loss: true, "
+        "algorithm.kl_coef: 1.0e-2.")})
+    kl_estimator: str = field(default="low_var_kl", metadata={"help": (
+        "Per-token KL estimator. 'low_var_kl' is Schulman's k3, exp(ref - logp) - (ref - logp) - 1: unbiased, "
+        f"always >= 0 and low-variance. Source: {_EASYR1}, algorithm.kl_penalty: low_var_kl.")})
+    kl_clamp: float = field(default=10.0, metadata={"help": (
+        "k3 is clamped to [-kl_clamp, kl_clamp] per token (after the log-ratio is clamped to [-20, 20]), so a "
+        "token far from the reference cannot dominate the loss; past the clamp it gets no KL gradient. Source: "
+        "EasyR1 verl/trainer/core_algos.py, compute_kl (low_var_kl branch).")})
+    reference: str = field(default="stage_start", metadata={"help": (
+        "Which model the KL term pulls towards: 'stage_start', the checkpoint the stage starts from (the paper "
+        "and EasyR1 use the run's initial model, and each curriculum stage is a run), or 'base', the model "
+        "before any stage (a variant that anchors every stage to the same model). Source: paper; EasyR1's "
+        "ref worker loads worker.actor.model.model_path.")})
+
+    # --- clipped objective ---
+    clip_ratio_low: float = field(default=0.2, metadata={"help": (
+        "PPO's lower clip: the ratio's log is clamped at log(1 - clip_ratio_low). Source: "
+        f"{_EASYR1_ACTOR}, clip_ratio_low: 0.2.")})
+    clip_ratio_high: float = field(default=0.3, metadata={"help": (
+        "PPO's upper clip (DAPO's clip-higher): log(1 + clip_ratio_high). Wider than the lower one, so "
+        f"unlikely tokens with positive advantage can grow. Source: {_EASYR1_ACTOR}, clip_ratio_high: 0.3.")})
+    clip_ratio_dual: float = field(default=3.0, metadata={"help": (
+        "Dual-clip constant c (Ye et al. 2020): for negative advantages the per-token loss is capped at "
+        "-c * A, so a token whose ratio has run far above 1 cannot produce an unbounded loss. Must be >= "
+        f"1 + clip_ratio_high. Source: {_EASYR1_ACTOR}, clip_ratio_dual: 3.0.")})
+
+    # --- advantages and aggregation ---
+    adv_eps: float = field(default=1e-6, metadata={"help": (
+        "Advantage = (r - group mean) / (group std + adv_eps), std unbiased (n - 1); a group whose rewards are "
+        "all equal gets 0. Source: EasyR1 verl/trainer/core_algos.py, compute_grpo_outcome_advantage "
+        "(eps=1e-6, torch.std).")})
+    loss_agg_mode: str = field(default="token-mean", metadata={"help": (
+        "How per-token losses become one number: 'token-mean' averages over every response token of the whole "
+        "mini-batch (micro-batches are summed with the mini-batch's token count as denominator), so long "
+        f"responses weigh by their length. Source: {_EASYR1_ACTOR}, loss_avg_mode: token; "
+        "verl/workers/actor/dp_actor.py scales each micro-batch by its share of the all-reduced token count.")})
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        self._check_ranges()
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"grpo.{f.name}: must be an integer, got {value!r} ({type(value).__name__})")
+            elif f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    hint = (" (YAML reads 1e-6 as a string: write 1.0e-6)"
+                            if isinstance(value, str) else "")
+                    raise ValueError(f"grpo.{f.name}: must be a number, got {value!r}{hint}")
+                if not math.isfinite(value):
+                    raise ValueError(f"grpo.{f.name}: must be finite, got {value!r}")
+                setattr(self, f.name, float(value))
+            elif not isinstance(value, str):
+                raise ValueError(f"grpo.{f.name}: must be a string, got {value!r}")
+
+    def _check_ranges(self) -> None:
+        def need(ok: bool, name: str, why: str) -> None:
+            if not ok:
+                raise ValueError(f"grpo.{name}: {why}, got {getattr(self, name)!r}")
+
+        need(self.group_size >= 2, "group_size",
+             "GRPO's baseline is the group mean, so it needs >= 2 completions per prompt (paper: 5)")
+        need(self.temperature > 0, "temperature", "must be > 0 (paper: 1.0)")
+        need(0 < self.top_p <= 1, "top_p", "must be in (0, 1] (paper: 1.0)")
+        for name in ("max_prompt_length", "max_response_length", "rollout_batch_size", "update_batch_size",
+                     "ppo_epochs"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        need(self.rollout_batch_size % self.update_batch_size == 0, "rollout_batch_size",
+             f"must be a multiple of grpo.update_batch_size ({self.update_batch_size}) so each rollout splits "
+             "into equal mini-batches (paper: 512 = 4 x 128)")
+        need(self.learning_rate > 0, "learning_rate", "must be > 0 (paper: 1.0e-6)")
+        need(self.lr_scheduler_type in LR_SCHEDULERS, "lr_scheduler_type", f"must be one of {LR_SCHEDULERS}")
+        need(0 <= self.lr_warmup_ratio < 1, "lr_warmup_ratio", "must be in [0, 1) (paper: 0.0)")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0 (paper: 1.0e-2)")
+        need(self.max_grad_norm > 0, "max_grad_norm", "must be > 0 (paper: 1.0)")
+        need(self.kl_coef >= 0, "kl_coef", "must be >= 0; 0 turns the KL term off (paper: 1.0e-2)")
+        need(self.kl_estimator in KL_ESTIMATORS, "kl_estimator",
+             f"only {KL_ESTIMATORS} (Schulman's k3, what the paper used) is implemented")
+        need(self.kl_clamp > 0, "kl_clamp", "must be > 0 (EasyR1: 10.0)")
+        need(self.reference in REFERENCES, "reference", f"must be one of {REFERENCES}")
+        need(0 <= self.clip_ratio_low < 1, "clip_ratio_low",
+             "must be in [0, 1): the ratio is clamped at log(1 - clip_ratio_low) (paper: 0.2)")
+        need(self.clip_ratio_high >= 0, "clip_ratio_high", "must be >= 0 (paper: 0.3)")
+        need(self.clip_ratio_dual >= 1 + self.clip_ratio_high, "clip_ratio_dual",
+             f"must be >= 1 + grpo.clip_ratio_high (= {1 + self.clip_ratio_high:g}) so the dual clip only caps "
+             "ratios beyond PPO's trust region (paper: 3.0)")
+        need(self.adv_eps > 0, "adv_eps", "must be > 0 (EasyR1: 1e-6)")
+        need(self.loss_agg_mode in LOSS_AGG_MODES, "loss_agg_mode",
+             f"only {LOSS_AGG_MODES} (what the paper used) is implemented")
+
+    # Batches in completions, and the optimizer steps one rollout gives.
+    @property
+    def completions_per_rollout(self) -> int:
+        return self.rollout_batch_size * self.group_size
+
+    @property
+    def completions_per_update(self) -> int:
+        return self.update_batch_size * self.group_size
+
+    @property
+    def updates_per_rollout(self) -> int:
+        return self.rollout_batch_size // self.update_batch_size
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> GRPOSettings:
+        """Build from a params mapping (dict or OmegaConf node); a key that is not a field is an error."""
+        values = dict(values)
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"grpo: unknown key(s) {', '.join(unknown)}; the fields are {', '.join(known)}")
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# TRL 1.16
+
+
+@dataclass(frozen=True)
+class TRLGap:
+    """One semantics of GRPOSettings that trl 1.16.0's GRPOConfig/GRPOTrainer cannot express."""
+
+    setting: str  # the GRPOSettings field(s) concerned
+    ours: str  # what the paper (EasyR1) does
+    trl: str  # what TRL does instead
+    source: str  # where in trl 1.16.0 (file:line of the installed package, checked by reading it)
+    effect: str  # when the difference shows
+
+
+TRL_GAPS: tuple[TRLGap, ...] = (
+    TRLGap(
+        setting="kl_clamp",
+        ours="k3 on a log-ratio clamped to [-20, 20], then k3 clamped to [-kl_clamp, kl_clamp] = [-10, 10]",
+        trl="per_token_kl = exp(ref - logp) - (ref - logp) - 1, with no clamp at all",
+        source="trl/trainer/grpo_trainer.py:3100-3102 (_compute_loss)",
+        effect="only tokens whose logprob moved far from the reference: k3 > 10 needs ref - logp > ~2.6 "
+               "or < -11 nats; there TRL's KL keeps growing (and keeps its gradient) where ours is flat",
+    ),
+    TRLGap(
+        setting="adv_eps",
+        ours="advantage = (r - mean) / (std + 1e-6)",
+        trl="advantage = (r - mean) / (std + 1e-4), the epsilon hard-coded (scale_rewards='group'); the std is "
+            "unbiased like ours (nanstd's Bessel correction, trl/trainer/utils.py:1041-1043), and a constant "
+            "group gives 0 in both",
+        source="trl/trainer/grpo_trainer.py:2786-2787 (_generate_and_score_completions)",
+        effect="advantages differ by a factor (std + 1e-6) / (std + 1e-4): 2e-4 relative at std 0.5, more "
+               "for groups whose rewards nearly agree",
+    ),
+    TRLGap(
+        setting="loss_agg_mode, update_batch_size",
+        ours="token-mean over the whole mini-batch: each optimizer step divides by that mini-batch's own "
+             "token count, all-reduced over devices (EasyR1 dp_actor.py update_policy)",
+        trl="'bnpo' divides each micro-batch by its own (local) token count and then by the accumulation "
+            "steps; 'dapo' divides by the generation batch's token count (gathered over processes) times "
+            "gradient_accumulation_steps / steps_per_generation",
+        source="trl/trainer/grpo_trainer.py:3158-3162 (bnpo), 3168-3174 (dapo); num_items_in_batch spans the "
+               "generation batch: grpo_trainer.py:2498",
+        effect="exact for 'bnpo' when one process holds the mini-batch in one micro-batch, and for 'dapo' when "
+               "a rollout is a single optimizer step (to_trl_config picks the exact one when either holds). "
+               "Otherwise 'dapo' divides each mini-batch by the rollout's mean mini-batch token count",
+    ),
+    TRLGap(
+        setting="max_prompt_length",
+        ours="prompts longer than max_prompt_length are dropped from the data (EasyR1 filter_overlong_prompts)",
+        trl="GRPOConfig has max_completion_length but no prompt-length field; prompts are never cut",
+        source="trl/trainer/grpo_config.py:494 (max_completion_length, the only length field); "
+               "grpo_trainer.py:1684 (_tokenize_prompts, no truncation)",
+        effect="filter long prompts when the data are built, before TRL sees them",
+    ),
+    TRLGap(
+        setting="reference",
+        ours="reference='base' anchors every stage to the pre-curriculum model",
+        trl="the reference is loaded from the policy's own checkpoint path (so it is the stage's start model); "
+            "GRPOTrainer takes no ref_model argument",
+        source="trl/trainer/grpo_trainer.py:1003 (create_model_from_path(get_config_model_id(model.config))), "
+               "__init__ signature at grpo_trainer.py:302-322",
+        effect="reference='stage_start' matches when the trainer is given the stage's start checkpoint; "
+               "'base' needs trainer.ref_model replaced after construction (to_trl_config refuses it)",
+    ),
+    TRLGap(
+        setting="(log-ratio clamp)",
+        ours="ratio = exp(clamp(logp - old_logp, -20, 20)); the PPO clip is applied to the log-ratio",
+        trl="coef_1 = exp(logp - old_logp) unclamped, then clamp(coef_1, 1 - eps, 1 + eps_high)",
+        source="trl/trainer/grpo_trainer.py:3095, 3113",
+        effect="none inside |log-ratio| < 20 (clipping the log or the ratio is the same up to float rounding); "
+               "beyond it TRL's ratio can overflow to inf",
+    ),
+)
+"""What TRL 1.16 cannot express. Not a gap: the dual clip. TRL's `delta` (INTELLECT-2's two-sided clip)
+clamps the unclipped ratio from above, coef_1 = min(r, delta), before -min(coef_1 * A, coef_2 * A)
+(trl/trainer/grpo_trainer.py:3115-3120). For A < 0 that is -A * max(min(r, delta), clip(r)), and EasyR1's
+dual clip is -A * min(max(r, clip(r)), c): equal for every r (and with the same zero gradient past c) when
+c = delta >= 1 + epsilon_high; for A > 0 delta never binds since clip(r) <= 1 + epsilon_high. So
+to_trl_config sets delta = clip_ratio_dual. (TRL's clip-fraction metrics ignore delta, grpo_trainer.py:3274.)"""
+
+
+# TRL fields set from the settings; passing one of these as an override would silently change the semantics.
+_MAPPED = (
+    "num_generations", "temperature", "top_p", "top_k", "max_completion_length", "learning_rate",
+    "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "beta", "epsilon", "epsilon_high",
+    "delta", "loss_type", "scale_rewards", "importance_sampling_level", "num_iterations",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation", "sync_ref_model",
+    "mask_truncated_completions", "top_entropy_quantile", "entropy_coef", "use_bias_correction_kl",
+    "multi_objective_aggregation",
+)
+
+
+def trl_batch_layout(settings: GRPOSettings, per_device_train_batch_size: int | None = None,
+                     num_processes: int = 1) -> dict[str, Any]:
+    """TRL's batch knobs for our batches, and the loss_type that normalises like EasyR1.
+
+    TRL counts completions, EasyR1 prompts. One optimizer step takes per_device * processes * accumulation
+    completions = update_batch_size * group_size; one generation feeds steps_per_generation micro-steps.
+    """
+    per_update = settings.completions_per_update
+    if per_device_train_batch_size is None:
+        if per_update % num_processes:
+            raise ValueError(f"grpo.update_batch_size * group_size ({per_update}) does not split over "
+                             f"{num_processes} processes; pass per_device_train_batch_size")
+        per_device_train_batch_size = per_update // num_processes
+    micro = per_device_train_batch_size * num_processes
+    if per_device_train_batch_size < 1 or per_update % micro:
+        raise ValueError(f"per_device_train_batch_size ({per_device_train_batch_size}) x {num_processes} "
+                         f"process(es) must divide grpo.update_batch_size * group_size ({per_update})")
+    accumulation = per_update // micro
+    steps_per_generation = accumulation * settings.updates_per_rollout
+    # See TRL_GAPS: 'dapo' is exact when a rollout is one optimizer step, 'bnpo' when one micro-batch on one
+    # process is the whole mini-batch; otherwise 'dapo' (the rollout's mean mini-batch token count) is closest.
+    if steps_per_generation != accumulation and accumulation == 1 and num_processes == 1:
+        loss_type, exact = "bnpo", True
+    else:
+        loss_type, exact = "dapo", steps_per_generation == accumulation
+    return {"per_device_train_batch_size": per_device_train_batch_size,
+            "gradient_accumulation_steps": accumulation, "steps_per_generation": steps_per_generation,
+            "loss_type": loss_type, "token_mean_exact": exact}
+
+
+def to_trl_config(settings: GRPOSettings, output_dir: str, *, per_device_train_batch_size: int | None = None,
+                  num_processes: int = 1, **overrides: Any) -> trl.GRPOConfig:
+    """A `trl.GRPOConfig` (TRL 1.16) with every semantics of `settings` that TRL can express.
+
+    settings -> TRL: group_size -> num_generations; kl_coef -> beta (TRL's KL is k3 in the loss, unclamped);
+    clip_ratio_low/high -> epsilon/epsilon_high; clip_ratio_dual -> delta (equal to the dual clip, see
+    TRL_GAPS' docstring); advantages -> scale_rewards='group'; token-mean -> loss_type 'bnpo' or 'dapo'
+    (trl_batch_layout); ppo_epochs -> num_iterations; max_response_length -> max_completion_length; the
+    optimizer fields one to one, lr_warmup_ratio -> warmup_steps (a float < 1 is a ratio in transformers 5).
+    The rest of TRL's loss options are pinned off. What cannot be expressed is in TRL_GAPS.
+
+    `overrides` are other GRPOConfig fields (bf16, report_to, logging_steps, ...); overriding a field that
+    comes from the settings is refused, change the settings instead.
+    """
+    if settings.reference != "stage_start":
+        raise ValueError("grpo.reference: TRL 1.16 always loads its reference from the policy's own checkpoint "
+                         "(trl/trainer/grpo_trainer.py:1003), so reference='base' has no GRPOConfig form; use "
+                         "reference='stage_start' with TRL, or our own loop for 'base'")
+    clashing = sorted(set(overrides) & set(_MAPPED))
+    if clashing:
+        raise ValueError(f"to_trl_config: {', '.join(clashing)} come(s) from GRPOSettings; set the settings "
+                         "field instead of overriding the TRL one")
+    from trl import GRPOConfig
+
+    layout = trl_batch_layout(settings, per_device_train_batch_size, num_processes)
+    scheduler = settings.lr_scheduler_type
+    if scheduler == "constant" and settings.lr_warmup_ratio > 0:
+        scheduler = "constant_with_warmup"
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        # sampling
+        num_generations=settings.group_size,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        top_k=0,  # off, as EasyR1's rollout.top_k=-1
+        max_completion_length=settings.max_response_length,
+        # batches
+        per_device_train_batch_size=layout["per_device_train_batch_size"],
+        gradient_accumulation_steps=layout["gradient_accumulation_steps"],
+        steps_per_generation=layout["steps_per_generation"],
+        num_iterations=settings.ppo_epochs,
+        # optimizer
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=scheduler,
+        warmup_steps=settings.lr_warmup_ratio,
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        # objective
+        beta=settings.kl_coef,
+        epsilon=settings.clip_ratio_low,
+        epsilon_high=settings.clip_ratio_high,
+        delta=settings.clip_ratio_dual,
+        loss_type=layout["loss_type"],
+        scale_rewards="group",
+        multi_objective_aggregation="sum_then_normalize",
+        importance_sampling_level="token",
+        # TRL extras the paper does not use
+        sync_ref_model=False,
+        mask_truncated_completions=False,
+        top_entropy_quantile=1.0,
+        entropy_coef=0.0,
+        use_bias_correction_kl=False,
+        **overrides,
+    )

@@ -1,0 +1,113 @@
+"""The GRPO reward: `accuracy_weight * accuracy + format_weight * format` (paper: 0.9 / 0.1).
+
+format    the response is `<think>...</think>` followed by an answer holding `\\boxed{...}`.
+accuracy  the last `\\boxed{}` *after* the reasoning, graded against the gold answer by the shared
+          matcher (`capcurriculum.answers`), then by math-verify for LaTeX-shaped answers. Guards:
+          an answer longer than `max_answer_chars`, or two boxed answers that disagree, scores 0.
+
+Grading never hangs the trainer: math-verify runs with its signal timeouts on the main thread and
+is skipped elsewhere (its signals only work there). A gold answer that cannot be parsed is never
+rewarded: `gold_is_gradeable` lets the data loader skip and count such items before training.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+
+from capcurriculum.answers import extract_boxed, is_correct, normalize
+
+log = logging.getLogger(__name__)
+
+_FORMAT = re.compile(r"\s*<think>(?:(?!<think>|</think>).)*</think>.*\\boxed\{.*\}.*", re.DOTALL)
+_BOXED_ALL = re.compile(r"\\boxed\{")
+_LATEX_HINT = re.compile(r"[\\^_{}/]|\d")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    accuracy_weight: float = 0.9
+    format_weight: float = 0.1
+    max_answer_chars: int = 64       # the "too complex" guard: a boxed essay is no answer
+    math_verify: bool = True         # fall back to math-verify for LaTeX/number answers
+    timeout_s: int = 2               # math-verify's own time limit per parse/verify call
+
+    def __post_init__(self) -> None:
+        if self.accuracy_weight < 0 or self.format_weight < 0 or self.accuracy_weight + self.format_weight <= 0:
+            raise ValueError(f"reward: weights must be >= 0 with a positive sum, got accuracy_weight="
+                             f"{self.accuracy_weight}, format_weight={self.format_weight}")
+        if self.max_answer_chars < 1 or self.timeout_s < 1:
+            raise ValueError("reward.max_answer_chars and reward.timeout_s must be >= 1")
+
+
+def format_reward(response: str) -> float:
+    """1 iff one `<think>...</think>` block opens the response and a `\\boxed{}` follows it."""
+    one_block = response.count("<think>") == 1 and response.count("</think>") == 1
+    return 1.0 if one_block and _FORMAT.fullmatch(response) else 0.0
+
+
+def final_answer(response: str) -> tuple[str | None, int]:
+    """(the last boxed answer after the reasoning, how many distinct boxed answers are there)."""
+    tail = response.rsplit("</think>", 1)[1] if "</think>" in response else response
+    answers: list[str] = []
+    while True:
+        ans = extract_boxed(tail)
+        if ans is None:
+            break
+        answers.append(ans)
+        tail = tail[:tail.rfind("\\boxed{")]
+    distinct = {normalize(a) for a in answers}
+    return (answers[0] if answers else None), len(distinct)
+
+
+def _math_verify(pred: str, gold: str, timeout_s: int) -> bool:
+    if threading.current_thread() is not threading.main_thread():
+        return False  # its timeouts are SIGALRM-based: without them a pathological answer could hang us
+    from math_verify import parse, verify
+
+    g = parse(f"${gold}$", parsing_timeout=timeout_s)
+    p = parse(f"${pred}$", parsing_timeout=timeout_s)
+    return bool(g and p and verify(g, p, timeout_seconds=timeout_s))
+
+
+def grade(pred: str | None, gold: str, answer_type: str, cfg: RewardConfig = RewardConfig()) -> bool:
+    if pred is None or len(pred) > cfg.max_answer_chars:
+        return False
+    if is_correct(pred, gold, answer_type):
+        return True
+    if cfg.math_verify and answer_type != "choice" and _LATEX_HINT.search(gold):
+        try:
+            return _math_verify(pred, gold, cfg.timeout_s)
+        except Exception as e:  # noqa: BLE001 - a grader crash is a wrong answer, logged, never a dead trainer
+            log.debug("math-verify failed on %r vs %r: %s", pred, gold, e)
+    return False
+
+
+def gold_is_gradeable(gold: str, answer_type: str) -> bool:
+    """Whether some answer could ever be graded right against `gold` (else: skip the item, count it)."""
+    g = normalize(str(gold))
+    if not g:
+        return False
+    if answer_type == "number":
+        try:
+            float(g.replace(",", ""))
+            return True
+        except ValueError:
+            pass
+        if threading.current_thread() is threading.main_thread():
+            from math_verify import parse
+
+            # a number-typed gold must parse to a closed expression (no free symbols like "see figure")
+            return any(getattr(x, "free_symbols", None) == set() for x in parse(f"${gold}$", parsing_timeout=2))
+        return False
+    return True
+
+
+def reward(response: str, gold: str, answer_type: str, cfg: RewardConfig = RewardConfig()) -> dict[str, float]:
+    """{'reward', 'accuracy', 'format'} for one response."""
+    fmt = format_reward(response)
+    pred, n_distinct = final_answer(response)
+    acc = float(n_distinct <= 1 and grade(pred, gold, answer_type, cfg))
+    return {"reward": cfg.accuracy_weight * acc + cfg.format_weight * fmt, "accuracy": acc, "format": fmt}
