@@ -41,10 +41,16 @@ def test_paper_profile_names_the_papers_models():
     ("curriculum.order=[perc,txt,vis]", "curriculum.order[1]"),
     ("curriculum.order=[perc,perc,vis]", "curriculum.order"),
     ("models.policy.kind=remote", "models.policy.kind"),
+    ("curriculum.steps=[10,10]", None),  # the slot s3 has no steps: composing fails, naming it
+    ("curriculum.steps=[10,-1,10]", "curriculum.steps[1]"),
+    ("grpo.group_size=1", "grpo.group_size"),
+    ("grpo.rollout_batch_size=33", "grpo.rollout_batch_size"),
+    ("grpo.reference=anchor", "grpo.reference"),
+    ("train.optimizer_state=keep", "train.optimizer_state"),
 ])
 def test_a_wrong_value_fails_naming_its_key(override, key):
     if key is None:
-        with pytest.raises(Exception, match="huge"):
+        with pytest.raises(Exception, match="huge|curriculum.steps"):
             _compose(override)
         return
     cfg = _compose(override.replace("+raw", "raw"))
@@ -68,3 +74,11 @@ def test_order_accepts_a_list_or_a_comma_string():
     assert parse_order("vis, text,perc") == ["vis", "text", "perc"]
     with pytest.raises(ConfigError, match="curriculum.order: is empty"):
         parse_order("")
+
+
+def test_slot_views_follow_the_order_and_stale_ones_are_refused():
+    cfg = _compose("curriculum.order=[vis,text,perc]", "curriculum.steps=[5,6,7]")
+    assert (cfg.curriculum.s1.set, cfg.curriculum.s1.steps, cfg.curriculum.s3.set) == ("vis", 5, "perc")
+    cfg.curriculum.s2.set = "perc"  # e.g. params.yaml edited by hand without recomposing
+    with pytest.raises(ConfigError, match="^curriculum.s2: .*recompose"):
+        validate(cfg)

@@ -101,6 +101,21 @@ def parse_order(value: Any, key: str = "curriculum.order") -> list[str]:
     return items
 
 
+def parse_steps(cfg: DictConfig, order: list[str]) -> list[int]:
+    """curriculum.steps: one non-negative integer per slot of the order."""
+    steps = select(cfg, "curriculum.steps")
+    if not isinstance(steps, (list, tuple, ListConfig)):
+        raise ConfigError("curriculum.steps", f"expected a list with one entry per slot, got {steps!r}")
+    steps = list(steps)
+    if len(steps) != len(order):
+        raise ConfigError("curriculum.steps", f"needs one entry per slot of curriculum.order ({len(order)}: "
+                          f"{', '.join(order)}), got {len(steps)}")
+    for i, n in enumerate(steps):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(f"curriculum.steps[{i}]", f"must be an integer >= 0, got {n!r}")
+    return steps
+
+
 def _positive(cfg: DictConfig, key: str, allow_zero: bool = False, kind: type = int) -> None:
     value = select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
@@ -135,7 +150,27 @@ def validate(cfg: DictConfig) -> None:
         else:
             raise ConfigError(f"models.{role}.kind", f"expected 'tiny' or 'hub', got {kind!r}")
 
-    parse_order(select(cfg, "curriculum.order"))
+    order = parse_order(select(cfg, "curriculum.order"))
+    if OmegaConf.select(cfg, "curriculum.steps") is not None:
+        parse_steps(cfg, order)
+        for k, name in enumerate(order):
+            slot = OmegaConf.select(cfg, f"curriculum.s{k + 1}")
+            if slot is not None and (slot.get("set") != name or slot.get("steps") != select(cfg, "curriculum.steps")[k]):
+                raise ConfigError(f"curriculum.s{k + 1}", f"is {dict(slot)} but curriculum.order/steps give set "
+                                  f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")
+    for key, allowed in (("train.optimizer_state", ("fresh", "carry")), ("train.difficulty", ("none", "easy_to_hard")),
+                         ("grpo.reference", ("stage_start", "base"))):
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value not in allowed:
+            raise ConfigError(key, f"expected one of {', '.join(allowed)}, got {value!r}")
+    if OmegaConf.select(cfg, "grpo") is not None:
+        from capcurriculum.training.grpo_config import GRPOSettings
+
+        try:  # its messages already start with the key (grpo.<field>: ...)
+            GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
+        except ValueError as e:
+            key, _, why = str(e).partition(": ")
+            raise ConfigError(key, why) from None
 
 
 def to_flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:

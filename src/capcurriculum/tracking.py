@@ -134,3 +134,10 @@ def finish_experiment(run_files: Sequence[str | Path], *, experiment: str = "cap
             client.set_tag(parent, f"restored.{name}", info["run_id"])
     client.set_terminated(parent, "FINISHED")
     return parent
+
+
+def attach_artifacts(run_id: str, paths: Sequence[str | Path], artifact_path: str | None = None) -> None:
+    """Log files (reports, plots) to an existing run, e.g. the experiment's parent."""
+    _, client = _client()
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path=artifact_path)

@@ -38,5 +38,5 @@ def headroom(model, processor, items: Sequence[Item], *, group_size: int, max_ne
     g = accuracy(greedy)
     p1 = accuracy([x for s in sampled for x in s])
     pg = accuracy([max(s) > 0 for s in sampled])
-    return ({"greedy_pass@1": g["acc"], "greedy_se": g["se"], "sampled_pass@1": p1["acc"],
-             f"pass@{group_size}": pg["acc"], "n": g["n"]}, rows)
+    return ({"greedy_pass_at_1": g["acc"], "greedy_se": g["se"], "sampled_pass_at_1": p1["acc"],
+             f"pass_at_{group_size}": pg["acc"], "n": g["n"]}, rows)

@@ -1,0 +1,108 @@
+"""Staged vs merged: held-out accuracy after every stage, the per-stage lifts, and the reward curves.
+
+    write_train_report(metrics_dir="data/metrics/train", models_dir="data/models", out_dir="data/reports")
+
+Writes `train.md` (tables), `train_rewards.png` (reward by curriculum step, staged stages and merged on
+one axis) and `train_accuracy.png` (held-out accuracy per capability after each stage and for merged).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from capcurriculum.io import atomic_path, read_json, read_jsonl, write_text
+
+CAPS = ("perc_image", "text_math", "vis_math")
+STAGES = ("train_1", "train_2", "train_3")
+
+
+def _cell(m: dict, tag: str, cap: str) -> str:
+    return f"{m[f'{tag}/{cap}/acc']:.3f} ± {m[f'{tag}/{cap}/se']:.3f}"
+
+
+def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir: str | Path,
+                       profile: str = "tiny") -> str:
+    metrics_dir, models_dir, out_dir = map(Path, (metrics_dir, models_dir, out_dir))
+    m = {node: read_json(metrics_dir / f"{node}.json") for node in (*STAGES, "merged")}
+    first = m["train_1"]
+    lines = [f"# Curriculum training ({profile} profile)", "",
+             ("Greedy held-out accuracy ± standard error (n per capability in brackets in the header); the "
+             "no-look baseline is the best score from the question alone."), "",
+             "| model | " + " | ".join(f"{c} [n={first[f'before/{c}/n']}]" for c in CAPS) + " | mean |",
+             "|---" * (len(CAPS) + 2) + "|",
+             "| no-look | " + " | ".join(f"{first[f'before/{c}/no_look']:.3f}" for c in CAPS) + " | |",
+             "| base | " + " | ".join(_cell(first, "before", c) for c in CAPS) + f" | {first['before/mean_acc']:.3f} |"]
+    for node in (*STAGES, "merged"):
+        sets = read_json(models_dir / node / "trainer_state" / "boundary.json")["sets"]
+        label = f"{node} (+{','.join(sets)})" if node != "merged" else "merged (all sets)"
+        lines.append(f"| {label} | " + " | ".join(_cell(m[node], "after", c) for c in CAPS)
+                     + f" | {m[node]['after/mean_acc']:.3f} |")
+
+    lines += ["", "## What each stage changed (paired over the same held-out items)", "",
+              ("| stage | set | Δ on its capability ± se | Δ mean ± se | reward first → last tenth | "
+              "greedy / sampled pass@1 / pass@G before → after | s |"), "|---" * 7 + "|"]
+    for node in (*STAGES, "merged"):
+        x = m[node]
+        sets = read_json(models_dir / node / "trainer_state" / "boundary.json")["sets"]
+        caps = [{"perc": "perc_image", "text": "text_math", "vis": "vis_math"}[s] for s in sets]
+        delta = "; ".join(f"{c} {x[f'delta/{c}']:+.3f} ± {x[f'delta/{c}/se']:.3f}" for c in caps)
+        head = []
+        for s in sets:
+            keys = [k.split("/")[-1] for k in x if k.startswith(f"before/headroom/{s}/pass_at_")]
+            g = keys[0] if keys else "pass_at_G"
+            head.append(f"{s}: " + " → ".join(
+                f"{x[f'{t}/headroom/{s}/greedy_pass_at_1']:.2f} / {x[f'{t}/headroom/{s}/sampled_pass_at_1']:.2f} / "
+                f"{x[f'{t}/headroom/{s}/{g}']:.2f}" for t in ("before", "after")))
+        lines.append(f"| {node} | {','.join(sets)} | {delta} | {x['delta/mean_acc']:+.3f} ± "
+                     f"{x['delta/mean_acc/se']:.3f} | {x.get('reward/first_tenth', float('nan')):.3f} → "
+                     f"{x.get('reward/last_tenth', float('nan')):.3f} | {'; '.join(head)} | "
+                     f"{x['train/seconds']:.0f} |")
+    staged, merged = m["train_3"]["after/mean_acc"], m["merged"]["after/mean_acc"]
+    lines += ["", (f"Final mean held-out accuracy: base {first['before/mean_acc']:.3f}, staged {staged:.3f}, "
+              f"merged {merged:.3f}."), "", "![reward](train_rewards.png)", "", "![accuracy](train_accuracy.png)"]
+    text = "\n".join(lines) + "\n"
+    _plots(m, models_dir, out_dir)
+    write_text(out_dir / "train.md", text)
+    return text
+
+
+def _plots(m: dict, models_dir: Path, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    offset = 0
+    for node in STAGES:
+        hist = read_jsonl(models_dir / node / "trainer_state" / "history.jsonl")
+        sets = read_json(models_dir / node / "trainer_state" / "boundary.json")["sets"]
+        ax.plot([offset + r["step"] for r in hist], [r["reward"] for r in hist], label=f"{node} ({sets[0]})")
+        offset += len(hist)
+        ax.axvline(offset, color="grey", lw=0.5)
+    hist = read_jsonl(models_dir / "merged" / "trainer_state" / "history.jsonl")
+    ax.plot([r["step"] for r in hist], [r["reward"] for r in hist], label="merged", color="black", alpha=0.6)
+    ax.set(xlabel="curriculum step (rollouts)", ylabel="mean reward", title="GRPO reward, staged vs merged")
+    ax.legend(fontsize=8)
+    _save(fig, out_dir / "train_rewards.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    rows = [("base", m["train_1"], "before")] + [(n, m[n], "after") for n in (*STAGES, "merged")]
+    width = 0.8 / len(rows)
+    for i, (name, x, tag) in enumerate(rows):
+        ax.bar([c + i * width for c in range(len(CAPS))], [x[f"{tag}/{c}/acc"] for c in CAPS], width,
+               yerr=[x[f"{tag}/{c}/se"] for c in CAPS], label=name)
+    ax.scatter([c + 0.4 - width / 2 for c in range(len(CAPS))], [m["train_1"][f"before/{c}/no_look"] for c in CAPS],
+               marker="_", s=400, color="red", label="no-look", zorder=3)
+    ax.set_xticks([c + 0.4 - width / 2 for c in range(len(CAPS))], CAPS)
+    ax.set(ylabel="greedy held-out accuracy", title="after each stage")
+    ax.legend(fontsize=8)
+    _save(fig, out_dir / "train_accuracy.png")
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)

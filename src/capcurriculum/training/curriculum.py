@@ -1,0 +1,265 @@
+"""Curriculum stages: which set a slot trains on, what its boundary carries, and the stage recipe.
+
+    spec = stage_spec(cfg, "train_2")        # slot 2 of curriculum.order; or "merged"
+    metrics = run_stage(cfg, spec, init_dir=..., out_dir=...)
+
+Stage boundaries are explicit (DESIGN.md section 8), each a config value recorded with the checkpoint:
+  train.optimizer_state  fresh (default, as the authors' scripts: each stage a new run) | carry
+  grpo.reference         stage_start (default: KL towards the model the stage starts from) | base
+  the data order         each stage draws its own set in a fresh seeded order (epoch 0, position 0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from capcurriculum.config import ConfigError, parse_order, parse_steps, select
+from capcurriculum.data.schema import Example
+from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
+from capcurriculum.runtime import seed_everything
+from capcurriculum.training.batching import Item
+from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.training.rewards import RewardConfig, gold_is_gradeable
+
+log = logging.getLogger(__name__)
+
+SET_MODES = {"perc": "perc_image", "text": "text_math", "vis": "vis_math"}
+SLOTS = ("train_1", "train_2", "train_3")
+OPTIMIZER_STATES = ("fresh", "carry")
+DIFFICULTY_ORDERS = ("none", "easy_to_hard")
+TRAINER_STATE = "trainer_state"  # sub-directory of a stage checkpoint: optimizer, boundary record
+
+
+@dataclass
+class StageSpec:
+    node: str                # train_1..3 or merged
+    sets: list[str]          # the sets it trains on
+    steps: int               # GRPO steps (rollouts)
+    vision_lr_scale: float   # 0 freezes the vision tower
+    difficulty: str
+    optimizer_state: str
+    reference: str
+
+
+def _train_value(cfg: DictConfig, key: str, allowed: tuple[str, ...] | None = None) -> Any:
+    value = select(cfg, f"train.{key}")
+    if allowed and value not in allowed:
+        raise ConfigError(f"train.{key}", f"expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
+    """The stage a node runs, with every check that must fail before training."""
+    order = parse_order(select(cfg, "curriculum.order"))
+    if len(order) != len(SLOTS):
+        raise ConfigError("curriculum.order", f"the staged run has {len(SLOTS)} slots; got {len(order)} sets "
+                          f"({', '.join(order)})")
+    steps = parse_steps(cfg, order)
+    common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS),
+                  "optimizer_state": _train_value(cfg, "optimizer_state", OPTIMIZER_STATES),
+                  "reference": str(select(cfg, "grpo.reference"))}
+    if node == "merged":
+        # the sets in a fixed order, so the merged baseline does not depend on the staged order
+        return StageSpec("merged", list(SET_MODES), sum(steps), float(select(cfg, "merged.vision_lr_scale")),
+                         **common)
+    if node not in SLOTS:
+        raise ConfigError("stage", f"unknown training node {node!r}; expected one of {', '.join(SLOTS)}, merged")
+    k = SLOTS.index(node)
+    return StageSpec(node, [order[k]], steps[k], float(_train_value(cfg, "vision_lr_scale")), **common)
+
+
+def set_file(sets_dir: Path, name: str, split: str) -> Path:
+    return sets_dir / name / f"{name}_{split}.jsonl"
+
+
+def load_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path, split: str = "train"
+                   ) -> tuple[list[Item], dict[str, int]]:
+    """A curriculum set as prompt items; items whose gold answer cannot be graded are skipped and counted."""
+    sets_dir, raw_dir = Path(sets_dir), Path(raw_dir)
+    path = set_file(sets_dir, name, split)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the {name!r} set is missing (its DVC node writes it)")
+    image_root = raw_dir / "images" if name == "perc" else sets_dir / name / f"{name}_images"
+    items, skipped = [], 0
+    for i, row in enumerate(read_jsonl(path), 1):
+        ex = Example.from_dict(row, where=f"{path}:{i}").to_dict()
+        if not gold_is_gradeable(ex["answer"], ex["answer_type"]):
+            skipped += 1
+            log.warning("%s:%d: gold answer %r cannot be graded; skipped", path, i, ex["answer"])
+            continue
+        image = str(image_root / ex["image"]) if ex.get("image") else None
+        items.append(Item(ex, SET_MODES[name], image_path=image))
+    return items, {f"data/{name}/items": len(items), f"data/{name}/skipped_ungradeable": skipped}
+
+
+def order_items(items: list[Item], difficulty: str) -> list[Item]:
+    if difficulty == "none":
+        return items
+    # easy -> hard; items without a difficulty go last, ties keep the seeded set order
+    return sorted(items, key=lambda it: (it.example.get("difficulty") is None, it.example.get("difficulty") or 0))
+
+
+def fingerprint(cfg_view: dict[str, Any], init_dir: Path) -> str:
+    """What a resumable point must share with this run: its params and its starting weights."""
+    h = hashlib.sha256(json.dumps(cfg_view, sort_keys=True, default=str).encode())
+    for f in sorted(init_dir.glob("*.safetensors")):
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def stage_params(cfg: DictConfig, spec: StageSpec) -> dict[str, Any]:
+    return {"stage": asdict(spec), "grpo": OmegaConf.to_container(cfg.grpo, resolve=True),
+            "train": OmegaConf.to_container(cfg.train, resolve=True), "seed": cfg.seed}
+
+
+def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_dir: str | Path,
+              sets_dir: str | Path, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path,
+              resume_dir: str | Path, on_log: Callable[[int, dict], None] | None = None) -> dict[str, float]:
+    from capcurriculum.evaluation.headroom import headroom
+    from capcurriculum.models.loading import load_model_and_processor
+    from capcurriculum.models.tiny import save_pretrained_dir
+    from capcurriculum.training.base import WorldData, evaluate_capabilities
+    from capcurriculum.training.checkpoint import (
+        load_optimizer,
+        load_resume,
+        save_optimizer,
+        save_resume,
+        set_rng_state,
+    )
+    from capcurriculum.training.grpo import GRPOTrainer, PromptStream
+
+    init_dir, base_dir, out_dir, resume_dir = map(Path, (init_dir, base_dir, out_dir, resume_dir))
+    settings = GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
+    reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
+    ecfg = cfg.train.eval
+    torch.set_num_threads(int(cfg.train.threads))
+    seed_everything(cfg.seed)
+
+    items, metrics = [], {}
+    min_items = int(cfg.train.min_items)
+    for name in spec.sets:
+        part, counts = load_set_items(name, sets_dir, raw_dir)
+        if len(part) < min_items:
+            raise ValueError(f"{set_file(Path(sets_dir), name, 'train')}: {len(part)} gradeable items, fewer than "
+                             f"train.min_items ({min_items}); the {name!r} set is too small to train on")
+        items += part
+        metrics.update(counts)
+    items = order_items(items, spec.difficulty)
+    steps = spec.steps
+    if not items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)
+        log.warning("%s: no items in %s; training 0 of %d steps", spec.node, ", ".join(spec.sets), spec.steps)
+        metrics["train/empty_set"], steps = 1, 0
+    stream = PromptStream(items or [None], seed=cfg.seed, shuffle=spec.difficulty == "none")
+
+    model, processor = load_model_and_processor(init_dir)
+    ref = None
+    if settings.kl_coef > 0:
+        ref, _ = load_model_and_processor(base_dir if spec.reference == "base" else init_dir)
+    carried = init_dir / TRAINER_STATE
+    opt_state = None
+    if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():
+        opt_state = load_optimizer(carried)
+    trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref,
+                          vision_lr_scale=spec.vision_lr_scale, optimizer_state=opt_state)
+
+    world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
+    held_out = {name: world.items(*_world_set(name), "test", limit=int(ecfg.n)) for name in spec.sets}
+
+    flags: dict[str, dict[str, list[bool]]] = {}
+
+    def measure(tag: str) -> dict[str, float]:
+        out, rows = evaluate_capabilities(model, processor, world, int(ecfg.n))
+        flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
+        out = {f"{tag}/{k}": v for k, v in out.items()}
+        for name, its in held_out.items():
+            h, _ = headroom(model, processor, its, group_size=int(ecfg.group_size),
+                            max_new_tokens=int(ecfg.max_new_tokens), reward_cfg=reward_cfg, desc=f"{tag} {name}")
+            out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
+        return out
+
+    fp = fingerprint(stage_params(cfg, spec), init_dir)
+    resumed = load_resume(resume_dir, fp)
+    history: list[dict] = []
+    if resumed:
+        model_r, _ = load_model_and_processor(resume_dir / "model")
+        model.load_state_dict(model_r.state_dict())
+        trainer.opt.load_state_dict(load_optimizer(resume_dir / "optimizer"))
+        from safetensors.torch import load_file
+
+        set_rng_state(load_file(str(resume_dir / "rng.safetensors")), resumed["python_rng"])
+        stream.load_state(resumed["stream"])
+        trainer.step_count, history = resumed["step"], resumed["history"]
+        metrics.update(resumed["before"])
+        flags["before"] = resumed["before_flags"]
+        log.info("%s: resumed at step %d of %d from %s", spec.node, trainer.step_count, spec.steps, resume_dir)
+    else:
+        metrics.update(measure("before"))
+
+    def checkpoint(step: int) -> None:
+        save_resume(resume_dir, model, processor, trainer.opt,
+                    {"fingerprint": fp, "step": step, "stream": stream.state(), "history": history,
+                     "before": {k: v for k, v in metrics.items() if k.startswith("before/")},
+                     "before_flags": flags["before"]})
+
+    def logged(step: int, row: dict) -> None:
+        history.append({"step": step, **row})
+        if on_log:
+            on_log(step, row)
+
+    t0 = time.time()
+    trainer.train(stream, steps, on_log=logged, checkpoint=checkpoint,
+                  checkpoint_every=int(cfg.train.checkpoint_every))
+    metrics["train/seconds"] = time.time() - t0
+    metrics.update(measure("after"))
+    metrics.update(summarize(history, metrics, flags, spec))
+
+    save_pretrained_dir(model, processor, out_dir)
+    save_optimizer(trainer.opt, out_dir / TRAINER_STATE)
+    write_json(out_dir / TRAINER_STATE / "boundary.json", {
+        **asdict(spec), "started_from": str(init_dir), "carried_optimizer": opt_state is not None,
+        "kl_reference": str(base_dir if spec.reference == "base" else init_dir), "steps_done": trainer.step_count,
+        "data_position": stream.state()})
+    write_jsonl(out_dir / TRAINER_STATE / "history.jsonl", history)
+    shutil.rmtree(resume_dir, ignore_errors=True)
+    return metrics
+
+
+def _world_set(name: str) -> tuple[str, str]:
+    return {"perc": ("perception", "perc_image"), "text": ("text_math", "text_math"),
+            "vis": ("vis_math", "vis_math")}[name]
+
+
+def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, dict[str, list[bool]]],
+              spec: StageSpec) -> dict[str, float]:
+    """Reward's first and last tenth; held-out change per capability, paired over the same items."""
+    from capcurriculum.evaluation.paired import paired_delta
+
+    out: dict[str, float] = {}
+    if history:
+        k = max(1, len(history) // 10)
+        out["reward/first_tenth"] = sum(r["reward"] for r in history[:k]) / k
+        out["reward/last_tenth"] = sum(r["reward"] for r in history[-k:]) / k
+    caps = ("perc_image", "text_math", "vis_math")
+    before = [metrics[f"before/{c}/acc"] for c in caps]
+    after = [metrics[f"after/{c}/acc"] for c in caps]
+    out["before/mean_acc"], out["after/mean_acc"] = sum(before) / 3, sum(after) / 3
+    for cap in caps:
+        d = paired_delta(flags["before"][cap], flags["after"][cap])
+        out[f"delta/{cap}"], out[f"delta/{cap}/se"] = d["delta"], d["se"]
+    # the mean over capabilities, paired per item (every capability has the same n)
+    mean_b = [sum(x) / 3 for x in zip(*(flags["before"][c] for c in caps))]
+    mean_a = [sum(x) / 3 for x in zip(*(flags["after"][c] for c in caps))]
+    d = paired_delta(mean_b, mean_a)
+    out["delta/mean_acc"], out["delta/mean_acc/se"] = d["delta"], d["se"]
+    return out

@@ -1,0 +1,39 @@
+"""DVC node `train_1..3` / `merged`: one GRPO stage of the curriculum (or the merged baseline).
+
+Stage k starts from stage k-1's checkpoint (stage 1 and merged from the base policy) and trains on the
+set named by curriculum.order[k]; a killed run resumes from .resume/<node>/ when re-run.
+"""
+
+import argparse
+from pathlib import Path
+
+from capcurriculum.config import load_params
+from capcurriculum.io import write_json
+from capcurriculum.runtime import METRICS_DIR, run_file, setup_logging
+from capcurriculum.tracking import node_run
+from capcurriculum.training.curriculum import SLOTS, run_stage, stage_params, stage_spec
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("node", choices=[*SLOTS, "merged"])
+    node = ap.parse_args().node
+    setup_logging()
+    cfg = load_params()
+    spec = stage_spec(cfg, node)
+    k = SLOTS.index(node) if node in SLOTS else 0
+    init_dir = "data/models/base/policy" if k == 0 else f"data/models/{SLOTS[k - 1]}"
+    # Curves on the curriculum's global step, so the staged runs line up with the merged one in MLflow.
+    offset = sum(list(cfg.curriculum.steps)[:k]) if node in SLOTS else 0
+    with node_run(node, stage_params(cfg, spec), run_file(node), experiment=cfg.tracking.experiment) as run:
+        run.set_tags({"stage.sets": ",".join(spec.sets), "stage.vision_tower":
+                      "frozen" if spec.vision_lr_scale == 0 else f"trainable x{spec.vision_lr_scale}"})
+        metrics = run_stage(cfg, spec, init_dir=init_dir, base_dir="data/models/base/policy", sets_dir="data/sets",
+                            raw_dir="data/raw", world_dir="data/world", out_dir=f"data/models/{node}",
+                            resume_dir=Path(".resume") / node, on_log=lambda step, row: run.log_metrics(row, step=offset + step))
+        run.log_metrics(metrics)
+        write_json(METRICS_DIR / "train" / f"{node}.json", metrics)
+
+
+if __name__ == "__main__":
+    main()
