@@ -82,3 +82,11 @@ def test_slot_views_follow_the_order_and_stale_ones_are_refused():
     cfg.curriculum.s2.set = "perc"  # e.g. params.yaml edited by hand without recomposing
     with pytest.raises(ConfigError, match="^curriculum.s2: .*recompose"):
         validate(cfg)
+
+
+def test_caption_sft_is_a_perception_only_method_that_follows_its_slot():
+    cfg = _compose("curriculum.order=[text,perc,vis]", "curriculum.method.perc=sft")
+    assert (cfg.curriculum.s1.method, cfg.curriculum.s2.method) == ("grpo", "sft")
+    validate(cfg)
+    with pytest.raises(ConfigError, match="^curriculum.method.text: expected grpo,"):
+        validate(_compose("curriculum.method.text=sft"))

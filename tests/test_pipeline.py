@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _run(cmd, cwd, env, timeout=900):
+def _run(cmd, cwd, env, timeout=1800):
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc
@@ -169,3 +169,6 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     assert "Running stage 'train_2'" in out and "Running stage 'train_3'" in out
     back = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.order=[perc,text,vis]"], repo, env).stdout
     assert "Running stage 'train_2'" not in back and "Running stage 'train_3'" not in back  # from the run-cache
+    sft = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.method.perc=sft"], repo, env).stdout
+    assert all(f"Running stage '{n}'" in sft for n in ("train_1", "train_2", "train_3"))  # perc's slot and after
+    assert "Running stage 'merged'" not in sft and "Running stage 'perc_filter'" not in sft

@@ -155,6 +155,10 @@ def validate(cfg: DictConfig) -> None:
         parse_steps(cfg, order)
         for k, name in enumerate(order):
             slot = OmegaConf.select(cfg, f"curriculum.s{k + 1}")
+            method = OmegaConf.select(cfg, f"curriculum.method.{name}")
+            if method is not None and (method not in ("grpo", "sft") or (method == "sft" and name != "perc")):
+                raise ConfigError(f"curriculum.method.{name}", f"expected grpo{' or sft' if name == 'perc' else ''}, "
+                                  f"got {method!r}")
             if slot is not None and (slot.get("set") != name or slot.get("steps") != select(cfg, "curriculum.steps")[k]):
                 raise ConfigError(f"curriculum.s{k + 1}", f"is {dict(slot)} but curriculum.order/steps give set "
                                   f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")

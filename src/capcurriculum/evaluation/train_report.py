@@ -77,7 +77,8 @@ def _plots(m: dict, models_dir: Path, out_dir: Path) -> None:
     for node in STAGES:
         hist = read_jsonl(models_dir / node / "trainer_state" / "history.jsonl")
         sets = read_json(models_dir / node / "trainer_state" / "boundary.json")["sets"]
-        ax.plot([offset + r["step"] for r in hist], [r["reward"] for r in hist], label=f"{node} ({sets[0]})")
+        rewarded = [r for r in hist if "reward" in r]  # a caption-SFT stage has a loss, no reward
+        ax.plot([offset + r["step"] for r in rewarded], [r["reward"] for r in rewarded], label=f"{node} ({sets[0]})")
         offset += len(hist)
         ax.axvline(offset, color="grey", lw=0.5)
     hist = read_jsonl(models_dir / "merged" / "trainer_state" / "history.jsonl")

@@ -38,6 +38,7 @@ SET_MODES = {"perc": "perc_image", "text": "text_math", "vis": "vis_math"}
 SLOTS = ("train_1", "train_2", "train_3")
 OPTIMIZER_STATES = ("fresh", "carry")
 DIFFICULTY_ORDERS = ("none", "easy_to_hard")
+METHODS = ("grpo", "sft")
 TRAINER_STATE = "trainer_state"  # sub-directory of a stage checkpoint: optimizer, boundary record
 
 
@@ -50,6 +51,7 @@ class StageSpec:
     difficulty: str
     optimizer_state: str
     reference: str
+    method: str = "grpo"     # grpo | sft (perception only: caption SFT, the paper's RLVR-vs-SFT ablation)
 
 
 def _train_value(cfg: DictConfig, key: str, allowed: tuple[str, ...] | None = None) -> Any:
@@ -76,7 +78,12 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
     if node not in SLOTS:
         raise ConfigError("stage", f"unknown training node {node!r}; expected one of {', '.join(SLOTS)}, merged")
     k = SLOTS.index(node)
-    return StageSpec(node, [order[k]], steps[k], float(_train_value(cfg, "vision_lr_scale")), **common)
+    method = select(cfg, f"curriculum.method.{order[k]}")
+    if method not in METHODS or (method == "sft" and order[k] != "perc"):
+        raise ConfigError(f"curriculum.method.{order[k]}", f"expected grpo{' or sft' if order[k] == 'perc' else ''}"
+                          f" (sft is the caption-SFT perception variant), got {method!r}")
+    return StageSpec(node, [order[k]], steps[k], float(_train_value(cfg, "vision_lr_scale")), method=method,
+                     **common)
 
 
 def set_file(sets_dir: Path, name: str, split: str) -> Path:
@@ -163,6 +170,9 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     stream = PromptStream(items or [None], seed=cfg.seed, shuffle=spec.difficulty == "none")
 
     model, processor = load_model_and_processor(init_dir)
+    if spec.method == "sft":
+        return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
+                            world_dir=Path(world_dir), init_dir=init_dir, out_dir=out_dir, on_log=on_log)
     ref = None
     if settings.kl_coef > 0:
         ref, _ = load_model_and_processor(base_dir if spec.reference == "base" else init_dir)
@@ -248,8 +258,9 @@ def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, d
     out: dict[str, float] = {}
     if history:
         k = max(1, len(history) // 10)
-        out["reward/first_tenth"] = sum(r["reward"] for r in history[:k]) / k
-        out["reward/last_tenth"] = sum(r["reward"] for r in history[-k:]) / k
+        key = "reward" if "reward" in history[0] else "loss"  # caption SFT logs a loss, not a reward
+        out[f"{key}/first_tenth"] = sum(r[key] for r in history[:k]) / k
+        out[f"{key}/last_tenth"] = sum(r[key] for r in history[-k:]) / k
     caps = ("perc_image", "text_math", "vis_math")
     before = [metrics[f"before/{c}/acc"] for c in caps]
     after = [metrics[f"after/{c}/acc"] for c in caps]
@@ -263,3 +274,58 @@ def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, d
     d = paired_delta(mean_b, mean_a)
     out["delta/mean_acc"], out["delta/mean_acc/se"] = d["delta"], d["se"]
     return out
+
+
+def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list[Item], metrics: dict,
+                 *, raw_dir: Path, world_dir: Path, init_dir: Path, out_dir: Path,
+                 on_log: Callable[[int, dict], None] | None) -> dict[str, float]:
+    """The perception stage as caption SFT: image -> its description, on D_perc's images.
+
+    Runs the project's supervised loop (the one `base` pre-trains with) rather than TRL's SFTTrainer: the
+    same batching, loss masking and vision learning rate as pre-training, so the two differ only in data.
+    Not resumable mid-way: a killed SFT stage restarts.
+    """
+    from capcurriculum.data.docci import load_docci
+    from capcurriculum.models.tiny import save_pretrained_dir
+    from capcurriculum.training.base import WorldData, evaluate_capabilities
+    from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
+
+    by_image = {Path(r.image_path).name: r.description for r in load_docci(raw_dir, on_error=cfg.raw.on_error).records}
+    seen, captions, missing = set(), [], 0
+    for it in items:
+        name = Path(it.image_path).name
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in by_image:
+            missing += 1
+            continue
+        captions.append(Item({"id": name, "question": "", "answer": "", "answer_type": "text"}, "caption",
+                             image_path=it.image_path, caption=by_image[name]))
+    metrics.update({"sft/images": len(captions), "sft/images_without_caption": missing})
+    world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
+    n = int(cfg.train.eval.n)
+    flags: dict[str, dict[str, list[bool]]] = {}
+    history: list[dict] = []
+    for tag in ("before", "after"):
+        if tag == "after" and captions and spec.steps:
+            sft = cfg.train.sft
+            pcfg = PretrainConfig(steps=spec.steps, batch_size=int(sft.batch_size), lr=float(sft.lr),
+                                  vision_lr_scale=spec.vision_lr_scale, warmup_steps=int(sft.warmup_steps),
+                                  weight_decay=float(cfg.grpo.weight_decay), grad_clip=float(cfg.grpo.max_grad_norm),
+                                  threads=int(cfg.train.threads), mixture={"caption": 1.0})
+            t0 = time.time()
+            history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, cfg.seed),
+                               pcfg, on_log=on_log, log_every=1)
+            metrics["train/seconds"] = time.time() - t0
+        out, rows = evaluate_capabilities(model, processor, world, n)
+        flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
+        metrics.update({f"{tag}/{k}": v for k, v in out.items()})
+    metrics.setdefault("train/seconds", 0.0)
+    metrics.update(summarize(history, metrics, flags, spec))
+    save_pretrained_dir(model, processor, out_dir)
+    write_json(out_dir / TRAINER_STATE / "boundary.json", {
+        **asdict(spec), "started_from": str(init_dir), "carried_optimizer": False, "kl_reference": None,
+        "steps_done": spec.steps if captions else 0, "data_position": None})
+    write_jsonl(out_dir / TRAINER_STATE / "history.jsonl", history)
+    return metrics

@@ -1,0 +1,63 @@
+"""A curriculum stage end to end on a tiny model: GRPO and the caption-SFT variant, outputs and boundaries."""
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from capcurriculum.config import ConfigError, compose
+from capcurriculum.io import read_jsonl, write_jsonl
+from capcurriculum.models.tiny import save_pretrained_dir
+from capcurriculum.training.curriculum import load_set_items, run_stage, stage_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def stage_env(tmp_path, world, processor, model):
+    raw, world_dir = world
+    sets = tmp_path / "sets"
+    rows = read_jsonl(world_dir / "perception_pretrain.jsonl")[:12]
+    write_jsonl(sets / "perc" / "perc_train.jsonl", rows + [{**rows[0], "id": "bad", "answer": "see figure",
+                                                             "answer_type": "number"}])
+    init = save_pretrained_dir(model, processor, tmp_path / "init")
+    cfg = compose(["profile=smoke", "train.eval.n=4", "train.eval.group_size=2"], config_dir=ROOT / "conf")
+    return cfg, raw, world_dir, sets, init, tmp_path
+
+
+def test_unparseable_gold_answers_are_skipped_and_counted(stage_env):
+    _, raw, _, sets, _, _ = stage_env
+    items, counts = load_set_items("perc", sets, raw)
+    assert counts == {"data/perc/items": 12, "data/perc/skipped_ungradeable": 1}
+    assert all(it.mode == "perc_image" and Path(it.image_path).exists() for it in items)
+
+
+@pytest.mark.parametrize("method", ["grpo", "sft"])
+def test_a_stage_trains_and_records_its_boundary(stage_env, method):
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    cfg.curriculum.method.perc = method
+    cfg.curriculum.s1.method = method
+    spec = stage_spec(cfg, "train_1")
+    logged = []
+    m = run_stage(cfg, spec, init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw, world_dir=world_dir,
+                  out_dir=tmp / "out", resume_dir=tmp / "resume", on_log=lambda step, row: logged.append(step))
+    assert logged == [1, 2]
+    boundary = json.loads((tmp / "out/trainer_state/boundary.json").read_text())
+    assert boundary["method"] == method and boundary["steps_done"] == 2 and boundary["sets"] == ["perc"]
+    assert (tmp / "out/model.safetensors").exists() and not (tmp / "resume").exists()
+    assert {"before/mean_acc", "after/mean_acc", "delta/perc_image", "delta/perc_image/se"} <= set(m)
+    if method == "sft":
+        assert m["sft/images"] > 0 and "loss/last_tenth" in m
+    else:
+        assert "reward/last_tenth" in m and "before/headroom/perc/pass_at_2" in m
+        assert (tmp / "out/trainer_state/optimizer.safetensors").exists()
+
+
+def test_a_wrong_stage_config_fails_before_training(stage_env):
+    cfg = stage_env[0]
+    bad = OmegaConf.merge(cfg, {"train": {"optimizer_state": "keep"}})
+    with pytest.raises(ConfigError, match="^train.optimizer_state"):
+        stage_spec(bad, "train_1")
+    with pytest.raises(ConfigError, match="^stage: unknown training node"):
+        stage_spec(cfg, "train_9")
