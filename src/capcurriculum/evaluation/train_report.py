@@ -48,6 +48,9 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
         delta = "; ".join(f"{c} {x[f'delta/{c}']:+.3f} ± {x[f'delta/{c}/se']:.3f}" for c in caps)
         head = []
         for s in sets:
+            if f"before/headroom/{s}/greedy_pass_at_1" not in x:  # a caption-SFT stage samples nothing
+                head.append(f"{s}: n/a ({read_json(models_dir / node / 'trainer_state' / 'boundary.json')['method']})")
+                continue
             keys = [k.split("/")[-1] for k in x if k.startswith(f"before/headroom/{s}/pass_at_")]
             g = keys[0] if keys else "pass_at_G"
             head.append(f"{s}: " + " → ".join(
