@@ -19,12 +19,12 @@ import torch
 from capcurriculum.evaluation.headroom import headroom
 from capcurriculum.evaluation.paired import paired_delta
 from capcurriculum.models.loading import load_model_and_processor
-from capcurriculum.training.base import WorldData
+from capcurriculum.training.base import CAPABILITIES, WorldData
 from capcurriculum.training.grpo import GRPOTrainer, PromptStream
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.rewards import RewardConfig
 
-WORLD_SETS = {"text_math": "text_math", "vis_math": "vis_math", "perc_image": "perception"}
+WORLD_SETS = {mode: name for name, mode in CAPABILITIES.values() if mode != "perc_caption"}
 
 
 def main() -> None:

@@ -16,6 +16,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 PROFILES = ("tiny", "smoke", "paper")
 CAPABILITIES = ("perc", "text", "vis")
 MODEL_ROLES = ("policy", "filter_small", "filter_large")
+OPTIMIZER_STATES = ("fresh", "carry")
+DIFFICULTY_ORDERS = ("none", "easy_to_hard")
+METHODS = ("grpo", "sft")
 
 
 class ConfigError(ValueError):
@@ -116,6 +119,20 @@ def parse_steps(cfg: DictConfig, order: list[str]) -> list[int]:
     return steps
 
 
+def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> Any:
+    if value not in allowed:
+        raise ConfigError(key, f"expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def check_method(set_name: str, method: Any) -> str:
+    """A curriculum set's training method: grpo, or sft for perception only (caption SFT)."""
+    if method not in METHODS or (method == "sft" and set_name != "perc"):
+        raise ConfigError(f"curriculum.method.{set_name}", f"expected grpo{' or sft' if set_name == 'perc' else ''}, "
+                          f"got {method!r} (sft is the caption-SFT perception variant)")
+    return method
+
+
 def _positive(cfg: DictConfig, key: str, allow_zero: bool = False, kind: type = int) -> None:
     value = select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
@@ -156,17 +173,15 @@ def validate(cfg: DictConfig) -> None:
         for k, name in enumerate(order):
             slot = OmegaConf.select(cfg, f"curriculum.s{k + 1}")
             method = OmegaConf.select(cfg, f"curriculum.method.{name}")
-            if method is not None and (method not in ("grpo", "sft") or (method == "sft" and name != "perc")):
-                raise ConfigError(f"curriculum.method.{name}", f"expected grpo{' or sft' if name == 'perc' else ''}, "
-                                  f"got {method!r}")
+            if method is not None:
+                check_method(name, method)
             if slot is not None and (slot.get("set") != name or slot.get("steps") != select(cfg, "curriculum.steps")[k]):
                 raise ConfigError(f"curriculum.s{k + 1}", f"is {dict(slot)} but curriculum.order/steps give set "
                                   f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")
-    for key, allowed in (("train.optimizer_state", ("fresh", "carry")), ("train.difficulty", ("none", "easy_to_hard")),
-                         ("grpo.reference", ("stage_start", "base"))):
+    for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS)):
         value = OmegaConf.select(cfg, key)
-        if value is not None and value not in allowed:
-            raise ConfigError(key, f"expected one of {', '.join(allowed)}, got {value!r}")
+        if value is not None:
+            check_choice(key, value, allowed)
     if OmegaConf.select(cfg, "grpo") is not None:
         from capcurriculum.training.grpo_config import GRPOSettings
 

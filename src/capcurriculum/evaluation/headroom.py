@@ -21,9 +21,13 @@ from capcurriculum.training.rollout import rollout
 @torch.no_grad()
 def headroom(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
              temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
-             desc: str = "headroom") -> tuple[dict[str, float], list[dict]]:
+             greedy_rows: list[dict] | None = None, desc: str = "headroom") -> tuple[dict[str, float], list[dict]]:
+    """`greedy_rows`: the scored greedy responses to `items` when the caller already has them."""
     reward_cfg = reward_cfg or RewardConfig()
-    rows = score(items, generate(model, processor, items, max_new_tokens=max_new_tokens, desc=f"{desc} greedy"))
+    if greedy_rows is not None and [r["id"] for r in greedy_rows] != [it.example["id"] for it in items]:
+        raise ValueError("headroom: greedy_rows must score exactly `items`, in order")
+    rows = [dict(r) for r in greedy_rows] if greedy_rows is not None else score(
+        items, generate(model, processor, items, max_new_tokens=max_new_tokens, desc=f"{desc} greedy"))
     greedy = [r["correct"] for r in rows]
     sampled: list[list[float]] = []
     for i in tqdm(range(0, len(items), batch_size), desc=f"{desc} sampled", unit="batch", leave=False):

@@ -24,6 +24,7 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
                        profile: str = "tiny") -> str:
     metrics_dir, models_dir, out_dir = map(Path, (metrics_dir, models_dir, out_dir))
     m = {node: read_json(metrics_dir / f"{node}.json") for node in (*STAGES, "merged")}
+    bounds = {node: read_json(models_dir / node / "trainer_state" / "boundary.json") for node in m}
     first = m["train_1"]
     lines = [f"# Curriculum training ({profile} profile)", "",
              ("Greedy held-out accuracy ± standard error (n per capability in brackets in the header); the "
@@ -33,7 +34,7 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
              "| no-look | " + " | ".join(f"{first[f'before/{c}/no_look']:.3f}" for c in CAPS) + " | |",
              "| base | " + " | ".join(_cell(first, "before", c) for c in CAPS) + f" | {first['before/mean_acc']:.3f} |"]
     for node in (*STAGES, "merged"):
-        sets = read_json(models_dir / node / "trainer_state" / "boundary.json")["sets"]
+        sets = bounds[node]["sets"]
         label = f"{node} (+{','.join(sets)})" if node != "merged" else "merged (all sets)"
         lines.append(f"| {label} | " + " | ".join(_cell(m[node], "after", c) for c in CAPS)
                      + f" | {m[node]['after/mean_acc']:.3f} |")
@@ -43,13 +44,13 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
               "greedy / sampled pass@1 / pass@G before → after | s |"), "|---" * 7 + "|"]
     for node in (*STAGES, "merged"):
         x = m[node]
-        sets = read_json(models_dir / node / "trainer_state" / "boundary.json")["sets"]
+        sets = bounds[node]["sets"]
         caps = [{"perc": "perc_image", "text": "text_math", "vis": "vis_math"}[s] for s in sets]
         delta = "; ".join(f"{c} {x[f'delta/{c}']:+.3f} ± {x[f'delta/{c}/se']:.3f}" for c in caps)
         head = []
         for s in sets:
             if f"before/headroom/{s}/greedy_pass_at_1" not in x:  # a caption-SFT stage samples nothing
-                head.append(f"{s}: n/a ({read_json(models_dir / node / 'trainer_state' / 'boundary.json')['method']})")
+                head.append(f"{s}: n/a ({bounds[node]['method']})")
                 continue
             keys = [k.split("/")[-1] for k in x if k.startswith(f"before/headroom/{s}/pass_at_")]
             g = keys[0] if keys else "pass_at_G"
@@ -64,12 +65,12 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
     lines += ["", (f"Final mean held-out accuracy: base {first['before/mean_acc']:.3f}, staged {staged:.3f}, "
               f"merged {merged:.3f}."), "", "![reward](train_rewards.png)", "", "![accuracy](train_accuracy.png)"]
     text = "\n".join(lines) + "\n"
-    _plots(m, models_dir, out_dir)
+    _plots(m, bounds, models_dir, out_dir)
     write_text(out_dir / "train.md", text)
     return text
 
 
-def _plots(m: dict, models_dir: Path, out_dir: Path) -> None:
+def _plots(m: dict, bounds: dict, models_dir: Path, out_dir: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +80,7 @@ def _plots(m: dict, models_dir: Path, out_dir: Path) -> None:
     offset = 0
     for node in STAGES:
         hist = read_jsonl(models_dir / node / "trainer_state" / "history.jsonl")
-        sets = read_json(models_dir / node / "trainer_state" / "boundary.json")["sets"]
+        sets = bounds[node]["sets"]
         rewarded = [r for r in hist if "reward" in r]  # a caption-SFT stage has a loss, no reward
         ax.plot([offset + r["step"] for r in rewarded], [r["reward"] for r in rewarded], label=f"{node} ({sets[0]})")
         offset += len(hist)

@@ -11,6 +11,7 @@ Stage boundaries are explicit (DESIGN.md section 8), each a config value recorde
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -24,7 +25,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from capcurriculum.config import ConfigError, parse_order, parse_steps, select
+from capcurriculum.config import (
+    DIFFICULTY_ORDERS,
+    OPTIMIZER_STATES,
+    ConfigError,
+    check_choice,
+    check_method,
+    parse_order,
+    parse_steps,
+    select,
+)
 from capcurriculum.data.schema import Example
 from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
@@ -36,9 +46,6 @@ log = logging.getLogger(__name__)
 
 SET_MODES = {"perc": "perc_image", "text": "text_math", "vis": "vis_math"}
 SLOTS = ("train_1", "train_2", "train_3")
-OPTIMIZER_STATES = ("fresh", "carry")
-DIFFICULTY_ORDERS = ("none", "easy_to_hard")
-METHODS = ("grpo", "sft")
 TRAINER_STATE = "trainer_state"  # sub-directory of a stage checkpoint: optimizer, boundary record
 
 
@@ -56,9 +63,7 @@ class StageSpec:
 
 def _train_value(cfg: DictConfig, key: str, allowed: tuple[str, ...] | None = None) -> Any:
     value = select(cfg, f"train.{key}")
-    if allowed and value not in allowed:
-        raise ConfigError(f"train.{key}", f"expected one of {', '.join(allowed)}, got {value!r}")
-    return value
+    return check_choice(f"train.{key}", value, allowed) if allowed else value
 
 
 def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
@@ -78,10 +83,7 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
     if node not in SLOTS:
         raise ConfigError("stage", f"unknown training node {node!r}; expected one of {', '.join(SLOTS)}, merged")
     k = SLOTS.index(node)
-    method = select(cfg, f"curriculum.method.{order[k]}")
-    if method not in METHODS or (method == "sft" and order[k] != "perc"):
-        raise ConfigError(f"curriculum.method.{order[k]}", f"expected grpo{' or sft' if order[k] == 'perc' else ''}"
-                          f" (sft is the caption-SFT perception variant), got {method!r}")
+    method = check_method(order[k], select(cfg, f"curriculum.method.{order[k]}"))
     return StageSpec(node, [order[k]], steps[k], float(_train_value(cfg, "vision_lr_scale")), method=method,
                      **common)
 
@@ -136,7 +138,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     from capcurriculum.evaluation.headroom import headroom
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.models.tiny import save_pretrained_dir
-    from capcurriculum.training.base import WorldData, evaluate_capabilities
+    from capcurriculum.training.base import CAPABILITIES, WorldData
     from capcurriculum.training.checkpoint import (
         load_optimizer,
         load_resume,
@@ -175,7 +177,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
                             world_dir=Path(world_dir), init_dir=init_dir, out_dir=out_dir, on_log=on_log)
     ref = None
     if settings.kl_coef > 0:
-        ref, _ = load_model_and_processor(base_dir if spec.reference == "base" else init_dir)
+        ref = load_model_and_processor(base_dir)[0] if spec.reference == "base" else copy.deepcopy(model)
     carried = init_dir / TRAINER_STATE
     opt_state = None
     if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():
@@ -184,16 +186,15 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
                           vision_lr_scale=spec.vision_lr_scale, optimizer_state=opt_state)
 
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
-    held_out = {name: world.items(*_world_set(name), "test", limit=int(ecfg.n)) for name in spec.sets}
+    held_out = {name: world.items(*CAPABILITIES[SET_MODES[name]], "test", limit=int(ecfg.n)) for name in spec.sets}
 
     flags: dict[str, dict[str, list[bool]]] = {}
 
     def measure(tag: str) -> dict[str, float]:
-        out, rows = evaluate_capabilities(model, processor, world, int(ecfg.n))
-        flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
-        out = {f"{tag}/{k}": v for k, v in out.items()}
+        out, rows = _evaluate(model, processor, world, int(ecfg.n), tag, flags)
         for name, its in held_out.items():
-            h, _ = headroom(model, processor, its, group_size=int(ecfg.group_size),
+            greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
+            h, _ = headroom(model, processor, its, group_size=int(ecfg.group_size), greedy_rows=greedy,
                             max_new_tokens=int(ecfg.max_new_tokens), reward_cfg=reward_cfg, desc=f"{tag} {name}")
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
         return out
@@ -245,9 +246,13 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     return metrics
 
 
-def _world_set(name: str) -> tuple[str, str]:
-    return {"perc": ("perception", "perc_image"), "text": ("text_math", "text_math"),
-            "vis": ("vis_math", "vis_math")}[name]
+def _evaluate(model, processor, world, n: int, tag: str, flags: dict) -> tuple[dict[str, float], list[dict]]:
+    """Held-out greedy accuracy per capability as `<tag>/...` metrics; per-item flags kept for paired deltas."""
+    from capcurriculum.training.base import evaluate_capabilities
+
+    out, rows = evaluate_capabilities(model, processor, world, n)
+    flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
+    return {f"{tag}/{k}": v for k, v in out.items()}, rows
 
 
 def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, dict[str, list[bool]]],
@@ -287,7 +292,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
     """
     from capcurriculum.data.docci import load_docci
     from capcurriculum.models.tiny import save_pretrained_dir
-    from capcurriculum.training.base import WorldData, evaluate_capabilities
+    from capcurriculum.training.base import WorldData
     from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
 
     by_image = {Path(r.image_path).name: r.description for r in load_docci(raw_dir, on_error=cfg.raw.on_error).records}
@@ -318,9 +323,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
             history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, cfg.seed),
                                pcfg, on_log=on_log, log_every=1)
             metrics["train/seconds"] = time.time() - t0
-        out, rows = evaluate_capabilities(model, processor, world, n)
-        flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
-        metrics.update({f"{tag}/{k}": v for k, v in out.items()})
+        metrics.update(_evaluate(model, processor, world, n, tag, flags)[0])
     metrics.setdefault("train/seconds", 0.0)
     metrics.update(summarize(history, metrics, flags, spec))
     save_pretrained_dir(model, processor, out_dir)
