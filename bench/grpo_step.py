@@ -18,7 +18,9 @@ consecutive `on_step_end` callbacks (so it includes TRL's data loading and loggi
 
 TRL config fields beyond the GRPO semantics: max_steps, shuffle_dataset=False (the same prompt order as
 ours), gradient_checkpointing=False (TRL defaults to True; our loop keeps activations, so this is the
-like-for-like choice), and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate.
+like-for-like choice), and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate,
+and with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's forward pass across its
+G completions (training/rollout.py), in the rollout and in the update.
 
 Loss agreement: on one rollout from our `rollout(...)`, with fixed advantages and fixed old/reference
 logprobs (the current logprobs, perturbed with seeded noise so that the clip, the dual clip and the KL
@@ -236,11 +238,12 @@ def loss_check(policy, processor, items: list, settings, trainer, seed: int) -> 
 
     # TRL's own _compute_loss on the same batch, laid out as _generate_and_score_completions lays it out:
     # prompt left-padded, completion masked after its first eos (ours has the same layout).
-    ids, am, Lp = ro.inputs["input_ids"], ro.inputs["attention_mask"], ro.prompt_len
+    full = ro.full_inputs()
+    ids, am, Lp = full["input_ids"], full["attention_mask"], ro.prompt_len
     inputs = {"prompt_ids": ids[:, :Lp], "prompt_mask": am[:, :Lp], "completion_ids": ro.completion_ids,
               "completion_mask": mask, "advantages": adv, "num_items_in_batch": mask.sum(),
               "old_per_token_logps": old, "ref_per_token_logps": ref}
-    mm = {k: ro.inputs[k] for k in ("pixel_values", "image_grid_thw", "mm_token_type_ids") if k in ro.inputs}
+    mm = {k: full[k] for k in ("pixel_values", "image_grid_thw", "mm_token_type_ids") if k in full}
     if "image_grid_thw" in mm:
         mm["num_images"] = [1] * n
     inputs.update(mm)
@@ -292,14 +295,16 @@ def run_trl(trainer, clock, gen_times, P: int, G: int, threads: int) -> dict:
 
 
 def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: list, threads: int,
-             seed: int) -> dict:
+             seed: int, attn: str) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
+    from capcurriculum.models.attention import attention_implementation
     from capcurriculum.training.grpo import GRPOTrainer
 
     torch.set_num_threads(threads)
-    ref, _ = load_model_and_processor(model_dir)
+    policy.set_attn_implementation(attention_implementation(attn))
+    ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
     trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=1.0)
     torch.manual_seed(seed)
     steps, logs = [], []
@@ -364,6 +369,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=3, help="measured steps per side, after 1 warm-up step")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 suits a busy 2-core box)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--attn", default="sdpa_gqa",
+                    help="our side's attn_implementation (the tiny profile's train.attn_implementation); "
+                         "TRL runs with its default, sdpa")
     ap.add_argument("--out", type=Path, default=Path("bench/results/grpo_step.json"))
     args = ap.parse_args()
     if args.prompts < 1 or args.group_size < 2 or args.steps < 1 or args.max_new_tokens < 1:
@@ -426,7 +434,7 @@ def main() -> int:
             gc.collect()
         try:
             result["sides"]["ours"] = run_ours(model_dir, policy, processor, settings, reward_cfg, batches,
-                                               args.threads, args.seed)
+                                               args.threads, args.seed, args.attn)
         except Exception as e:  # noqa: BLE001
             result["sides"]["ours"] = {"error": error_text(e)}
 

@@ -90,3 +90,8 @@ def test_caption_sft_is_a_perception_only_method_that_follows_its_slot():
     validate(cfg)
     with pytest.raises(ConfigError, match="^curriculum.method.text: expected grpo,"):
         validate(_compose("curriculum.method.text=sft"))
+
+
+def test_an_unknown_attention_implementation_fails_naming_the_key():
+    with pytest.raises(ConfigError, match="^train.attn_implementation: "):
+        validate(_compose("train.attn_implementation=flashy"))

@@ -19,6 +19,7 @@ MODEL_ROLES = ("policy", "filter_small", "filter_large")
 OPTIMIZER_STATES = ("fresh", "carry")
 DIFFICULTY_ORDERS = ("none", "easy_to_hard")
 METHODS = ("grpo", "sft")
+ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
 
 
 class ConfigError(ValueError):
@@ -178,7 +179,8 @@ def validate(cfg: DictConfig) -> None:
             if slot is not None and (slot.get("set") != name or slot.get("steps") != select(cfg, "curriculum.steps")[k]):
                 raise ConfigError(f"curriculum.s{k + 1}", f"is {dict(slot)} but curriculum.order/steps give set "
                                   f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")
-    for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS)):
+    for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
+                         ("train.attn_implementation", ATTN_IMPLEMENTATIONS)):
         value = OmegaConf.select(cfg, key)
         if value is not None:
             check_choice(key, value, allowed)

@@ -2,36 +2,85 @@ import pytest
 import torch
 
 from capcurriculum.training.base import WorldData
-from capcurriculum.training.rollout import completion_logprobs, rollout
+from capcurriculum.training.rollout import completion_logprobs, rollout, vision_token_ids
+
+MODES = [("vis_math", "vis_math"), ("text_math", "text_math"), ("perc_image", "perception")]
 
 
-@pytest.mark.parametrize("mode, name", [("vis_math", "vis_math"), ("text_math", "text_math")])
-def test_update_logprobs_match_the_sampler(world, processor, model, mode, name):
-    # The update re-scores the sampled tokens in one forward pass over prompt + completion, with
-    # each prompt's image repeated for its G completions. Those log-probs must be the sampler's.
+def _rollout(world, processor, model, mode, name, n=3, G=4, C=12):
     torch.manual_seed(0)
     with torch.no_grad():
         model.lm_head.weight[processor.tokenizer.eos_token_id] *= 3.0  # some completions stop early
-    items = WorldData(*world).items(name, mode, "pretrain", limit=3)
-    ro = rollout(model, processor, items, group_size=4, max_new_tokens=12)
-    assert ro.completion_ids.shape[0] == 12 and len(ro.texts) == 12
-    assert (ro.completion_mask.sum(1) < 12).any(), "no completion stopped: the eos path is not covered"
+    items = WorldData(*world).items(name, mode, "pretrain", limit=n)
+    return rollout(model, processor, items, group_size=G, max_new_tokens=C)
 
-    # Replay generation token by token with the same sampled tokens and read the sampler's log-probs.
-    enc = ro.inputs
+
+def _full_forward_logprobs(model, ro):
+    """The completions scored the plain way: every prompt+completion sequence whole, image repeated."""
+    full = ro.full_inputs()
+    logits = model(**full).logits[:, ro.prompt_len - 1:-1].float()
+    return torch.log_softmax(logits, -1).gather(-1, ro.completion_ids.unsqueeze(-1)).squeeze(-1)
+
+
+@pytest.mark.parametrize("mode, name", MODES)
+def test_update_logprobs_match_the_sampler(world, processor, model, mode, name):
+    # Replay generation token by token (whole prefixes, no cache, no prefix sharing) with the sampled
+    # tokens: the log-probs the update computes must be the sampler's distribution.
+    ro = _rollout(world, processor, model, mode, name)
+    assert ro.completion_ids.shape[0] == 12 and len(ro.texts) == 12
+    assert (ro.completion_mask.sum(1) < ro.completion_ids.shape[1]).any(), "no completion stopped early"
+    full = ro.full_inputs()
     ref = []
     with torch.no_grad():
         logp = completion_logprobs(model, ro)
         for t in range(ro.completion_ids.shape[1]):
-            sub = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
             cut = ro.prompt_len + t
-            sub["input_ids"] = enc["input_ids"][:, :cut]
-            sub["attention_mask"] = enc["attention_mask"][:, :cut].clone()
+            sub = {k: (v[:, :cut] if k in ("input_ids", "attention_mask", "mm_token_type_ids") else v)
+                   for k, v in full.items()}
+            sub["attention_mask"] = sub["attention_mask"].clone()
             sub["attention_mask"][:, ro.prompt_len:] = 1
-            if "mm_token_type_ids" in enc:
-                sub["mm_token_type_ids"] = enc["mm_token_type_ids"][:, :cut]
             step = torch.log_softmax(model(**sub).logits[:, -1].float(), -1)
             ref.append(step.gather(-1, ro.completion_ids[:, t:t + 1]).squeeze(-1))
     ref = torch.stack(ref, 1)
     m = ro.completion_mask.bool()
     torch.testing.assert_close(logp[m], ref[m], atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode, name", MODES[:2])
+def test_shared_prefix_equals_full_sequences_in_value_and_gradient(world, processor, model, mode, name):
+    # Sharing the prompt's cache across its G completions is an optimisation only: the loss and the
+    # gradient (which flows into the prompt's keys/values from all G completions) are the plain ones.
+    ro = _rollout(world, processor, model, mode, name)
+    m = ro.completion_mask.float()
+    weights = torch.randn(m.shape, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for fn in (lambda: completion_logprobs(model, ro), lambda: _full_forward_logprobs(model, ro)):
+        model.zero_grad(set_to_none=True)
+        logp = fn()
+        (logp * weights * m).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        grads[-1]["__logp__"] = logp.detach() * m
+    assert grads[0].keys() == grads[1].keys()
+    if mode == "vis_math":
+        assert any(k.startswith("model.visual") for k in grads[0]), "no gradient reached the vision tower"
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], atol=1e-4, rtol=1e-3, msg=k)
+
+
+def test_completions_never_contain_vision_placeholders(world, processor, model):
+    ro = _rollout(world, processor, model, "text_math", "text_math", n=4, G=8, C=16)
+    with torch.no_grad():  # make the placeholders the likeliest tokens: they must still never be sampled
+        model.lm_head.weight[vision_token_ids(processor.tokenizer)] *= 50.0
+    torch.manual_seed(0)
+    ro = rollout(model, processor, ro.items, group_size=8, max_new_tokens=16)
+    bad = torch.isin(ro.completion_ids, torch.tensor(vision_token_ids(processor.tokenizer)))
+    assert not (bad & ro.completion_mask.bool()).any()
+
+
+def test_rollout_is_seeded(world, processor, model):
+    items = WorldData(*world).items("vis_math", "vis_math", "pretrain", limit=2)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        runs.append(rollout(model, processor, items, group_size=4, max_new_tokens=8).completion_ids)
+    assert torch.equal(runs[0], runs[1])

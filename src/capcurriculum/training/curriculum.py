@@ -136,6 +136,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
               sets_dir: str | Path, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path,
               resume_dir: str | Path, on_log: Callable[[int, dict], None] | None = None) -> dict[str, float]:
     from capcurriculum.evaluation.headroom import headroom
+    from capcurriculum.models.attention import attention_implementation
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.models.tiny import save_pretrained_dir
     from capcurriculum.training.base import CAPABILITIES, WorldData
@@ -171,13 +172,14 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         metrics["train/empty_set"], steps = 1, 0
     stream = PromptStream(items or [None], seed=cfg.seed, shuffle=spec.difficulty == "none")
 
-    model, processor = load_model_and_processor(init_dir)
+    attn = attention_implementation(cfg.train.get("attn_implementation", "sdpa"))
+    model, processor = load_model_and_processor(init_dir, attn_implementation=attn)
     if spec.method == "sft":
         return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
                             world_dir=Path(world_dir), init_dir=init_dir, out_dir=out_dir, on_log=on_log)
     ref = None
     if settings.kl_coef > 0:
-        ref = load_model_and_processor(base_dir)[0] if spec.reference == "base" else copy.deepcopy(model)
+        ref = load_model_and_processor(base_dir, attn_implementation=attn)[0] if spec.reference == "base" else copy.deepcopy(model)
     carried = init_dir / TRAINER_STATE
     opt_state = None
     if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():

@@ -1,7 +1,14 @@
-"""Rollouts for GRPO: G sampled completions per prompt, returned as one batch the update can score.
+"""Rollouts for GRPO with a shared prompt prefix: G sampled completions per prompt.
 
-The generated ids are reused as they are for the update (no re-tokenisation of decoded text), and
-each prompt's image patches are repeated for its G completions.
+Each prompt (its image included) goes through the model once; its key/value cache is repeated for its G
+completions, both when sampling and when the update re-scores the completions. Compared with running
+every prompt+completion sequence whole (what `generate(num_return_sequences=G)` and a plain training
+forward do), the prompt's tokens and its image patches cost 1/G as much. The sampled ids are kept as
+they are for the update (no re-tokenisation of decoded text).
+
+Positions are computed once, here, for both sides: multimodal RoPE from the model's `get_rope_index`
+for image prompts, mask-aware positions for text prompts (left padding skipped, as `generate` does).
+A completion token's position continues from its prompt's last position.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 from capcurriculum.training.batching import Item, encode_prompts
 
@@ -17,28 +25,37 @@ from capcurriculum.training.batching import Item, encode_prompts
 class Rollout:
     items: list[Item]                 # the P prompts
     group_size: int                   # G
-    inputs: dict[str, torch.Tensor]   # model inputs for the P*G full sequences (prompt + completion)
+    prompt: dict[str, torch.Tensor]   # the P prompts' model inputs, left-padded to Lp
+    positions: torch.Tensor           # (3, P, Lp) rotary positions of the prompt tokens
+    completion_ids: torch.Tensor      # (P*G, C), row p*G + g is prompt p's g-th completion
     completion_mask: torch.Tensor     # (P*G, C) 1 on completion tokens up to and including eos
-    completion_ids: torch.Tensor      # (P*G, C)
-    prompt_len: int                   # Lp: completions start at this column
     texts: list[str]                  # P*G decoded completions
     rewards: torch.Tensor | None = None  # (P*G, 3): reward, accuracy, format, once scored
 
     def item_of(self, i: int) -> Item:
         return self.items[i // self.group_size]
 
+    @property
+    def prompt_len(self) -> int:
+        return int(self.prompt["input_ids"].shape[1])
 
-def _repeat_visual(enc: dict[str, torch.Tensor], group_size: int) -> dict[str, torch.Tensor]:
-    """Repeat every per-prompt tensor G times, image patches included (they are per image, not per row)."""
-    out = {k: v.repeat_interleave(group_size, dim=0) for k, v in enc.items()
-           if k not in ("pixel_values", "image_grid_thw")}
-    if "pixel_values" in enc:
-        grid = enc["image_grid_thw"]                          # (n_images, 3)
-        patches = enc["pixel_values"].split(grid.prod(-1).tolist())  # n_images x (t*h*w, D)
-        # Prompts carry at most one image each here (checked by the caller), in row order.
-        out["pixel_values"] = torch.cat([p for p in patches for _ in range(group_size)])
-        out["image_grid_thw"] = grid.repeat_interleave(group_size, dim=0)
-    return out
+    def full_inputs(self) -> dict[str, torch.Tensor]:
+        """The P*G whole sequences (prompt + completion) as one ordinary model batch, each prompt's image
+        repeated for its completions: what a trainer without prefix sharing (TRL) scores."""
+        G = self.group_size
+        out = {k: v.repeat_interleave(G, dim=0) for k, v in self.prompt.items()
+               if k not in ("pixel_values", "image_grid_thw")}
+        if "pixel_values" in self.prompt:
+            grid = self.prompt["image_grid_thw"]
+            patches = self.prompt["pixel_values"].split(grid.prod(-1).tolist())
+            out["pixel_values"] = torch.cat([p for p in patches for _ in range(G)])
+            out["image_grid_thw"] = grid.repeat_interleave(G, dim=0)
+        out["input_ids"] = torch.cat([out["input_ids"], self.completion_ids], dim=1)
+        out["attention_mask"] = torch.cat([out["attention_mask"], self.completion_mask], dim=1)
+        if "mm_token_type_ids" in out:
+            out["mm_token_type_ids"] = torch.cat(
+                [out["mm_token_type_ids"], torch.zeros_like(self.completion_ids)], dim=1)
+        return out
 
 
 def vision_token_ids(tok) -> list[int]:
@@ -47,6 +64,41 @@ def vision_token_ids(tok) -> list[int]:
     names = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
     ids = [tok.convert_tokens_to_ids(n) for n in names]
     return [i for i in ids if i is not None and i != tok.unk_token_id]
+
+
+def prompt_positions(model, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(3, P, Lp) positions of left-padded prompts; padding positions are 0 and never attended."""
+    mask = enc["attention_mask"]
+    if "image_grid_thw" in enc:
+        pos, _ = model.model.get_rope_index(enc["input_ids"], mm_token_type_ids=enc["mm_token_type_ids"],
+                                            image_grid_thw=enc["image_grid_thw"], attention_mask=mask)
+        return pos
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    return pos.unsqueeze(0).expand(3, -1, -1)
+
+
+def _prefill(model, prompt: dict[str, torch.Tensor], positions: torch.Tensor, group_size: int):
+    """One forward over the P prompts; returns the last position's logits and the key/value cache, both
+    repeated G times (prompt p's copies at rows p*G .. p*G+G-1). Differentiable when grad is on."""
+    cache = DynamicCache()
+    out = model(**prompt, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    cache.batch_repeat_interleave(group_size)
+    return out.logits[:, -1].repeat_interleave(group_size, dim=0), cache
+
+
+def _next_positions(positions: torch.Tensor, group_size: int, n: int) -> torch.Tensor:
+    """(3, P*G, n) positions of the first n completion tokens: each continues its prompt's text axis."""
+    start = positions.amax(dim=(0, 2)).repeat_interleave(group_size) + 1   # (P*G,)
+    return (start[:, None] + torch.arange(n)).unsqueeze(0).expand(3, -1, -1)
+
+
+def _sample_token(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, idx = probs.sort(dim=-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > top_p          # keep the smallest set reaching top_p
+        probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p.masked_fill(drop, 0.0))
+    return torch.multinomial(probs, 1).squeeze(-1)
 
 
 @torch.no_grad()
@@ -59,30 +111,45 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
         raise ValueError("a GRPO batch must be all image prompts (one image each) or all text prompts")
     was_training = model.training
     model.eval()
-    gen = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                         num_return_sequences=group_size, max_new_tokens=max_new_tokens,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                         suppress_tokens=vision_token_ids(tok))
-    model.train(was_training)
+    positions = prompt_positions(model, enc)
+    logits, cache = _prefill(model, enc, positions, group_size)
+    N = logits.shape[0]
+    mask = torch.cat([enc["attention_mask"].repeat_interleave(group_size, dim=0),
+                      torch.ones(N, max_new_tokens, dtype=enc["attention_mask"].dtype)], dim=1)
+    steps = _next_positions(positions, group_size, max_new_tokens)
+    suppress = vision_token_ids(tok)
+    ids = torch.full((N, max_new_tokens), tok.pad_token_id, dtype=torch.long)
+    done = torch.zeros(N, dtype=torch.bool)
     Lp = enc["input_ids"].shape[1]
-    completion = gen[:, Lp:]                                   # (P*G, C)
+    for t in range(max_new_tokens):
+        logits[:, suppress] = float("-inf")
+        nxt = _sample_token(logits, temperature, top_p).masked_fill(done, tok.pad_token_id)
+        ids[:, t] = nxt
+        done |= nxt == tok.eos_token_id
+        if done.all() or t == max_new_tokens - 1:
+            break
+        out = model(input_ids=nxt[:, None], attention_mask=mask[:, :Lp + t + 1],
+                    position_ids=steps[:, :, t:t + 1], past_key_values=cache, use_cache=True)
+        logits = out.logits[:, -1]
+    model.train(was_training)
+    completion = ids[:, :t + 1]
     is_eos = completion == tok.eos_token_id
     # keep tokens up to and including the first eos; everything after is padding
-    after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0
-    mask = (~after_eos).long()
-    full = _repeat_visual(enc, group_size)
-    full["input_ids"] = gen
-    full["attention_mask"] = torch.cat([full["attention_mask"], mask], dim=1)
-    if "mm_token_type_ids" in full:
-        full["mm_token_type_ids"] = torch.cat(
-            [full["mm_token_type_ids"], torch.zeros_like(completion)], dim=1)
-    texts = [tok.decode(c[m.bool()], skip_special_tokens=True) for c, m in zip(completion, mask)]
-    return Rollout(items, group_size, full, mask, completion, Lp, texts)
+    completion_mask = ((is_eos.cumsum(1) - is_eos.long()) == 0).long()
+    texts = [tok.decode(c[m.bool()], skip_special_tokens=True) for c, m in zip(completion, completion_mask)]
+    return Rollout(items, group_size, dict(enc), positions, completion, completion_mask, texts)
 
 
 def completion_logprobs(model, ro: Rollout, temperature: float = 1.0) -> torch.Tensor:
-    """Per-token log-probabilities of the completion tokens under `model` at the sampler's temperature."""
-    logits = model(**ro.inputs).logits                         # (N, Lp + C, V)
-    logits = logits[:, ro.prompt_len - 1:-1].float() / temperature  # position t predicts token t+1
-    logp = torch.log_softmax(logits, dim=-1)
-    return logp.gather(-1, ro.completion_ids.unsqueeze(-1)).squeeze(-1)  # (N, C)
+    """Per-token log-probabilities (P*G, C) of the completion tokens under `model` at the sampler's
+    temperature: the prompts once, their caches repeated, then the completions against them."""
+    G, C = ro.group_size, ro.completion_ids.shape[1]
+    first, cache = _prefill(model, ro.prompt, ro.positions, G)         # first: predicts completion token 0
+    logits = first[:, None]
+    if C > 1:
+        mask = torch.cat([ro.prompt["attention_mask"].repeat_interleave(G, dim=0), ro.completion_mask], dim=1)
+        out = model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1],
+                    position_ids=_next_positions(ro.positions, G, C - 1), past_key_values=cache, use_cache=True)
+        logits = torch.cat([logits, out.logits], dim=1)                 # position t predicts token t+1
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return logp.gather(-1, ro.completion_ids.unsqueeze(-1)).squeeze(-1)  # (P*G, C)
