@@ -95,3 +95,12 @@ def test_caption_sft_is_a_perception_only_method_that_follows_its_slot():
 def test_an_unknown_attention_implementation_fails_naming_the_key():
     with pytest.raises(ConfigError, match="^train.attn_implementation: "):
         validate(_compose("train.attn_implementation=flashy"))
+
+
+def test_runner_modes_agree_with_the_container_runner():
+    from capcurriculum.config import RUNNER_MODES
+    from capcurriculum.container import MODES
+
+    assert RUNNER_MODES == MODES
+    with pytest.raises(ConfigError, match="^runner.mode: "):
+        validate(_compose("runner.mode=podman"))

@@ -19,6 +19,7 @@ MODEL_ROLES = ("policy", "filter_small", "filter_large")
 OPTIMIZER_STATES = ("fresh", "carry")
 DIFFICULTY_ORDERS = ("none", "easy_to_hard")
 METHODS = ("grpo", "sft")
+RUNNER_MODES = ("direct", "docker", "apptainer")  # capcurriculum.container.MODES
 ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
 
 
@@ -180,7 +181,7 @@ def validate(cfg: DictConfig) -> None:
                 raise ConfigError(f"curriculum.s{k + 1}", f"is {dict(slot)} but curriculum.order/steps give set "
                                   f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
-                         ("train.attn_implementation", ATTN_IMPLEMENTATIONS)):
+                         ("train.attn_implementation", ATTN_IMPLEMENTATIONS), ("runner.mode", RUNNER_MODES)):
         value = OmegaConf.select(cfg, key)
         if value is not None:
             check_choice(key, value, allowed)
