@@ -1,0 +1,140 @@
+"""We-Math testmini (We-Math/We-Math) and its four-dimensional score.
+
+Rows share an `ID` per multi-step problem; `key` says which part a row is: "2steps_1", "2steps_2",
+"2steps_multi", "3steps_1".."3steps_3", "3steps_multi" (the sub-problems and the composite one).
+Following VLMEvalKit `vlmeval/dataset/utils/wemath.py` (evaluate_calculate_metrics,
+evaluate_compute_final_scores, evaluate_update_main_results_df), each multi-step problem is:
+
+- IK insufficient knowledge: some sub-problem wrong and the composite wrong;
+- IG inadequate generalization: every sub-problem right, the composite wrong;
+- CM complete mastery: composite right and every sub-problem right (strict) / any right (loose);
+- RM rote memorization: composite right and some sub-problem wrong (strict) / all wrong (loose).
+
+Score = (N - 0.5*IG - RM - IK) / N, strict and loose; rates IK/N, IG/N, CM/N and RM/(CM+RM).
+VLMEvalKit hard-codes N = 525 (the testmini's multi-step problems); here N is the number of complete
+problems graded, which is 525 on the full testmini. A problem missing a part (a skipped row) is
+counted in `incomplete_problems` and left out, as VLMEvalKit's NaN comparisons leave it out.
+Step accuracies S1 (sub-problems), S2, S3 (composites) as its wemath_accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from capcurriculum.answers import extract_boxed
+
+from .base import (
+    Adapter,
+    BenchItem,
+    BenchmarkSpec,
+    RowError,
+    accuracy_by,
+    mean,
+    record_meta,
+    require,
+    require_image,
+)
+from .extraction import infer_choice, parse_options
+
+SPEC = BenchmarkSpec(
+    name="wemath", title="WeMath", hub_id="We-Math/We-Math", split="testmini", config=None,
+    id_column="ID", image_column="image_path", question_column="question", answer_column="answer",
+    columns=("ID", "split", "knowledge concept", "question", "option", "answer", "key", "question number",
+             "image_path"),
+    size=1740, headline="score_strict", scoring_source="VLMEvalKit vlmeval/dataset/utils/wemath.py")
+
+_KEY = re.compile(r"([23])steps_(\d|multi)")
+OFFICIAL_TESTMINI_PROBLEMS = 525
+
+
+def official_answer(response: str) -> str | None:
+    """VLMEvalKit's no-judge rule: the first character after the last "Answer", if a letter A-H."""
+    tail = response.split("Answer")[-1] if "Answer" in response else None
+    if tail is None:
+        return None
+    tail = re.sub(r"[><:.]", "", tail).strip()
+    return tail[0] if tail and tail[0] in "ABCDEFGH" else None
+
+
+class WeMath(Adapter):
+    spec = SPEC
+
+    def row_id(self, row: Mapping[str, Any], index: int) -> str:
+        # ID names the problem, not the row: its parts are told apart by `key`.
+        pid, key = row.get("ID"), row.get("key")
+        return f"{pid}:{key}" if pid not in (None, "") and key else f"#{index}"
+
+    def row_to_item(self, row: Mapping[str, Any], rid: str) -> BenchItem:
+        question, option = require(row, "question"), require(row, "option")
+        gold = str(require(row, "answer")).strip()
+        key = require(row, "key")
+        problem = require(row, "ID")
+        image = require_image(row, "image_path")
+        choices = parse_options(option)
+        if not choices:
+            raise RowError("option", f"no options could be read from {option!r}")
+        if gold not in choices:
+            raise RowError("answer", f"gold {gold!r} is not an option letter ({', '.join(choices)})")
+        meta = {"problem_id": str(problem), "key": key, "knowledge_concept": row.get("knowledge concept")}
+        return BenchItem(self.spec.title, rid, f"{question}\n{option}", image, gold, "choice", choices, meta)
+
+    def extract(self, response: str, item: BenchItem) -> str | None:
+        if response is None:
+            return None
+        boxed = extract_boxed(response)
+        if boxed is not None:
+            return infer_choice(boxed, item.choices)
+        return official_answer(response) or infer_choice(response.rsplit("</think>", 1)[-1], item.choices)
+
+    def score(self, item: BenchItem, extracted: str | None) -> bool:
+        return extracted is not None and extracted == item.gold
+
+    def sub_scores(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return {**four_dimensional(records),
+                "by_knowledge_concept": accuracy_by(records, lambda r: record_meta(r, "knowledge_concept"))}
+
+
+def four_dimensional(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """CM / IK / IG / RM counts, rates, strict and loose scores, and step accuracies."""
+    parts: dict[tuple[int, str], dict[str, bool]] = defaultdict(dict)
+    for r in records:
+        m = _KEY.fullmatch(str(record_meta(r, "key") or ""))
+        if m:
+            parts[(int(m.group(1)), str(record_meta(r, "problem_id")))][m.group(2)] = bool(r["correct"])
+    complete = {k: v for k, v in parts.items()
+                if all(str(i) in v for i in range(1, k[0] + 1)) and "multi" in v}
+    counts = dict.fromkeys(("IK", "IG", "CM_strict", "CM_loose", "RM_strict", "RM_loose"), 0)
+    for (steps, _), v in complete.items():
+        subs = [v[str(i)] for i in range(1, steps + 1)]
+        if not v["multi"]:
+            counts["IG" if all(subs) else "IK"] += 1
+            continue
+        counts["CM_strict" if all(subs) else "RM_strict"] += 1
+        counts["CM_loose" if any(subs) else "RM_loose"] += 1
+    n = len(complete)
+
+    def rate(x: int, d: int) -> float | None:
+        return x / d if d else None
+
+    def score(rm: int) -> float | None:
+        return rate(n - 0.5 * counts["IG"] - rm - counts["IK"], n)
+
+    return {
+        "n_problems": n,
+        "incomplete_problems": len(parts) - n,
+        "four_dim_counts": counts,
+        "score_strict": score(counts["RM_strict"]),
+        "score_loose": score(counts["RM_loose"]),
+        "rates": {"IK": rate(counts["IK"], n), "IG": rate(counts["IG"], n),
+                  "CM_strict": rate(counts["CM_strict"], n), "CM_loose": rate(counts["CM_loose"], n),
+                  "RM_strict": rate(counts["RM_strict"], counts["CM_strict"] + counts["RM_strict"]),
+                  "RM_loose": rate(counts["RM_loose"], counts["CM_loose"] + counts["RM_loose"])},
+        "step_accuracy": {
+            "S1": mean(v[str(i)] for (s, _), v in complete.items() for i in range(1, s + 1)),
+            "S2": mean(v["multi"] for (s, _), v in complete.items() if s == 2),
+            "S3": mean(v["multi"] for (s, _), v in complete.items() if s == 3)},
+    }
+

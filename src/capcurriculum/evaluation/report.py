@@ -1,0 +1,197 @@
+"""The evaluation report: each model x benchmark with Overall, paired deltas vs base and vs merged,
+response lengths and perception/reasoning error counts, as Markdown, HTML and plots.
+
+Deltas are paired over the same items (every model answers the same held-out items), so their standard
+errors are the paired ones (evaluation/paired.py).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from capcurriculum.evaluation.evaluator import overall
+from capcurriculum.evaluation.paired import paired_delta
+from capcurriculum.io import read_json, read_jsonl, write_text
+
+# The paper's published accuracies (%), Qwen3-VL-8B, from its comparison table (paper-summary.txt).
+PUBLISHED = {
+    "base": {"mathvista": 72.40, "wemath": 50.86, "realworldqa": 70.85, "mmstar": 70.00},
+    "staged": {"mathvista": 75.90, "wemath": 56.10, "realworldqa": 74.51, "mmstar": 73.07},
+}
+
+
+def _load(eval_dirs: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
+    models = {}
+    for name, d in eval_dirs.items():
+        d = Path(d)
+        summaries = read_json(d / "summary.json")
+        records = {b: read_jsonl(d / f"{b}.jsonl") for b in summaries}
+        models[name] = {"summary": summaries, "records": records}
+    return models
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _delta_cell(a: list[dict], b: list[dict]) -> str:
+    if not a or [r["id"] for r in a] != [r["id"] for r in b]:
+        return "n/a"  # no items, or not the same ones: no paired delta
+    d = paired_delta([r["correct"] for r in a], [r["correct"] for r in b])
+    return f"{100 * d['delta']:+.1f} ± {100 * d['se']:.1f}"
+
+
+def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
+    names = list(models)
+    benches = list(next(iter(models.values()))["summary"])
+    lines = ["## Accuracy (%), greedy, ± se", "",
+             "| model | " + " | ".join(benches) + " | Overall |", "|---" * (len(benches) + 2) + "|"]
+    for m in names:
+        s = models[m]["summary"]
+        cells = [f"{_pct(s[b]['accuracy'])} ± {_pct(s[b]['se'])}" for b in benches]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_pct(overall(s))} |")
+    if profile == "paper":
+        for m, pub in PUBLISHED.items():
+            cells = [f"{pub[b]:.2f}" if b in pub else "–" for b in benches]
+            lines.append(f"| {m} (paper) | " + " | ".join(cells) + " | – |")
+    for ref in ("base", "merged"):
+        if ref not in models:
+            continue
+        lines += ["", f"## Δ vs {ref} (points, paired over the same items, ± se)", "",
+                  "| model | " + " | ".join(benches) + " |", "|---" * (len(benches) + 1) + "|"]
+        for m in names:
+            if m == ref:
+                continue
+            cells = [_delta_cell(models[ref]["records"][b], models[m]["records"][b]) for b in benches]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "## Response length (tokens, mean) and unreadable answers", "",
+              "| model | " + " | ".join(benches) + " | no answer | failed | skipped rows |",
+              "|---" * (len(benches) + 4) + "|"]
+    for m in names:
+        s = models[m]["summary"]
+        cells = [f"{s[b]['mean_tokens']:.1f}" if s[b].get("mean_tokens") is not None else "–" for b in benches]
+        tot = {k: sum(int(s[b].get(k) or 0) for b in benches) for k in ("no_answer", "failed", "skipped")}
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {tot['no_answer']} | {tot['failed']} | {tot['skipped']} |")
+    attr = [(m, b, s) for m in names for b, s in models[m]["summary"].items()
+            if s.get("attribution") or s.get("judge_attribution")]
+    if attr:
+        lines += ["", "## Wrong visual-math answers: perception or reasoning", "",
+                  "Exact: each fact the answer's reasoning states, checked against the scene (tiny world). "
+                  "Judge: the LLM judge's label (`evaluation.judge`); agreement over items both labelled.", "",
+                  "| model | benchmark | wrong | exact: perception / reasoning / unparseable "
+                  "| judge: perception / reasoning / unparseable / unavailable | agreement |", "|---|---|---|---|---|---|"]
+        for m, b, s in attr:
+            e, j = s.get("attribution"), s.get("judge_attribution")
+            wrong = (e or j)["wrong"]
+            ex = f"{e['perception']} / {e['reasoning']} / {e['unparseable']}" if e else "–"
+            jd = f"{j['perception']} / {j['reasoning']} / {j['unparseable']} / {j['unavailable']}" if j else "not run"
+            agree = (s.get("judge_agreement") or {}).get("agreement")
+            lines.append(f"| {m} | {b} | {wrong} | {ex} | {jd} | {_pct(agree) + '%' if agree is not None else '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plots(models: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(models)
+    benches = list(next(iter(models.values()))["summary"])
+    paths = []
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(benches), 3.6))
+    w = 0.8 / len(names)
+    for i, m in enumerate(names):
+        s = models[m]["summary"]
+        xs = [j + i * w for j in range(len(benches))]
+        ax.bar(xs, [100 * (s[b]["accuracy"] or 0) for b in benches], w, label=m,
+               yerr=[100 * (s[b]["se"] or 0) for b in benches], capsize=2)
+    ax.set_xticks([j + w * (len(names) - 1) / 2 for j in range(len(benches))], benches, fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out_dir / "accuracy.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for m in names:
+        lengths = [r["n_tokens"] for recs in models[m]["records"].values() for r in recs if r.get("n_tokens", -1) >= 0]
+        ax.hist(lengths, bins=24, histtype="step", label=m)
+    ax.set_xlabel("response length (tokens)")
+    ax.set_ylabel("responses")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out_dir / "response_length.png"))
+
+    attr = [(m, b, s["attribution"]) for m in names for b, s in models[m]["summary"].items() if s.get("attribution")]
+    if attr:
+        fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(attr), 3.6))
+        labels = [m if len({b for _, b, _ in attr}) == 1 else f"{m}\n{b}" for m, b, _ in attr]
+        per = [a["perception"] for *_, a in attr]
+        rea = [a["reasoning"] for *_, a in attr]
+        unp = [a["unparseable"] for *_, a in attr]
+        ax.bar(labels, per, label="perception")
+        ax.bar(labels, rea, bottom=per, label="reasoning")
+        ax.bar(labels, unp, bottom=[p + r for p, r in zip(per, rea)], label="unparseable")
+        ax.set_ylabel("wrong visual-math answers")
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out_dir / "attribution.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_report(eval_dirs: Mapping[str, str | Path], out_dir: str | Path, *, profile: str) -> dict[str, Path]:
+    """out_dir/report.md, report.html and the plots; returns their paths by kind."""
+    out_dir = Path(out_dir)
+    models = _load(eval_dirs)
+    body = tables(models, profile)
+    images = plots(models, out_dir)
+    md = f"# Evaluation report ({profile} profile)\n\n" + body + "\n" + "".join(
+        f"![{p.stem}]({p.name})\n" for p in images)
+    write_text(out_dir / "report.md", md)
+    write_text(out_dir / "report.html", _html(md, images, profile))
+    return {"md": out_dir / "report.md", "html": out_dir / "report.html", **{p.stem: p for p in images}}
+
+
+def _html(md: str, images: list[Path], profile: str) -> str:
+    """A self-contained page: the Markdown tables as HTML tables, the plots as <img>."""
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}"
+             "td,th{border:1px solid #ccc;padding:2px 8px}table{border-collapse:collapse}")
+    out = [f"<!doctype html><meta charset='utf-8'><title>capcurriculum report ({profile})</title>",
+           f"<style>{style}</style>"]
+    rows: list[str] = []
+
+    def flush():
+        if rows:
+            out.append("<table>" + "".join(
+                "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip())}</{'th' if i == 0 else 'td'}>"
+                                 for c in r.strip("|").split("|")) + "</tr>" for i, r in enumerate(rows)) + "</table>")
+            rows.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            if not line.startswith("|---"):
+                rows.append(line)
+            continue
+        flush()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("!["):
+            continue
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    out += [f"<img src='{html.escape(p.name)}' alt='{html.escape(p.stem)}'>" for p in images]
+    return "\n".join(out) + "\n"

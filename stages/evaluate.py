@@ -1,0 +1,33 @@
+"""DVC node `evaluate@base|staged|merged`: the `evaluation.benchmarks` on one model, every item saved."""
+
+import argparse
+
+from omegaconf import OmegaConf
+
+from capcurriculum.config import load_params
+from capcurriculum.evaluate import run_evaluation
+from capcurriculum.io import write_json
+from capcurriculum.runtime import METRICS_DIR, run_file, setup_logging
+from capcurriculum.tracking import node_run
+
+MODELS = {"base": "data/models/base/policy", "staged": "data/models/train_3", "merged": "data/models/merged"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("model", choices=list(MODELS))
+    name = ap.parse_args().model
+    setup_logging()
+    cfg = load_params()
+    settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
+    node = f"evaluate@{name}"
+    with node_run(node, {"evaluation": settings, "model": MODELS[name]}, run_file(node),
+                  experiment=cfg.tracking.experiment) as run:
+        metrics = run_evaluation(MODELS[name], settings["benchmarks"], f"data/eval/{name}", settings=settings,
+                                 trained=name != "base")
+        run.log_metrics({k.replace("@", "_"): v for k, v in metrics.items()})
+        write_json(METRICS_DIR / "eval" / f"{name}.json", metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The evaluator and its CLI on a real tiny model: every item saved, scores recomputable, nothing dropped."""
+
+import json
+
+import pytest
+
+from capcurriculum.evaluate import main, run_evaluation
+from capcurriculum.evaluation.report import write_report
+from capcurriculum.io import read_json, read_jsonl, write_json, write_jsonl
+
+SETTINGS = {"n": 5, "max_new_tokens": 10, "batch_size": 8, "backend": {"backend": "hf", "batch_size": 8}}
+
+
+def test_cli_writes_every_item_and_recomputable_scores(eval_world, tmp_path, capsys):
+    raw, world, model = eval_world
+    out = tmp_path / "out"
+    assert main(["--model", str(model), "--benchmarks", "tiny_vis_math,tiny_text_math,tiny_perception",
+                 "--n", "5", "--max-new-tokens", "10", "--out", str(out), "--raw", str(raw),
+                 "--world", str(world)]) == 0
+    metrics = read_json(out / "metrics.json")
+    summary = read_json(out / "summary.json")
+    assert set(summary) == {"tiny_vis_math", "tiny_text_math", "tiny_perception"}
+    accs = []
+    for name in summary:
+        records = read_jsonl(out / f"{name}.jsonl")
+        assert len(records) == 5 == metrics[f"{name}/n"]
+        assert {"id", "gold", "extracted", "correct", "no_answer", "n_tokens", "response"} <= set(records[0])
+        recomputed = sum(r["correct"] for r in records) / len(records)
+        assert metrics[f"{name}/accuracy"] == pytest.approx(recomputed)
+        assert metrics[f"{name}/no_answer"] == sum(r["extracted"] is None for r in records)
+        accs.append(recomputed)
+    assert metrics["overall"] == pytest.approx(sum(accs) / 3)
+    # every wrong visual-math answer is attributed (or counted unparseable): none is left out
+    vis = read_jsonl(out / "tiny_vis_math.jsonl")
+    wrong = [r for r in vis if not r["correct"]]
+    assert metrics["tiny_vis_math/attribution/wrong"] == len(wrong)
+    assert all("attribution" in r for r in wrong)
+    a = summary["tiny_vis_math"]["attribution"]
+    assert a["perception"] + a["reasoning"] + a["unparseable"] == a["wrong"]
+    assert "overall\t" in capsys.readouterr().out
+
+
+def test_unknown_benchmark_fails_before_loading_a_model(tmp_path):
+    with pytest.raises(LookupError, match="unknown benchmark 'mmmu'"):
+        run_evaluation(tmp_path / "no-model", ["mmmu"], tmp_path / "out", settings=SETTINGS)
+    with pytest.raises(ValueError, match="evaluation.benchmarks: unknown tiny benchmark"):
+        from capcurriculum.evaluation.evaluator import evaluate_tiny
+
+        evaluate_tiny(None, None, tmp_path, tmp_path, ["tiny_ocr"], n=1, max_new_tokens=1)
+
+
+def test_report_pairs_models_over_the_same_items(tmp_path):
+    def model_dir(name, flags, tokens):
+        d = tmp_path / name
+        recs = [{"id": f"q{i}", "correct": c, "n_tokens": t, "extracted": "1", "no_answer": False}
+                for i, (c, t) in enumerate(zip(flags, tokens))]
+        write_jsonl(d / "tiny_vis_math.jsonl", recs)
+        n = len(flags)
+        write_json(d / "summary.json", {"tiny_vis_math": {
+            "n": n, "accuracy": sum(flags) / n, "se": 0.1, "no_answer": 0, "failed": 0, "skipped": 0,
+            "mean_tokens": sum(tokens) / n, "attribution": {"wrong": n - sum(flags), "perception": 1,
+                                                            "reasoning": n - sum(flags) - 1, "unparseable": 0}}})
+        return d
+
+    dirs = {"base": model_dir("base", [1, 0, 0, 0], [10, 10, 10, 10]),
+            "staged": model_dir("staged", [1, 1, 1, 0], [5, 5, 5, 5]),
+            "merged": model_dir("merged", [1, 1, 0, 0], [8, 8, 8, 8])}
+    paths = write_report(dirs, tmp_path / "report", profile="tiny")
+    md = paths["md"].read_text()
+    # staged vs base: differences (0, +1, +1, 0) -> mean +50 points, paired se 100*sqrt(1/3/4) = 28.9
+    assert "| staged | +50.0 ± 28.9 |" in md
+    assert "| staged | 75.0 ± 10.0 | 75.0 |" in md  # accuracy ± se, and Overall
+    assert "| staged | tiny_vis_math | 1 | 1 / 0 / 0 | not run | – |" in md
+    html = paths["html"].read_text()
+    assert "<table>" in html and "<img src='accuracy.png'" in html
+    for kind in ("accuracy", "response_length", "attribution"):
+        assert paths[kind].read_bytes()[:4] == b"\x89PNG"
+    # different items cannot be paired
+    write_jsonl(dirs["merged"] / "tiny_vis_math.jsonl",
+                [{"id": f"x{i}", "correct": True, "n_tokens": 1} for i in range(4)])
+    assert "| staged | n/a |" in write_report(dirs, tmp_path / "r2", profile="tiny")["md"].read_text()
+    json.dumps(read_json(dirs["base"] / "summary.json"))
+
+
+def test_the_judge_attributes_wrong_answers_and_its_agreement_is_reported(eval_world, tmp_path, server,
+                                                                           monkeypatch):
+    from capcurriculum.evaluation.judge import Judge
+
+    raw, world, model = eval_world
+    server.calls.clear()
+    server.reply = '{"label": "perception"}'
+    judge = Judge.from_config({"enabled": True, "base_url": server.base_url, "model": "judge", "timeout_s": 5,
+                               "max_retries": 0, "cache": str(tmp_path / "cache.sqlite")})
+    from capcurriculum.evaluation.evaluator import evaluate_tiny
+    from capcurriculum.models.loading import load_model_and_processor
+
+    m, p = load_model_and_processor(model)
+    (records, summary), = evaluate_tiny(m, p, raw, world, ["tiny_vis_math"], n=6, max_new_tokens=10,
+                                        judge=judge).values()
+    wrong = [r for r in records if not r["correct"]]
+    assert wrong and len(server.calls) == len({r["response"] for r in wrong})  # one call per distinct case
+    assert summary["judge_attribution"] == {"wrong": len(wrong), "perception": len(wrong), "reasoning": 0,
+                                            "unparseable": 0, "unavailable": 0}
+    exact = [r["attribution"]["label"] for r in wrong]
+    both = [e for e in exact if e in ("perception", "reasoning")]
+    assert summary["judge_agreement"]["both_labelled"] == len(both)
+    if both:
+        assert summary["judge_agreement"]["agreement"] == pytest.approx(both.count("perception") / len(both))
