@@ -88,7 +88,8 @@ def test_every_node_is_tracked_under_one_mlflow_parent(smoke_repo):
     records = [json.loads(p.read_text()) for p in (repo / "data/runs").glob("*.json")]
     assert {r["node"] for r in records} == {"raw", "init_models", "base@policy", "base@filter_small",
                                             "base@filter_large", "qa_generate", "perc_filter", "sets@text",
-                                            "sets@vis", "train_1", "train_2", "train_3", "merged"}
+                                            "sets@vis", "train_1", "train_2", "train_3", "merged",
+                                            "evaluate@base", "evaluate@staged", "evaluate@merged"}
     parents = {r["parent_run_id"] for r in records}
     assert len(parents) == 1
     parent = client.get_run(parents.pop())
@@ -101,6 +102,30 @@ def test_every_node_is_tracked_under_one_mlflow_parent(smoke_repo):
     assert [m.step for m in curve] == [3, 4]  # the curriculum's global step: stage 1 ran steps 1-2
     assert client.get_run(next(r["run_id"] for r in records if r["node"] == "merged")).data.tags[
         "stage.vision_tower"] == "frozen"
+
+
+def test_evaluation_report_compares_base_staged_and_merged(smoke_repo):
+    import mlflow
+
+    repo, env, _ = smoke_repo
+    for model in ("base", "staged", "merged"):
+        m = json.loads((repo / f"data/metrics/eval/{model}.json").read_text())
+        for bench in ("tiny_perception", "tiny_vis_math", "tiny_text_math"):
+            records = (repo / f"data/eval/{model}/{bench}.jsonl").read_text().splitlines()
+            assert len(records) == m[f"{bench}/n"] == 8
+        assert "overall" in m and "tiny_vis_math/attribution/wrong" in m
+    report = (repo / "data/reports/eval/report.md").read_text()
+    assert "| staged |" in report and "Overall" in report and "## Δ vs merged" in report
+    assert (repo / "data/reports/eval/accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<table>" in (repo / "data/reports/eval/report.html").read_text()
+    shown = _run(["dvc", "metrics", "show"], repo, env).stdout
+    assert "data/metrics/eval/staged.json" in shown and "tiny_vis_math/accuracy" in shown
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    run_id = json.loads((repo / "data/runs/evaluate@staged.json").read_text())["run_id"]
+    assert "overall" in client.get_run(run_id).data.metrics
+    parent = json.loads((repo / "data/runs/evaluate@staged.json").read_text())["parent_run_id"]
+    artifacts = [a.path for a in client.list_artifacts(parent, "reports/eval")]
+    assert "reports/eval/report.md" in artifacts
 
 
 def test_curriculum_stages_chain_checkpoints_and_report(smoke_repo):
@@ -168,8 +193,48 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     for node in ("raw", "init_models", "qa_generate", "perc_filter", "train_1", "merged"):
         assert f"Running stage '{node}'" not in out, node
     assert "Running stage 'train_2'" in out and "Running stage 'train_3'" in out
+    assert "Running stage 'evaluate@staged'" in out and "Running stage 'evaluate@merged'" not in out
+    assert "Running stage 'evaluate@base'" not in out
+    order_exp = out.split("Ran experiment(s):")[-1].split()[0]
     back = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.order=[perc,text,vis]"], repo, env).stdout
     assert "Running stage 'train_2'" not in back and "Running stage 'train_3'" not in back  # from the run-cache
+    diff = _run(["dvc", "metrics", "diff", order_exp, "--all"], repo, env).stdout  # that experiment vs this one
+    assert "data/metrics/eval/staged.json" in diff and "tiny_vis_math/accuracy" in diff
     sft = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.method.perc=sft"], repo, env).stdout
     assert all(f"Running stage '{n}'" in sft for n in ("train_1", "train_2", "train_3"))  # perc's slot and after
     assert "Running stage 'merged'" not in sft and "Running stage 'perc_filter'" not in sft
+
+
+def test_a_queued_sweep_of_orders_runs_every_experiment(smoke_repo):
+    repo, env, _ = smoke_repo
+    for order in ("[text,perc,vis]", "[vis,text,perc]"):
+        _run(["dvc", "exp", "run", "--queue", "-S", "profile=smoke", "-S", f"curriculum.order={order}"], repo, env)
+    out = _run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], repo, env)
+    status = _run(["dvc", "queue", "status"], repo, env).stdout
+    assert status.count("Success") >= 2 and "Failed" not in status, out.stdout[-3000:] + out.stderr[-3000:]
+    # each experiment carries its own evaluation: the metric column is filled for the queued ones too
+    shown = _run(["dvc", "exp", "show", "--csv", "--keep", "overall|curriculum.order"], repo, env).stdout
+    rows = [r for r in shown.splitlines()[1:] if "text" in r and "vis" in r]
+    assert len(rows) >= 3, shown[-3000:]
+
+
+def test_a_training_node_runs_under_accelerate_launch_with_deepspeed(smoke_repo):
+    # Last in this module: it rewrites train_2's outputs outside DVC.
+    import socket
+
+    repo, env, _ = smoke_repo
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = _run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+                "--mixed_precision", "bf16", "--dynamo_backend", "no", "--main_process_port", str(port),
+                "--use_deepspeed", "--deepspeed_config_file", "conf/deepspeed/zero2.json",
+                "stages/train.py", "train_2"], repo, {k: v for k, v in env.items() if not k.startswith("ACCELERATE")})
+    boundary = json.loads((repo / "data/models/train_2/trainer_state/boundary.json").read_text())
+    assert boundary["launcher"].startswith("accelerate (DEEPSPEED"), (boundary, out.stderr[-2000:])
+    assert boundary["steps_done"] == 2
+    m = json.loads((repo / "data/metrics/train/train_2.json").read_text())
+    assert "reward/last_tenth" in m and "after/mean_acc" in m
+    from transformers import AutoModelForImageTextToText
+
+    AutoModelForImageTextToText.from_pretrained(repo / "data/models/train_2")
