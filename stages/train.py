@@ -9,7 +9,7 @@ from pathlib import Path
 
 from capcurriculum.config import load_params
 from capcurriculum.io import write_json
-from capcurriculum.runtime import METRICS_DIR, run_file, setup_logging
+from capcurriculum.runtime import METRICS_DIR, launched_accelerator, run_file, setup_logging
 from capcurriculum.tracking import node_run
 from capcurriculum.training.curriculum import SLOTS, run_stage, stage_params, stage_spec
 
@@ -25,12 +25,17 @@ def main() -> None:
     init_dir = "data/models/base/policy" if k == 0 else f"data/models/{SLOTS[k - 1]}"
     # Curves on the curriculum's global step, so the staged runs line up with the merged one in MLflow.
     offset = sum(list(cfg.curriculum.steps)[:k]) if node in SLOTS else 0
+    accelerator = launched_accelerator()  # `accelerate launch --use_deepspeed ... stages/train.py <node>`
+    where = {"init_dir": init_dir, "base_dir": "data/models/base/policy", "sets_dir": "data/sets", "raw_dir": "data/raw",
+             "world_dir": "data/world", "out_dir": f"data/models/{node}", "resume_dir": Path(".resume") / node}
+    if accelerator is not None and not accelerator.is_main_process:  # only the main process logs and writes
+        run_stage(cfg, spec, **where, accelerator=accelerator)
+        return
     with node_run(node, stage_params(cfg, spec), run_file(node), experiment=cfg.tracking.experiment) as run:
         run.set_tags({"stage.sets": ",".join(spec.sets), "stage.vision_tower":
                       "frozen" if spec.vision_lr_scale == 0 else f"trainable x{spec.vision_lr_scale}"})
-        metrics = run_stage(cfg, spec, init_dir=init_dir, base_dir="data/models/base/policy", sets_dir="data/sets",
-                            raw_dir="data/raw", world_dir="data/world", out_dir=f"data/models/{node}",
-                            resume_dir=Path(".resume") / node, on_log=lambda step, row: run.log_metrics(row, step=offset + step))
+        metrics = run_stage(cfg, spec, **where, accelerator=accelerator,
+                            on_log=lambda step, row: run.log_metrics(row, step=offset + step))
         run.log_metrics(metrics)
         write_json(METRICS_DIR / "train" / f"{node}.json", metrics)
 

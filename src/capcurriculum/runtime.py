@@ -31,3 +31,13 @@ def seed_everything(seed: int) -> None:
 def run_file(node: str) -> Path:
     """The node's MLflow run record: a DVC output, so a run-cache restore brings it back."""
     return RUNS_DIR / f"{node}.json"
+
+
+def launched_accelerator():
+    """An `accelerate.Accelerator` when `accelerate launch` started this process with DeepSpeed or more
+    than one process (it sets ACCELERATE_USE_DEEPSPEED / WORLD_SIZE); None for a plain `python` run."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true" and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    from accelerate import Accelerator
+
+    return Accelerator()

@@ -6,7 +6,13 @@ import json
 import torch
 from transformers import AutoModelForImageTextToText
 
-from capcurriculum.models import build_processor, build_tiny_model, save_pretrained_dir, tiny_config, train_tokenizer
+from capcurriculum.models import (
+    build_processor,
+    build_tiny_model,
+    save_pretrained_dir,
+    tiny_config,
+    train_tokenizer,
+)
 from capcurriculum.models.attention import NAME, attention_implementation
 
 TEXTS = [f"{n} red circles and {n + 2} blue squares. How many shapes? \\boxed{{{2 * n + 2}}}" for n in range(40)]

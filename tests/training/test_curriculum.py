@@ -61,3 +61,16 @@ def test_a_wrong_stage_config_fails_before_training(stage_env):
         stage_spec(bad, "train_1")
     with pytest.raises(ConfigError, match="^stage: unknown training node"):
         stage_spec(cfg, "train_9")
+
+
+def test_prompts_over_max_prompt_length_are_dropped_and_counted(stage_env, processor):
+    from capcurriculum.training.batching import encode_prompts
+    from capcurriculum.training.curriculum import drop_overlong
+
+    _, raw, _, sets, _, _ = stage_env
+    items, _ = load_set_items("perc", sets, raw)
+    lengths = [int(encode_prompts(processor, [it])["input_ids"].shape[1]) for it in items]
+    cut = sorted(lengths)[len(lengths) // 2]
+    kept, dropped = drop_overlong(items, processor, cut, where="test")
+    assert dropped == sum(n > cut for n in lengths) > 0
+    assert [it.example["id"] for it in kept] == [it.example["id"] for it, n in zip(items, lengths) if n <= cut]

@@ -84,3 +84,13 @@ def test_rollout_is_seeded(world, processor, model):
         torch.manual_seed(7)
         runs.append(rollout(model, processor, items, group_size=4, max_new_tokens=8).completion_ids)
     assert torch.equal(runs[0], runs[1])
+
+
+def test_ignore_eos_gives_fixed_length_completions(world, processor, model):
+    with torch.no_grad():
+        model.lm_head.weight[processor.tokenizer.eos_token_id] *= 50.0  # eos would win nearly every draw
+    items = WorldData(*world).items("vis_math", "vis_math", "pretrain", limit=2)
+    torch.manual_seed(0)
+    ro = rollout(model, processor, items, group_size=3, max_new_tokens=7, ignore_eos=True)
+    assert ro.completion_ids.shape == (6, 7) and bool(ro.completion_mask.all())
+    assert not (ro.completion_ids == processor.tokenizer.eos_token_id).any()

@@ -112,6 +112,28 @@ def load_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path, split: 
     return items, {f"data/{name}/items": len(items), f"data/{name}/skipped_ungradeable": skipped}
 
 
+def drop_overlong(items: list[Item], processor, max_prompt_length: int, where: str) -> tuple[list[Item], int]:
+    """EasyR1's filter_overlong_prompts: a prompt longer than max_prompt_length tokens (image tokens
+    included) is dropped from the data, counted and logged, rather than truncated."""
+    from capcurriculum.training.batching import encode_prompts
+    from capcurriculum.training.grpo import by_mode
+
+    kept, dropped = [], 0
+    length: dict[int, int] = {}
+    for i in range(0, len(items), 64):  # one mode per batch: image and text prompts encode apart
+        for group in by_mode(items[i:i + 64]):
+            length.update(zip(map(id, group), encode_prompts(processor, group)["attention_mask"].sum(1).tolist()))
+    for it in items:
+        n = length[id(it)]
+        if n > max_prompt_length:
+            dropped += 1
+            log.warning("%s: item %s has a %d-token prompt > grpo.max_prompt_length %d; dropped",
+                        where, it.example.get("id"), n, max_prompt_length)
+        else:
+            kept.append(it)
+    return kept, dropped
+
+
 def order_items(items: list[Item], difficulty: str) -> list[Item]:
     if difficulty == "none":
         return items
@@ -134,7 +156,11 @@ def stage_params(cfg: DictConfig, spec: StageSpec) -> dict[str, Any]:
 
 def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_dir: str | Path,
               sets_dir: str | Path, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path,
-              resume_dir: str | Path, on_log: Callable[[int, dict], None] | None = None) -> dict[str, float]:
+              resume_dir: str | Path, on_log: Callable[[int, dict], None] | None = None,
+              accelerator=None) -> dict[str, float]:
+    """`accelerator`: set under `accelerate launch` (stages/train.py): the GRPO update runs through it
+    (DeepSpeed ZeRO, DDP). Resumable points and the optimizer-state carry then stay off: a DeepSpeed
+    optimizer's partitioned state is not the single-process state they store."""
     from capcurriculum.evaluation.headroom import headroom
     from capcurriculum.models.attention import attention_implementation
     from capcurriculum.models.loading import load_model_and_processor
@@ -165,15 +191,17 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
                              f"train.min_items ({min_items}); the {name!r} set is too small to train on")
         items += part
         metrics.update(counts)
+    attn = attention_implementation(cfg.train.get("attn_implementation", "sdpa"))
+    model, processor = load_model_and_processor(init_dir, attn_implementation=attn)
+    if spec.method == "grpo":
+        items, metrics["train/skipped_overlong"] = drop_overlong(items, processor, settings.max_prompt_length,
+                                                                 spec.node)
     items = order_items(items, spec.difficulty)
     steps = spec.steps
     if not items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)
         log.warning("%s: no items in %s; training 0 of %d steps", spec.node, ", ".join(spec.sets), spec.steps)
         metrics["train/empty_set"], steps = 1, 0
     stream = PromptStream(items or [None], seed=cfg.seed, shuffle=spec.difficulty == "none")
-
-    attn = attention_implementation(cfg.train.get("attn_implementation", "sdpa"))
-    model, processor = load_model_and_processor(init_dir, attn_implementation=attn)
     if spec.method == "sft":
         return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
                             world_dir=Path(world_dir), init_dir=init_dir, out_dir=out_dir, on_log=on_log)
@@ -184,8 +212,11 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     opt_state = None
     if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():
         opt_state = load_optimizer(carried)
+    if accelerator is not None and spec.optimizer_state == "carry":
+        raise ConfigError("train.optimizer_state", "carry is not supported under accelerate launch; use fresh")
     trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref,
-                          vision_lr_scale=spec.vision_lr_scale, optimizer_state=opt_state)
+                          vision_lr_scale=spec.vision_lr_scale, optimizer_state=opt_state, accelerator=accelerator)
+    model = trainer.model  # the unwrapped module (the same object without an accelerator)
 
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
     held_out = {name: world.items(*CAPABILITIES[SET_MODES[name]], "test", limit=int(ecfg.n)) for name in spec.sets}
@@ -202,7 +233,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         return out
 
     fp = fingerprint(stage_params(cfg, spec), init_dir)
-    resumed = load_resume(resume_dir, fp)
+    resumed = load_resume(resume_dir, fp) if accelerator is None else None
     history: list[dict] = []
     if resumed:
         model_r, _ = load_model_and_processor(resume_dir / "model")
@@ -232,15 +263,20 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
 
     t0 = time.time()
     trainer.train(stream, steps, on_log=logged, checkpoint=checkpoint,
-                  checkpoint_every=int(cfg.train.checkpoint_every))
+                  checkpoint_every=int(cfg.train.checkpoint_every) if accelerator is None else 0)
     metrics["train/seconds"] = time.time() - t0
     metrics.update(measure("after"))
     metrics.update(summarize(history, metrics, flags, spec))
 
+    if accelerator is not None and not accelerator.is_main_process:
+        return metrics
     save_pretrained_dir(model, processor, out_dir)
-    save_optimizer(trainer.opt, out_dir / TRAINER_STATE)
+    if accelerator is None:
+        save_optimizer(trainer.opt, out_dir / TRAINER_STATE)
     write_json(out_dir / TRAINER_STATE / "boundary.json", {
         **asdict(spec), "started_from": str(init_dir), "carried_optimizer": opt_state is not None,
+        "launcher": "python" if accelerator is None else f"accelerate ({accelerator.distributed_type.value}, "
+                                                          f"{accelerator.num_processes} processes)",
         "kl_reference": str(base_dir if spec.reference == "base" else init_dir), "steps_done": trainer.step_count,
         "data_position": stream.state()})
     write_jsonl(out_dir / TRAINER_STATE / "history.jsonl", history)

@@ -82,8 +82,17 @@ def by_mode(items: Sequence[Item]) -> list[list[Item]]:
 
 class GRPOTrainer:
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
-                 vision_lr_scale: float = 0.1, optimizer_state: dict | None = None):
+                 vision_lr_scale: float = 0.1, optimizer_state: dict | None = None,
+                 reward_fn: Callable[[str, Item], dict[str, float]] | None = None, ignore_eos: bool = False,
+                 accelerator=None):
+        """`reward_fn(text, item)` -> {"reward", "accuracy", "format"}: the paper's reward by default.
+        `ignore_eos`: fixed-length completions (benchmarks). `accelerator`: an `accelerate.Accelerator`
+        (e.g. under `accelerate launch` with a DeepSpeed config): the update runs through the model and
+        optimizer it prepares; sampling uses the unwrapped model."""
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
+        self.reward_fn = reward_fn or (lambda text, it: reward(text, it.example["answer"], it.example["answer_type"],
+                                                               reward_cfg))
+        self.ignore_eos = ignore_eos
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         if self.ref_model is not None:
             self.ref_model.eval().requires_grad_(False)
@@ -93,13 +102,30 @@ class GRPOTrainer:
             self.opt.load_state_dict(optimizer_state)
             for g in self.opt.param_groups:  # carried moments, this stage's rates
                 g["lr"] = g["base_lr"] = settings.learning_rate * (g["base_lr"] / self.opt.param_groups[0]["base_lr"])
+        self.acc, self.engine = accelerator, model
+        # data parallel: each process rolls out and updates on its own slice of every batch
+        self.world, self.rank = (accelerator.num_processes, accelerator.process_index) if accelerator else (1, 0)
+        if settings.rollout_batch_size % self.world or settings.update_batch_size % self.world:
+            raise ValueError(f"grpo.rollout_batch_size and grpo.update_batch_size must divide by the "
+                             f"{self.world} processes")
+        if accelerator is not None:
+            ds = accelerator.state.deepspeed_plugin
+            if ds is not None:  # no DataLoader goes through prepare() to fill DeepSpeed's "auto" batch sizes
+                ds.deepspeed_config["train_micro_batch_size_per_gpu"] = settings.update_batch_size // self.world
+                ds.deepspeed_config["gradient_accumulation_steps"] = 1
+                ds.deepspeed_config["train_batch_size"] = settings.update_batch_size * accelerator.num_processes
+                if ds.deepspeed_config.get("gradient_clipping") == "auto":
+                    ds.deepspeed_config["gradient_clipping"] = settings.max_grad_norm
+            self.engine, self.opt = accelerator.prepare(model, self.opt)
+            self.model = accelerator.unwrap_model(self.engine)
         self.step_count = 0
 
     # --- one step -------------------------------------------------------------------------------------
     def step(self, prompts: list[Item]) -> dict[str, float]:
         s, t0 = self.s, time.time()
         self.model.eval()
-        minibatches = [prompts[i:i + s.update_batch_size] for i in range(0, len(prompts), s.update_batch_size)]
+        per = s.update_batch_size // self.world
+        minibatches = [prompts[i:i + per] for i in range(0, len(prompts), per)]
         chunks = [[self._rollout(part) for part in by_mode(mb)] for mb in minibatches]
         t_rollout = time.time() - t0
 
@@ -108,13 +134,21 @@ class GRPOTrainer:
         for mb in chunks:
             n_tokens = sum(int(c.ro.completion_mask.sum()) for c in mb)
             self.opt.zero_grad(set_to_none=True)
+            losses = []
             for c in mb:
-                logp = completion_logprobs(self.model, c.ro, s.temperature)
+                logp = completion_logprobs(self.engine, c.ro, s.temperature)
                 old = c.old_logp if c.old_logp is not None else logp.detach()
                 loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
-                loss.backward()
                 stats.append(st)
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+                if self.acc is None:
+                    loss.backward()  # chunk by chunk: only one chunk's activations alive at a time
+                else:
+                    losses.append(loss)
+            if self.acc is None:
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+            else:  # one backward per optimizer step: DeepSpeed steps inside accelerator.backward
+                self.acc.backward(torch.stack(losses).sum())
+                grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
             self.opt.step()
         self.step_count += 1
 
@@ -124,7 +158,8 @@ class GRPOTrainer:
         out.update({k: sum(st[k] for st in stats) / len(stats) for k in ("clip_frac", "dual_clip_frac", "ratio_mean")})
         out.update({"reward": rewards[:, 0].mean().item(), "reward/accuracy": rewards[:, 1].mean().item(),
                     "reward/format": rewards[:, 2].mean().item(), "response_length": lengths.mean().item(),
-                    "grad_norm": float(grad_norm), "lr": self.opt.param_groups[0]["lr"],
+                    "grad_norm": float(grad_norm if grad_norm is not None else "nan"),
+                    "lr": self.opt.param_groups[0]["lr"],
                     "time/rollout_s": t_rollout, "time/update_s": time.time() - t0 - t_rollout,
                     "prompts_per_s": len(prompts) / (time.time() - t0)})
         return out
@@ -132,12 +167,11 @@ class GRPOTrainer:
     @torch.no_grad()
     def _rollout(self, items: list[Item]) -> Chunk:
         s = self.s
-        ro = rollout(self.model, self.processor, items, group_size=s.group_size,
+        ro = rollout(self.model, self.processor, items, group_size=s.group_size, ignore_eos=self.ignore_eos,
                      max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p)
-        scores = [reward(text, ro.item_of(i).example["answer"], ro.item_of(i).example["answer_type"], self.reward_cfg)
-                  for i, text in enumerate(ro.texts)]
+        scores = [self.reward_fn(text, ro.item_of(i)) for i, text in enumerate(ro.texts)]
         ro.rewards = torch.tensor([[r["reward"], r["accuracy"], r["format"]] for r in scores])
-        adv = group_advantages(ro.rewards[:, 0], s.group_size, s.adv_eps)
+        adv = group_advantages(ro.rewards[:, 0], s.group_size, s.adv_eps).to(self.model.device)
         # With one update per rollout the first (only) mini-batch is on-policy: old = current, no extra pass.
         old = completion_logprobs(self.model, ro, s.temperature) if s.updates_per_rollout > 1 or s.ppo_epochs > 1 else None
         ref = completion_logprobs(self.ref_model, ro, s.temperature) if self.ref_model is not None else None
@@ -153,7 +187,7 @@ class GRPOTrainer:
         bar = tqdm(range(self.step_count, steps), desc="grpo", unit="step", disable=not progress, mininterval=2.0,
                    initial=self.step_count, total=steps)
         for _ in bar:
-            row = self.step(stream.next(self.s.rollout_batch_size))
+            row = self.step(stream.next(self.s.rollout_batch_size)[self.rank::self.world])
             history.append(row)
             bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['reward/accuracy']:.3f}")
             if on_log:

@@ -89,7 +89,7 @@ def _prefill(model, prompt: dict[str, torch.Tensor], positions: torch.Tensor, gr
 def _next_positions(positions: torch.Tensor, group_size: int, n: int) -> torch.Tensor:
     """(3, P*G, n) positions of the first n completion tokens: each continues its prompt's text axis."""
     start = positions.amax(dim=(0, 2)).repeat_interleave(group_size) + 1   # (P*G,)
-    return (start[:, None] + torch.arange(n)).unsqueeze(0).expand(3, -1, -1)
+    return (start[:, None] + torch.arange(n, device=start.device)).unsqueeze(0).expand(3, -1, -1)
 
 
 def _sample_token(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
@@ -103,9 +103,11 @@ def _sample_token(logits: torch.Tensor, temperature: float, top_p: float) -> tor
 
 @torch.no_grad()
 def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tokens: int,
-            temperature: float = 1.0, top_p: float = 1.0) -> Rollout:
+            temperature: float = 1.0, top_p: float = 1.0, ignore_eos: bool = False) -> Rollout:
+    """`ignore_eos`: every completion runs to max_new_tokens (fixed-length benchmarks)."""
     tok = processor.tokenizer
-    enc = encode_prompts(processor, items)
+    dev = model.device
+    enc = {k: v.to(dev) for k, v in encode_prompts(processor, items).items()}
     n_images = int(enc["image_grid_thw"].shape[0]) if "image_grid_thw" in enc else 0
     if n_images not in (0, len(items)):
         raise ValueError("a GRPO batch must be all image prompts (one image each) or all text prompts")
@@ -115,11 +117,11 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     logits, cache = _prefill(model, enc, positions, group_size)
     N = logits.shape[0]
     mask = torch.cat([enc["attention_mask"].repeat_interleave(group_size, dim=0),
-                      torch.ones(N, max_new_tokens, dtype=enc["attention_mask"].dtype)], dim=1)
+                      torch.ones(N, max_new_tokens, dtype=enc["attention_mask"].dtype, device=dev)], dim=1)
     steps = _next_positions(positions, group_size, max_new_tokens)
-    suppress = vision_token_ids(tok)
-    ids = torch.full((N, max_new_tokens), tok.pad_token_id, dtype=torch.long)
-    done = torch.zeros(N, dtype=torch.bool)
+    suppress = vision_token_ids(tok) + ([tok.eos_token_id] if ignore_eos else [])
+    ids = torch.full((N, max_new_tokens), tok.pad_token_id, dtype=torch.long, device=dev)
+    done = torch.zeros(N, dtype=torch.bool, device=dev)
     Lp = enc["input_ids"].shape[1]
     for t in range(max_new_tokens):
         logits[:, suppress] = float("-inf")
@@ -136,7 +138,8 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     is_eos = completion == tok.eos_token_id
     # keep tokens up to and including the first eos; everything after is padding
     completion_mask = ((is_eos.cumsum(1) - is_eos.long()) == 0).long()
-    texts = [tok.decode(c[m.bool()], skip_special_tokens=True) for c, m in zip(completion, completion_mask)]
+    texts = [tok.decode(c[m.bool()], skip_special_tokens=True)
+             for c, m in zip(completion.cpu(), completion_mask.cpu())]
     return Rollout(items, group_size, dict(enc), positions, completion, completion_mask, texts)
 
 
