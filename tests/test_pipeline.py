@@ -207,8 +207,10 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
 
 def test_a_queued_sweep_of_orders_runs_every_experiment(smoke_repo):
     repo, env, _ = smoke_repo
-    for order in ("[text,perc,vis]", "[vis,text,perc]"):
-        _run(["dvc", "exp", "run", "--queue", "-S", "profile=smoke", "-S", f"curriculum.order={order}"], repo, env)
+    # the README's sweep form: one -S with several lists queues one experiment per list
+    queued = _run(["dvc", "exp", "run", "--queue", "-S", "profile=smoke", "-S",
+                   "curriculum.order=[text,perc,vis],[vis,text,perc]"], repo, env).stdout
+    assert queued.count("Queued experiment") == 2, queued
     out = _run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], repo, env)
     status = _run(["dvc", "queue", "status"], repo, env).stdout
     assert status.count("Success") >= 2 and "Failed" not in status, out.stdout[-3000:] + out.stderr[-3000:]
