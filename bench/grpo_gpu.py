@@ -177,7 +177,8 @@ def run_trl(model_dir, items, args, device, dtype, fast: bool) -> dict:
     steps = [{"rollout_s": gen_times[k], "update_s": ends[k] - ends[k - 1] - gen_times[k], "completion_len": lens[k]}
              for k in range(WARMUP, len(ends))]
     del trainer, policy
-    torch.cuda.empty_cache() if device == "cuda" else None
+    if device == "cuda":
+        torch.cuda.empty_cache()
     return {"steps": steps}
 
 

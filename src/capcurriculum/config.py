@@ -13,13 +13,14 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from capcurriculum.container import MODES as RUNNER_MODES
+
 PROFILES = ("tiny", "smoke", "paper")
 CAPABILITIES = ("perc", "text", "vis")
 MODEL_ROLES = ("policy", "filter_small", "filter_large")
 OPTIMIZER_STATES = ("fresh", "carry")
 DIFFICULTY_ORDERS = ("none", "easy_to_hard")
 METHODS = ("grpo", "sft")
-RUNNER_MODES = ("direct", "docker", "apptainer")  # capcurriculum.container.MODES
 ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
 
 

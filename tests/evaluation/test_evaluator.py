@@ -1,6 +1,5 @@
 """The evaluator and its CLI on a real tiny model: every item saved, scores recomputable, nothing dropped."""
 
-import json
 
 import pytest
 
@@ -79,7 +78,6 @@ def test_report_pairs_models_over_the_same_items(tmp_path):
     write_jsonl(dirs["merged"] / "tiny_vis_math.jsonl",
                 [{"id": f"x{i}", "correct": True, "n_tokens": 1} for i in range(4)])
     assert "| staged | n/a |" in write_report(dirs, tmp_path / "r2", profile="tiny")["md"].read_text()
-    json.dumps(read_json(dirs["base"] / "summary.json"))
 
 
 def test_the_judge_attributes_wrong_answers_and_its_agreement_is_reported(eval_world, tmp_path, server,

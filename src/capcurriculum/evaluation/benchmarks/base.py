@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from capcurriculum.answers import extract_boxed
 
-from .extraction import LETTERS, answer_line, infer_choice
+from .extraction import LETTERS, answer_line, boxed_or_answer_line, infer_choice, short_reply
 
 # A judge decides, from the item and the raw response, whether the response is right; None when it
 # cannot tell (then the rule-based verdict stands). The paper's judge was Claude-Haiku-4.5.
@@ -193,7 +193,7 @@ class Adapter(ABC):
         return False
 
     def extract(self, response: str, item: BenchItem) -> str | None:
-        """The answer `response` commits to, or None. Default: a choice letter, else box/answer line."""
+        """The answer `response` commits to, or None. Default: a choice letter, else box/answer line, else a bare short reply."""
         if response is None:
             return None
         if item.answer_type == "choice":
@@ -203,8 +203,7 @@ class Adapter(ABC):
                     if letter:
                         return letter
             return infer_choice(response.rsplit("</think>", 1)[-1], item.choices)
-        boxed = extract_boxed(response)
-        return boxed if boxed is not None else answer_line(response)
+        return boxed_or_answer_line(response) or short_reply(response)
 
     @abstractmethod
     def score(self, item: BenchItem, extracted: str | None) -> bool:

@@ -21,7 +21,7 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import LETTERS, boxed_or_answer_line, parse_number, parse_options, short_reply, single_number
+from .extraction import LETTERS, parse_number, parse_options, single_number
 from .mathvision import values_equal
 
 SPEC = BenchmarkSpec(
@@ -72,11 +72,6 @@ class MathVerse(Adapter):
 
     def needs_judge(self, item: BenchItem) -> bool:
         return True
-
-    def extract(self, response: str, item: BenchItem) -> str | None:
-        if item.answer_type == "choice":
-            return super().extract(response, item)
-        return boxed_or_answer_line(response) or short_reply(response)
 
     def score(self, item: BenchItem, extracted: str | None) -> bool:
         if extracted is None:

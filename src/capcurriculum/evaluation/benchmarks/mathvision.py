@@ -26,7 +26,7 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import boxed_or_answer_line, numbers_equal, parse_number, short_reply, single_number
+from .extraction import boxed_or_answer_line, numbers_equal, parse_number, single_number
 
 SPEC = BenchmarkSpec(
     name="mathvision", title="MathVision_MINI", hub_id="MathLLMs/MathVision", split="testmini", config=None,
@@ -69,7 +69,7 @@ class MathVision(Adapter):
             # A boxed option value that is not worded like its option ("0.5" for "1/2") is kept
             # raw, so score() can still compare it with the gold option's value.
             return letter if letter is not None else boxed_or_answer_line(response)
-        return boxed_or_answer_line(response) or short_reply(response)
+        return super().extract(response, item)
 
     def score(self, item: BenchItem, extracted: str | None) -> bool:
         if extracted is None:

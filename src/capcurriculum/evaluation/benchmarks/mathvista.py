@@ -27,7 +27,7 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import boxed_or_answer_line, short_reply, single_number
+from .extraction import single_number
 
 SPEC = BenchmarkSpec(
     name="mathvista", title="MathVista_MINI", hub_id="AI4Math/MathVista", split="testmini", config=None,
@@ -64,11 +64,6 @@ class MathVista(Adapter):
 
     def needs_judge(self, item: BenchItem) -> bool:
         return item.meta["question_type"] == "free_form"
-
-    def extract(self, response: str, item: BenchItem) -> str | None:
-        if item.answer_type == "choice":
-            return super().extract(response, item)
-        return boxed_or_answer_line(response) or short_reply(response)
 
     def score(self, item: BenchItem, extracted: str | None) -> bool:
         if extracted is None:

@@ -16,7 +16,7 @@ from typing import Any
 from capcurriculum.answers import is_correct
 
 from .base import Adapter, BenchItem, BenchmarkSpec, RowError, require, require_image
-from .extraction import boxed_or_answer_line, parse_number, parse_options, short_reply
+from .extraction import parse_number, parse_options
 
 SPEC = BenchmarkSpec(
     name="realworldqa", title="RealWorldQA", hub_id="xai-org/RealworldQA", split="test", config=None,
@@ -39,11 +39,6 @@ class RealWorldQA(Adapter):
             return BenchItem(self.spec.title, rid, question, image, gold, "choice", choices, {})
         atype = "number" if parse_number(gold) is not None else "text"
         return BenchItem(self.spec.title, rid, question, image, gold, atype, {}, {})
-
-    def extract(self, response: str, item: BenchItem) -> str | None:
-        if item.answer_type == "choice":
-            return super().extract(response, item)
-        return boxed_or_answer_line(response) or short_reply(response)
 
     def score(self, item: BenchItem, extracted: str | None) -> bool:
         if item.answer_type == "choice":
