@@ -27,7 +27,8 @@ def main() -> None:
     offset = sum(list(cfg.curriculum.steps)[:k]) if node in SLOTS else 0
     accelerator = launched_accelerator()  # `accelerate launch --use_deepspeed ... stages/train.py <node>`
     where = {"init_dir": init_dir, "base_dir": "data/models/base/policy", "sets_dir": "data/sets", "raw_dir": "data/raw",
-             "world_dir": "data/world", "out_dir": f"data/models/{node}", "resume_dir": Path(".resume") / node}
+             "world_dir": "data/world", "out_dir": f"data/models/{node}", "resume_dir": Path(".resume") / node,
+             "difficulty_dir": "data/difficulty"}
     if accelerator is not None and not accelerator.is_main_process:  # only the main process logs and writes
         run_stage(cfg, spec, **where, accelerator=accelerator)
         return

@@ -88,7 +88,7 @@ def test_every_node_is_tracked_under_one_mlflow_parent(smoke_repo):
     records = [json.loads(p.read_text()) for p in (repo / "data/runs").glob("*.json")]
     assert {r["node"] for r in records} == {"raw", "init_models", "base@policy", "base@filter_small",
                                             "base@filter_large", "qa_generate", "perc_filter", "sets@text",
-                                            "sets@vis", "train_1", "train_2", "train_3", "merged",
+                                            "sets@vis", "difficulty", "train_1", "train_2", "train_3", "merged",
                                             "evaluate@base", "evaluate@staged", "evaluate@merged"}
     parents = {r["parent_run_id"] for r in records}
     assert len(parents) == 1
@@ -190,7 +190,7 @@ def test_a_killed_stage_resumes_and_matches_the_uninterrupted_run(smoke_repo):
 def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     repo, env, _ = smoke_repo
     out = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.order=[perc,vis,text]"], repo, env).stdout
-    for node in ("raw", "init_models", "qa_generate", "perc_filter", "train_1", "merged"):
+    for node in ("raw", "init_models", "qa_generate", "perc_filter", "difficulty", "train_1", "merged"):
         assert f"Running stage '{node}'" not in out, node
     assert "Running stage 'train_2'" in out and "Running stage 'train_3'" in out
     assert "Running stage 'evaluate@staged'" in out and "Running stage 'evaluate@merged'" not in out
@@ -218,6 +218,18 @@ def test_a_queued_sweep_of_orders_runs_every_experiment(smoke_repo):
     shown = _run(["dvc", "exp", "show", "--csv", "--keep", "overall|curriculum.order"], repo, env).stdout
     rows = [r for r in shown.splitlines()[1:] if "text" in r and "vis" in r]
     assert len(rows) >= 3, shown[-3000:]
+
+
+def test_the_pass_rate_curriculum_computes_its_cache_once_and_reruns_only_training(smoke_repo):
+    repo, env, _ = smoke_repo
+    out = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "train.difficulty=pass_rate"], repo, env).stdout
+    assert all(f"Running stage '{n}'" in out for n in ("difficulty", "train_1", "train_2", "train_3", "merged"))
+    assert "Running stage 'perc_filter'" not in out and "Running stage 'sets@text'" not in out
+    assert sorted(p.name for p in (repo / "data/difficulty").iterdir()) == [
+        "perc.jsonl", "status.json", "text.jsonl", "vis.jsonl"]
+    assert json.loads((repo / "data/metrics/difficulty.json").read_text())["text/items"] > 0
+    back = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "train.difficulty=none"], repo, env).stdout
+    assert "Running stage 'train_2'" not in back and "Running stage 'merged'" not in back  # from the run-cache
 
 
 def test_a_training_node_runs_under_accelerate_launch_with_deepspeed(smoke_repo):

@@ -19,7 +19,8 @@ PROFILES = ("tiny", "smoke", "paper")
 CAPABILITIES = ("perc", "text", "vis")
 MODEL_ROLES = ("policy", "filter_small", "filter_large")
 OPTIMIZER_STATES = ("fresh", "carry")
-DIFFICULTY_ORDERS = ("none", "easy_to_hard")
+DIFFICULTY_ORDERS = ("none", "easy_to_hard", "pass_rate")
+BALANCES = ("none", "answer")
 METHODS = ("grpo", "sft")
 ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
 
@@ -182,6 +183,7 @@ def validate(cfg: DictConfig) -> None:
                 raise ConfigError(f"curriculum.s{k + 1}", f"is {dict(slot)} but curriculum.order/steps give set "
                                   f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
+                         ("train.balance", BALANCES),
                          ("train.attn_implementation", ATTN_IMPLEMENTATIONS), ("runner.mode", RUNNER_MODES)):
         value = OmegaConf.select(cfg, key)
         if value is not None:

@@ -51,6 +51,7 @@ def test_a_stage_trains_and_records_its_boundary(stage_env, method):
         assert m["sft/images"] > 0 and "loss/last_tenth" in m
     else:
         assert "reward/last_tenth" in m and "before/headroom/perc/pass_at_2" in m
+        assert 0 < m["data/const_answer_reward"] <= 1
         assert (tmp / "out/trainer_state/optimizer.safetensors").exists()
 
 
@@ -74,3 +75,18 @@ def test_prompts_over_max_prompt_length_are_dropped_and_counted(stage_env, proce
     kept, dropped = drop_overlong(items, processor, cut, where="test")
     assert dropped == sum(n > cut for n in lengths) > 0
     assert [it.example["id"] for it in kept] == [it.example["id"] for it, n in zip(items, lengths) if n <= cut]
+
+
+def test_balance_is_checked(stage_env):
+    cfg = stage_env[0]
+    assert stage_spec(OmegaConf.merge(cfg, {"train": {"balance": "answer"}}), "train_1").balance == "answer"
+    with pytest.raises(ConfigError, match="^train.balance"):
+        stage_spec(OmegaConf.merge(cfg, {"train": {"balance": "label"}}), "train_1")
+
+
+def test_a_pass_rate_stage_reads_the_difficulty_nodes_cache(stage_env):
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    cfg = OmegaConf.merge(cfg, {"train": {"difficulty": "pass_rate"}})
+    with pytest.raises(FileNotFoundError, match="perc.jsonl: no pass rates"):
+        run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
+                  world_dir=world_dir, out_dir=tmp / "out", resume_dir=tmp / "resume", difficulty_dir=tmp / "none")

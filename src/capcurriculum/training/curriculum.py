@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from capcurriculum.config import (
+    BALANCES,
     DIFFICULTY_ORDERS,
     OPTIMIZER_STATES,
     ConfigError,
@@ -38,7 +39,9 @@ from capcurriculum.config import (
 from capcurriculum.data.schema import Example
 from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
+from capcurriculum.training.balance import answer_balance_weights, constant_answer_reward
 from capcurriculum.training.batching import Item
+from capcurriculum.training.difficulty import load_pass_rates, order_items
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.rewards import RewardConfig, gold_is_gradeable
 
@@ -59,6 +62,7 @@ class StageSpec:
     optimizer_state: str
     reference: str
     method: str = "grpo"     # grpo | sft (perception only: caption SFT, the paper's RLVR-vs-SFT ablation)
+    balance: str = "none"    # none | answer (training/balance.py)
 
 
 def _train_value(cfg: DictConfig, key: str, allowed: tuple[str, ...] | None = None) -> Any:
@@ -73,7 +77,8 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
         raise ConfigError("curriculum.order", f"the staged run has {len(SLOTS)} slots; got {len(order)} sets "
                           f"({', '.join(order)})")
     steps = parse_steps(cfg, order)
-    common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS),
+    balance = check_choice("train.balance", OmegaConf.select(cfg, "train.balance", default="none"), BALANCES)
+    common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS), "balance": balance,
                   "optimizer_state": _train_value(cfg, "optimizer_state", OPTIMIZER_STATES),
                   "reference": str(select(cfg, "grpo.reference"))}
     if node == "merged":
@@ -134,13 +139,6 @@ def drop_overlong(items: list[Item], processor, max_prompt_length: int, where: s
     return kept, dropped
 
 
-def order_items(items: list[Item], difficulty: str) -> list[Item]:
-    if difficulty == "none":
-        return items
-    # easy -> hard; items without a difficulty go last, ties keep the seeded set order
-    return sorted(items, key=lambda it: (it.example.get("difficulty") is None, it.example.get("difficulty") or 0))
-
-
 def fingerprint(cfg_view: dict[str, Any], init_dir: Path) -> str:
     """What a resumable point must share with this run: its params and its starting weights."""
     h = hashlib.sha256(json.dumps(cfg_view, sort_keys=True, default=str).encode())
@@ -157,7 +155,7 @@ def stage_params(cfg: DictConfig, spec: StageSpec) -> dict[str, Any]:
 def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_dir: str | Path,
               sets_dir: str | Path, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path,
               resume_dir: str | Path, on_log: Callable[[int, dict], None] | None = None,
-              accelerator=None) -> dict[str, float]:
+              accelerator=None, difficulty_dir: str | Path | None = None) -> dict[str, float]:
     """`accelerator`: set under `accelerate launch` (stages/train.py): the GRPO update runs through it
     (DeepSpeed ZeRO, DDP). Resumable points and the optimizer-state carry then stay off: a DeepSpeed
     optimizer's partitioned state is not the single-process state they store."""
@@ -196,12 +194,20 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     if spec.method == "grpo":
         items, metrics["train/skipped_overlong"] = drop_overlong(items, processor, settings.max_prompt_length,
                                                                  spec.node)
-    items = order_items(items, spec.difficulty)
+    rates = None
+    if spec.difficulty == "pass_rate":
+        rates = {}
+        for name in spec.sets:
+            rates |= load_pass_rates(Path(difficulty_dir or "data/difficulty") / f"{name}.jsonl")
+    items = order_items(items, spec.difficulty, rates)
     steps = spec.steps
     if not items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)
         log.warning("%s: no items in %s; training 0 of %d steps", spec.node, ", ".join(spec.sets), spec.steps)
         metrics["train/empty_set"], steps = 1, 0
-    stream = PromptStream(items or [None], seed=cfg.seed, shuffle=spec.difficulty == "none")
+    weights = answer_balance_weights(items) if spec.balance == "answer" and items else None
+    if items:
+        metrics["data/const_answer_reward"] = constant_answer_reward(items, weights)
+    stream = PromptStream(items or [None], seed=cfg.seed, shuffle=spec.difficulty == "none", weights=weights)
     if spec.method == "sft":
         return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
                             world_dir=Path(world_dir), init_dir=init_dir, out_dir=out_dir, on_log=on_log)

@@ -30,19 +30,31 @@ log = logging.getLogger(__name__)
 
 
 class PromptStream:
-    """Prompts in a seeded order, reshuffled each epoch; `state()` / `load_state()` resume exactly."""
+    """Prompts in a seeded order, reshuffled each epoch; `state()` / `load_state()` resume exactly.
 
-    def __init__(self, items: Sequence[Item], seed: int, shuffle: bool = True):
+    With `weights`, an epoch is len(items) seeded draws with replacement in proportion to them
+    (train.balance) instead of a permutation; with shuffle off they come in the items' order (a
+    difficulty order stays easy -> hard)."""
+
+    def __init__(self, items: Sequence[Item], seed: int, shuffle: bool = True,
+                 weights: Sequence[float] | None = None):
         if not items:
             raise ValueError("PromptStream: no prompts to train on")
+        if weights is not None and len(weights) != len(items):
+            raise ValueError(f"PromptStream: {len(weights)} weights for {len(items)} prompts")
         self.items, self.seed, self.shuffle = list(items), seed, shuffle
+        self.weights = list(weights) if weights is not None else None
         self.epoch, self.pos = 0, 0
         self._order = self._permutation()
 
     def _permutation(self) -> list[int]:
         idx = list(range(len(self.items)))
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        if self.weights is not None:
+            drawn = rng.choices(idx, weights=self.weights, k=len(idx))
+            return drawn if self.shuffle else sorted(drawn)  # unshuffled: the draws in the items' order
         if self.shuffle:
-            random.Random(self.seed * 100_003 + self.epoch).shuffle(idx)
+            rng.shuffle(idx)
         return idx
 
     def next(self, n: int) -> list[Item]:

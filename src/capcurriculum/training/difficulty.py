@@ -1,0 +1,122 @@
+"""The difficulty curriculum: order a stage's items easy -> hard.
+
+Two measures of difficulty (`train.difficulty`):
+- `easy_to_hard`: the item's own `difficulty` field (a source's level: MATH levels, the world's
+  number of operations);
+- `pass_rate`: the base policy's sampled pass rate on the item (G samples at the training
+  temperature), computed once by the `difficulty` node and cached in `data/difficulty/<set>.jsonl`;
+  a high pass rate is easy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from capcurriculum.io import DataError, iter_jsonl, write_json, write_jsonl
+from capcurriculum.training.batching import Item
+from capcurriculum.training.rewards import RewardConfig, reward
+from capcurriculum.training.rollout import rollout
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def pass_rates(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
+               temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
+               desc: str = "pass rate") -> list[dict]:
+    """[{id, pass_rate, n}] per item: the fraction of `group_size` samples the accuracy reward grades right."""
+    reward_cfg = reward_cfg or RewardConfig()
+    out = []
+    for i in tqdm(range(0, len(items), batch_size), desc=desc, unit="batch"):
+        chunk = list(items[i:i + batch_size])
+        ro = rollout(model, processor, chunk, group_size=group_size, max_new_tokens=max_new_tokens,
+                     temperature=temperature)
+        for p, it in enumerate(chunk):
+            texts = ro.texts[p * group_size:(p + 1) * group_size]
+            right = sum(reward(t, it.example["answer"], it.example["answer_type"], reward_cfg)["accuracy"] for t in texts)
+            out.append({"id": it.example["id"], "pass_rate": right / group_size, "n": group_size})
+    return out
+
+
+def load_pass_rates(path: str | Path) -> dict[str, float]:
+    """{id: pass_rate} from a `difficulty` node's file; a malformed line is an error naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no pass rates; the `difficulty` node writes them when "
+                                f"train.difficulty is pass_rate (dvc repro difficulty)")
+    rates = {}
+    for line, row in iter_jsonl(path):
+        rate = row.get("pass_rate")
+        if "id" not in row or not isinstance(rate, (int, float)) or not 0 <= rate <= 1 or math.isnan(rate):
+            raise DataError(path, f"expected {{id, pass_rate in [0, 1]}}, got {row}", line)
+        rates[str(row["id"])] = float(rate)
+    return rates
+
+
+def order_items(items: list[Item], difficulty: str, rates: dict[str, float] | None = None) -> list[Item]:
+    """Items easy -> hard; ties (and `none`) keep the seeded set order (sorted() is stable)."""
+    if difficulty == "none":
+        return items
+    if difficulty == "easy_to_hard":
+        # items without a level go last
+        return sorted(items, key=lambda it: (it.example.get("difficulty") is None, it.example.get("difficulty") or 0))
+    if difficulty == "pass_rate":
+        missing = [it.example["id"] for it in items if it.example["id"] not in (rates or {})]
+        if missing:
+            raise ValueError(f"train.difficulty pass_rate: {len(missing)} items have no cached pass rate "
+                             f"(first: {missing[0]}); re-run the `difficulty` node")
+        return sorted(items, key=lambda it: -rates[it.example["id"]])
+    raise ValueError(f"train.difficulty: unknown order {difficulty!r}")
+
+
+SETS = ("perc", "text", "vis")
+
+
+def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_dir: str | Path,
+                     out_dir: str | Path) -> dict[str, float]:
+    """The `difficulty` node: the base policy's pass rate on every train item of every set, when
+    train.difficulty asks for it; otherwise an empty cache that says so. Written whole or not at all."""
+    from omegaconf import OmegaConf
+
+    from capcurriculum.models.loading import load_model_and_processor
+    from capcurriculum.runtime import seed_everything
+    from capcurriculum.training.curriculum import load_set_items
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    mode = str(cfg.train.difficulty)
+    metrics: dict[str, float] = {"computed": float(mode == "pass_rate")}
+    if mode == "pass_rate":
+        pcfg = cfg.pass_rate
+        torch.set_num_threads(int(cfg.train.threads))
+        seed_everything(cfg.seed)
+        model, processor = load_model_and_processor(policy_dir)
+        reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
+        for name in SETS:
+            items, _ = load_set_items(name, sets_dir, raw_dir)
+            rows = pass_rates(model, processor, items, group_size=int(pcfg.group_size),
+                              max_new_tokens=int(pcfg.max_new_tokens), temperature=float(pcfg.temperature),
+                              batch_size=int(pcfg.batch_size), reward_cfg=reward_cfg, desc=f"pass rate {name}")
+            write_jsonl(tmp / f"{name}.jsonl", rows)
+            rates = [r["pass_rate"] for r in rows]
+            n = max(1, len(rates))
+            # a group whose samples all agree gives GRPO no advantage: the share of items with signal
+            metrics |= {f"{name}/items": len(rates), f"{name}/mean_pass_rate": sum(rates) / n,
+                        f"{name}/never_solved": sum(r == 0 for r in rates) / n,
+                        f"{name}/always_solved": sum(r == 1 for r in rates) / n}
+            log.info("pass rates of %s: %s", name, json.dumps({k: v for k, v in metrics.items() if k.startswith(name)}))
+    write_json(tmp / "status.json", {"train.difficulty": mode, "computed": mode == "pass_rate",
+                                     "policy": str(policy_dir), "sets": list(SETS) if mode == "pass_rate" else []})
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return metrics

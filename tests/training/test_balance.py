@@ -1,0 +1,61 @@
+"""Answer-balanced sampling: a set that pays a blind constant answer stops paying it; streams stay exact."""
+
+from collections import Counter
+
+import pytest
+
+from capcurriculum.training.balance import answer_balance_weights, constant_answer_reward
+from capcurriculum.training.batching import Item
+from capcurriculum.training.grpo import PromptStream
+
+
+def _item(i, qtype, answer, mode="perc_image"):
+    return Item({"id": f"q{i}", "answer": answer, "meta": {"qtype": qtype}}, mode, image_path="x.jpg")
+
+
+def _skewed():
+    # the shape of a filtered D_perc: one colour and one shape dominate their question types
+    return ([_item(i, "color", "orange") for i in range(6)] + [_item(6, "color", "green"), _item(7, "color", "Green ")]
+            + [_item(8 + i, "shape", "cross") for i in range(3)] + [_item(11, "shape", "circle")])
+
+
+def test_weights_give_every_answer_of_a_type_the_same_mass_and_keep_the_type_mix():
+    items = _skewed()
+    w = answer_balance_weights(items)
+    mass = Counter()
+    for it, x in zip(items, w):
+        mass[(it.example["meta"]["qtype"], it.example["answer"].strip().lower())] += x
+    assert mass[("color", "orange")] == pytest.approx(4) and mass[("color", "green")] == pytest.approx(4)
+    assert mass[("shape", "cross")] == pytest.approx(2) and mass[("shape", "circle")] == pytest.approx(2)
+    assert sum(w) == pytest.approx(len(items))
+
+
+def test_items_without_a_question_type_keep_their_weight():
+    math = [Item({"id": f"m{i}", "answer": a}, "text_math") for i, a in enumerate(["4", "4", "4", "9"])]
+    assert answer_balance_weights(math + _skewed())[:4] == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_a_blind_constant_answer_earns_less_under_balance():
+    items = _skewed()
+    assert constant_answer_reward(items) == pytest.approx((6 + 3) / 12)
+    assert constant_answer_reward(items, answer_balance_weights(items)) == pytest.approx(0.5)
+
+
+def test_a_weighted_stream_draws_in_proportion_and_resumes_exactly():
+    items = _skewed()
+    a = PromptStream(items, seed=1, weights=answer_balance_weights(items))
+    draws = [a.next(12) for _ in range(200)]
+    answers = Counter(it.example["answer"].strip().lower() for batch in draws for it in batch
+                      if it.example["meta"]["qtype"] == "color")
+    assert abs(answers["orange"] - answers["green"]) / sum(answers.values()) < 0.05
+    state = a.state()
+    rest = a.next(30)
+    b = PromptStream(items, seed=1, weights=answer_balance_weights(items))
+    b.load_state(state)
+    assert [it.example["id"] for it in b.next(30)] == [it.example["id"] for it in rest]
+    ordered = PromptStream(items, seed=1, shuffle=False, weights=answer_balance_weights(items))
+    ids = [int(it.example["id"][1:]) for it in ordered.next(12)]
+    assert ids == sorted(ids)  # a difficulty order survives the balanced draws
+    with pytest.raises(ValueError, match="3 weights for 12 prompts"):
+        PromptStream(items, seed=1, weights=[1.0, 1.0, 1.0])
+
