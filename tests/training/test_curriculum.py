@@ -90,3 +90,11 @@ def test_a_pass_rate_stage_reads_the_difficulty_nodes_cache(stage_env):
     with pytest.raises(FileNotFoundError, match="perc.jsonl: no pass rates"):
         run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
                   world_dir=world_dir, out_dir=tmp / "out", resume_dir=tmp / "resume", difficulty_dir=tmp / "none")
+
+
+def test_the_training_seed_follows_the_global_one_unless_set():
+    from capcurriculum.training.curriculum import training_seed
+
+    assert training_seed(compose(["profile=smoke", "seed=5"], config_dir=ROOT / "conf")) == 5
+    assert training_seed(compose(["profile=smoke", "seed=5", "train.seed=2"], config_dir=ROOT / "conf")) == 2
+    assert training_seed(OmegaConf.create({"seed": 3, "train": {}})) == 3

@@ -139,6 +139,13 @@ def drop_overlong(items: list[Item], processor, max_prompt_length: int, where: s
     return kept, dropped
 
 
+def training_seed(cfg: DictConfig) -> int:
+    """train.seed (sampling, data order, init of anything random in training); the global seed when unset.
+    Varying it re-runs training only, with the world and the base models fixed."""
+    value = OmegaConf.select(cfg, "train.seed", default=None)
+    return int(cfg.seed if value is None else value)
+
+
 def fingerprint(cfg_view: dict[str, Any], init_dir: Path) -> str:
     """What a resumable point must share with this run: its params and its starting weights."""
     h = hashlib.sha256(json.dumps(cfg_view, sort_keys=True, default=str).encode())
@@ -178,7 +185,8 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
     ecfg = cfg.train.eval
     torch.set_num_threads(int(cfg.train.threads))
-    seed_everything(cfg.seed)
+    seed = training_seed(cfg)
+    seed_everything(seed)
 
     items, metrics = [], {}
     min_items = int(cfg.train.min_items)
@@ -207,7 +215,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     weights = answer_balance_weights(items) if spec.balance == "answer" and items else None
     if items:
         metrics["data/const_answer_reward"] = constant_answer_reward(items, weights)
-    stream = PromptStream(items or [None], seed=cfg.seed, shuffle=spec.difficulty == "none", weights=weights)
+    stream = PromptStream(items or [None], seed=seed, shuffle=spec.difficulty == "none", weights=weights)
     if spec.method == "sft":
         return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
                             world_dir=Path(world_dir), init_dir=init_dir, out_dir=out_dir, on_log=on_log)
@@ -364,7 +372,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
                                   weight_decay=float(cfg.grpo.weight_decay), grad_clip=float(cfg.grpo.max_grad_norm),
                                   threads=int(cfg.train.threads), mixture={"caption": 1.0})
             t0 = time.time()
-            history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, cfg.seed),
+            history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, training_seed(cfg)),
                                pcfg, on_log=on_log, log_every=1)
             metrics["train/seconds"] = time.time() - t0
         metrics.update(_evaluate(model, processor, world, n, tag, flags)[0])
