@@ -1,5 +1,5 @@
 """DVC node `difficulty`: the base policy's pass rate on every curriculum item, cached for
-`train.difficulty: pass_rate` (an empty cache that says so under any other setting)."""
+`train.difficulty: pass_rate` and `train.signal_only` (an empty cache that says so otherwise)."""
 
 from capcurriculum.config import load_params
 from capcurriculum.io import write_json
@@ -11,7 +11,8 @@ from capcurriculum.training.difficulty import write_pass_rates
 def main() -> None:
     setup_logging()
     cfg = load_params()
-    params = {"seed": cfg.seed, "train.difficulty": cfg.train.difficulty, **dict(cfg.pass_rate)}
+    params = {"seed": cfg.seed, "train.difficulty": cfg.train.difficulty,
+              "train.signal_only": cfg.train.signal_only, **dict(cfg.pass_rate)}
     with node_run("difficulty", params, run_file("difficulty"), experiment=cfg.tracking.experiment) as run:
         metrics = write_pass_rates(cfg, policy_dir="data/models/base/policy", sets_dir="data/sets",
                                    raw_dir="data/raw", out_dir="data/difficulty")

@@ -82,14 +82,23 @@ def test_balance_is_checked(stage_env):
     assert stage_spec(OmegaConf.merge(cfg, {"train": {"balance": "answer"}}), "train_1").balance == "answer"
     with pytest.raises(ConfigError, match="^train.balance"):
         stage_spec(OmegaConf.merge(cfg, {"train": {"balance": "label"}}), "train_1")
+    with pytest.raises(ConfigError, match="^train.signal_only: expected true or false"):
+        stage_spec(OmegaConf.merge(cfg, {"train": {"signal_only": "yes"}}), "train_1")
 
 
-def test_a_pass_rate_stage_reads_the_difficulty_nodes_cache(stage_env):
+@pytest.mark.parametrize("switch", [{"difficulty": "pass_rate"}, {"signal_only": True}])
+def test_a_pass_rate_stage_reads_the_difficulty_nodes_cache(stage_env, switch):
     cfg, raw, world_dir, sets, init, tmp = stage_env
-    cfg = OmegaConf.merge(cfg, {"train": {"difficulty": "pass_rate"}})
+    cfg = OmegaConf.merge(cfg, {"train": switch})
     with pytest.raises(FileNotFoundError, match="perc.jsonl: no pass rates"):
         run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
                   world_dir=world_dir, out_dir=tmp / "out", resume_dir=tmp / "resume", difficulty_dir=tmp / "none")
+    items, _ = load_set_items("perc", sets, raw)
+    write_jsonl(tmp / "rates" / "perc.jsonl", [{"id": it.example["id"], "pass_rate": 0.5 if i % 2 else 0.0}
+                                              for i, it in enumerate(items)])
+    m = run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
+                  world_dir=world_dir, out_dir=tmp / "out", resume_dir=tmp / "resume", difficulty_dir=tmp / "rates")
+    assert m.get("train/skipped_no_signal", 0) == (6 if "signal_only" in switch else 0)
 
 
 def test_the_training_seed_follows_the_global_one_unless_set():

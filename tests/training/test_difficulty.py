@@ -13,7 +13,13 @@ from capcurriculum.models.tiny import save_pretrained_dir
 from capcurriculum.training.base import WorldData
 from capcurriculum.training.batching import Item
 from capcurriculum.training.curriculum import load_set_items
-from capcurriculum.training.difficulty import load_pass_rates, order_items, pass_rates, write_pass_rates
+from capcurriculum.training.difficulty import (
+    keep_signal,
+    load_pass_rates,
+    order_items,
+    pass_rates,
+    write_pass_rates,
+)
 
 from .test_curriculum import ROOT
 
@@ -34,6 +40,14 @@ def test_pass_rates_order_high_rate_first_and_a_missing_rate_is_an_error():
     assert [it.example["id"] for it in order_items(items, "pass_rate", rates)] == ["q1", "q0", "q3", "q2"]
     with pytest.raises(ValueError, match="1 items have no cached pass rate \\(first: q3\\)"):
         order_items(items, "pass_rate", {k: v for k, v in rates.items() if k != "q3"})
+
+
+def test_signal_only_keeps_the_items_the_base_sometimes_solves():
+    items = _items([None] * 4)
+    kept, dropped = keep_signal(items, {"q0": 0.0, "q1": 0.5, "q2": 1.0, "q3": 0.125}, "train_2")
+    assert [it.example["id"] for it in kept] == ["q1", "q3"] and dropped == 2
+    with pytest.raises(ValueError, match="^train.signal_only: 1 items have no cached pass rate"):
+        keep_signal(items, {"q0": 0.0, "q1": 0.5, "q2": 1.0}, "train_2")
 
 
 def test_a_malformed_pass_rate_line_names_the_file_and_line(tmp_path):
@@ -74,7 +88,7 @@ def test_the_node_caches_every_set_only_when_asked_and_a_stage_orders_by_it(sets
     m = write_pass_rates(cfg, policy_dir=policy, sets_dir=sets, raw_dir=raw, out_dir=out)
     assert m == {"computed": 0.0} and sorted(p.name for p in out.iterdir()) == ["status.json"]
 
-    cfg = OmegaConf.merge(cfg, {"train": {"difficulty": "pass_rate"}})
+    cfg = OmegaConf.merge(cfg, {"train": {"signal_only": True}})  # either switch asks for the rates
     m = write_pass_rates(cfg, policy_dir=policy, sets_dir=sets, raw_dir=raw, out_dir=out)
     assert sorted(p.name for p in out.iterdir()) == ["perc.jsonl", "status.json", "text.jsonl", "vis.jsonl"]
     assert json.loads((out / "status.json").read_text())["computed"] is True

@@ -41,7 +41,7 @@ from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
 from capcurriculum.training.balance import answer_balance_weights, constant_answer_reward
 from capcurriculum.training.batching import Item
-from capcurriculum.training.difficulty import load_pass_rates, order_items
+from capcurriculum.training.difficulty import keep_signal, load_pass_rates, needs_pass_rates, order_items
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.rewards import RewardConfig, gold_is_gradeable
 
@@ -63,6 +63,7 @@ class StageSpec:
     reference: str
     method: str = "grpo"     # grpo | sft (perception only: caption SFT, the paper's RLVR-vs-SFT ablation)
     balance: str = "none"    # none | answer (training/balance.py)
+    signal_only: bool = False  # train only on items the base sometimes solves, sometimes not (training/difficulty.py)
 
 
 def _train_value(cfg: DictConfig, key: str, allowed: tuple[str, ...] | None = None) -> Any:
@@ -78,7 +79,11 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
                           f"({', '.join(order)})")
     steps = parse_steps(cfg, order)
     balance = check_choice("train.balance", OmegaConf.select(cfg, "train.balance", default="none"), BALANCES)
+    signal_only = OmegaConf.select(cfg, "train.signal_only", default=False)
+    if not isinstance(signal_only, bool):
+        raise ConfigError("train.signal_only", f"expected true or false, got {signal_only!r}")
     common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS), "balance": balance,
+              "signal_only": signal_only,
                   "optimizer_state": _train_value(cfg, "optimizer_state", OPTIMIZER_STATES),
                   "reference": str(select(cfg, "grpo.reference"))}
     if node == "merged":
@@ -203,10 +208,12 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         items, metrics["train/skipped_overlong"] = drop_overlong(items, processor, settings.max_prompt_length,
                                                                  spec.node)
     rates = None
-    if spec.difficulty == "pass_rate":
+    if needs_pass_rates(spec):
         rates = {}
         for name in spec.sets:
             rates |= load_pass_rates(Path(difficulty_dir or "data/difficulty") / f"{name}.jsonl")
+    if spec.signal_only:
+        items, metrics["train/skipped_no_signal"] = keep_signal(items, rates, spec.node)
     items = order_items(items, spec.difficulty, rates)
     steps = spec.steps
     if not items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)

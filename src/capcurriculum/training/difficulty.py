@@ -6,6 +6,10 @@ Two measures of difficulty (`train.difficulty`):
 - `pass_rate`: the base policy's sampled pass rate on the item (G samples at the training
   temperature), computed once by the `difficulty` node and cached in `data/difficulty/<set>.jsonl`;
   a high pass rate is easy.
+
+The same cache serves `train.signal_only`: an item the base never or always solves gives every
+completion of its group the same reward, so GRPO's group-normalised advantage is zero and the item
+costs a rollout for no gradient (DAPO filters such groups on the fly; here they go before training).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from capcurriculum.io import DataError, iter_jsonl, write_json, write_jsonl
@@ -61,6 +66,22 @@ def load_pass_rates(path: str | Path) -> dict[str, float]:
     return rates
 
 
+def needs_pass_rates(spec) -> bool:
+    return spec.difficulty == "pass_rate" or bool(getattr(spec, "signal_only", False))
+
+
+def keep_signal(items: list[Item], rates: dict[str, float] | None, where: str) -> tuple[list[Item], int]:
+    """The items with 0 < pass rate < 1, and how many were dropped (logged)."""
+    rates = rates or {}
+    missing = [it.example["id"] for it in items if it.example["id"] not in rates]
+    if missing:
+        raise ValueError(f"train.signal_only: {len(missing)} items have no cached pass rate (first: {missing[0]}); "
+                         f"re-run the `difficulty` node")
+    kept = [it for it in items if 0 < rates[it.example["id"]] < 1]
+    log.info("%s: %d of %d items have signal (0 < base pass rate < 1); the rest dropped", where, len(kept), len(items))
+    return kept, len(items) - len(kept)
+
+
 def order_items(items: list[Item], difficulty: str, rates: dict[str, float] | None = None) -> list[Item]:
     """Items easy -> hard; ties (and `none`) keep the seeded set order (sorted() is stable)."""
     if difficulty == "none":
@@ -83,9 +104,7 @@ SETS = ("perc", "text", "vis")
 def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_dir: str | Path,
                      out_dir: str | Path) -> dict[str, float]:
     """The `difficulty` node: the base policy's pass rate on every train item of every set, when
-    train.difficulty asks for it; otherwise an empty cache that says so. Written whole or not at all."""
-    from omegaconf import OmegaConf
-
+    train.difficulty or train.signal_only asks for it; otherwise an empty cache that says so. Written whole or not at all."""
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.runtime import seed_everything
     from capcurriculum.training.curriculum import load_set_items
@@ -95,8 +114,9 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     mode = str(cfg.train.difficulty)
-    metrics: dict[str, float] = {"computed": float(mode == "pass_rate")}
-    if mode == "pass_rate":
+    wanted = mode == "pass_rate" or bool(OmegaConf.select(cfg, "train.signal_only", default=False))
+    metrics: dict[str, float] = {"computed": float(wanted)}
+    if wanted:
         pcfg = cfg.pass_rate
         torch.set_num_threads(int(cfg.train.threads))
         seed_everything(cfg.seed)
@@ -115,8 +135,8 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
                         f"{name}/never_solved": sum(r == 0 for r in rates) / n,
                         f"{name}/always_solved": sum(r == 1 for r in rates) / n}
             log.info("pass rates of %s: %s", name, json.dumps({k: v for k, v in metrics.items() if k.startswith(name)}))
-    write_json(tmp / "status.json", {"train.difficulty": mode, "computed": mode == "pass_rate",
-                                     "policy": str(policy_dir), "sets": list(SETS) if mode == "pass_rate" else []})
+    write_json(tmp / "status.json", {"train.difficulty": mode, "computed": wanted,
+                                     "policy": str(policy_dir), "sets": list(SETS) if wanted else []})
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return metrics
