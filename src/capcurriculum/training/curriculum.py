@@ -84,8 +84,8 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
         raise ConfigError("train.signal_only", f"expected true or false, got {signal_only!r}")
     common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS), "balance": balance,
               "signal_only": signal_only,
-                  "optimizer_state": _train_value(cfg, "optimizer_state", OPTIMIZER_STATES),
-                  "reference": str(select(cfg, "grpo.reference"))}
+              "optimizer_state": _train_value(cfg, "optimizer_state", OPTIMIZER_STATES),
+              "reference": str(select(cfg, "grpo.reference"))}
     if node == "merged":
         # the sets in a fixed order, so the merged baseline does not depend on the staged order
         return StageSpec("merged", list(SET_MODES), sum(steps), float(select(cfg, "merged.vision_lr_scale")),
@@ -212,7 +212,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         rates = {}
         for name in spec.sets:
             rates |= load_pass_rates(Path(difficulty_dir or "data/difficulty") / f"{name}.jsonl")
-    if spec.signal_only:
+    if spec.signal_only and spec.method == "grpo":  # a pass rate says nothing about a caption to imitate
         items, metrics["train/skipped_no_signal"] = keep_signal(items, rates, spec.node)
     items = order_items(items, spec.difficulty, rates)
     steps = spec.steps
