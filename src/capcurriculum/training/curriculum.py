@@ -41,7 +41,7 @@ from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
 from capcurriculum.training.balance import answer_balance_weights, constant_answer_reward
 from capcurriculum.training.batching import Item
-from capcurriculum.training.difficulty import keep_signal, load_pass_rates, needs_pass_rates, order_items
+from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.rewards import RewardConfig, gold_is_gradeable
 
@@ -208,7 +208,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         items, metrics["train/skipped_overlong"] = drop_overlong(items, processor, settings.max_prompt_length,
                                                                  spec.node)
     rates = None
-    if needs_pass_rates(spec):
+    if wants_pass_rates(spec.difficulty, spec.signal_only):
         rates = {}
         for name in spec.sets:
             rates |= load_pass_rates(Path(difficulty_dir or "data/difficulty") / f"{name}.jsonl")

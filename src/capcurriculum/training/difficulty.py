@@ -23,32 +23,24 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from tqdm.auto import tqdm
 
 from capcurriculum.io import DataError, iter_jsonl, write_json, write_jsonl
 from capcurriculum.training.batching import Item
-from capcurriculum.training.rewards import RewardConfig, reward
-from capcurriculum.training.rollout import rollout
+from capcurriculum.training.rewards import RewardConfig
 
 log = logging.getLogger(__name__)
 
 
-@torch.no_grad()
 def pass_rates(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
                temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
                desc: str = "pass rate") -> list[dict]:
     """[{id, pass_rate, n}] per item: the fraction of `group_size` samples the accuracy reward grades right."""
-    reward_cfg = reward_cfg or RewardConfig()
-    out = []
-    for i in tqdm(range(0, len(items), batch_size), desc=desc, unit="batch"):
-        chunk = list(items[i:i + batch_size])
-        ro = rollout(model, processor, chunk, group_size=group_size, max_new_tokens=max_new_tokens,
-                     temperature=temperature)
-        for p, it in enumerate(chunk):
-            texts = ro.texts[p * group_size:(p + 1) * group_size]
-            right = sum(reward(t, it.example["answer"], it.example["answer_type"], reward_cfg)["accuracy"] for t in texts)
-            out.append({"id": it.example["id"], "pass_rate": right / group_size, "n": group_size})
-    return out
+    from capcurriculum.evaluation.headroom import sampled_accuracies
+
+    sampled = sampled_accuracies(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
+                                 temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg, desc=desc)
+    return [{"id": it.example["id"], "pass_rate": sum(acc) / group_size, "n": group_size}
+            for it, acc in zip(items, sampled, strict=True)]
 
 
 def load_pass_rates(path: str | Path) -> dict[str, float]:
@@ -56,7 +48,7 @@ def load_pass_rates(path: str | Path) -> dict[str, float]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no pass rates; the `difficulty` node writes them when "
-                                f"train.difficulty is pass_rate (dvc repro difficulty)")
+                                f"train.difficulty is pass_rate or train.signal_only is true (dvc repro difficulty)")
     rates = {}
     for line, row in iter_jsonl(path):
         rate = row.get("pass_rate")
@@ -66,17 +58,23 @@ def load_pass_rates(path: str | Path) -> dict[str, float]:
     return rates
 
 
-def needs_pass_rates(spec) -> bool:
-    return spec.difficulty == "pass_rate" or bool(getattr(spec, "signal_only", False))
+def wants_pass_rates(difficulty: str, signal_only: bool) -> bool:
+    """Whether the training config needs the `difficulty` node's cache."""
+    return difficulty == "pass_rate" or bool(signal_only)
+
+
+def _require_rates(items: list[Item], rates: dict[str, float] | None, key: str) -> dict[str, float]:
+    rates = rates or {}
+    missing = [it.example["id"] for it in items if it.example["id"] not in rates]
+    if missing:
+        raise ValueError(f"{key}: {len(missing)} items have no cached pass rate (first: {missing[0]}); "
+                         f"re-run the `difficulty` node")
+    return rates
 
 
 def keep_signal(items: list[Item], rates: dict[str, float] | None, where: str) -> tuple[list[Item], int]:
     """The items with 0 < pass rate < 1, and how many were dropped (logged)."""
-    rates = rates or {}
-    missing = [it.example["id"] for it in items if it.example["id"] not in rates]
-    if missing:
-        raise ValueError(f"train.signal_only: {len(missing)} items have no cached pass rate (first: {missing[0]}); "
-                         f"re-run the `difficulty` node")
+    rates = _require_rates(items, rates, "train.signal_only")
     kept = [it for it in items if 0 < rates[it.example["id"]] < 1]
     log.info("%s: %d of %d items have signal (0 < base pass rate < 1); the rest dropped", where, len(kept), len(items))
     return kept, len(items) - len(kept)
@@ -90,10 +88,7 @@ def order_items(items: list[Item], difficulty: str, rates: dict[str, float] | No
         # items without a level go last
         return sorted(items, key=lambda it: (it.example.get("difficulty") is None, it.example.get("difficulty") or 0))
     if difficulty == "pass_rate":
-        missing = [it.example["id"] for it in items if it.example["id"] not in (rates or {})]
-        if missing:
-            raise ValueError(f"train.difficulty pass_rate: {len(missing)} items have no cached pass rate "
-                             f"(first: {missing[0]}); re-run the `difficulty` node")
+        rates = _require_rates(items, rates, "train.difficulty pass_rate")
         return sorted(items, key=lambda it: -rates[it.example["id"]])
     raise ValueError(f"train.difficulty: unknown order {difficulty!r}")
 
@@ -114,7 +109,7 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     mode = str(cfg.train.difficulty)
-    wanted = mode == "pass_rate" or bool(OmegaConf.select(cfg, "train.signal_only", default=False))
+    wanted = wants_pass_rates(mode, OmegaConf.select(cfg, "train.signal_only", default=False))
     metrics: dict[str, float] = {"computed": float(wanted)}
     if wanted:
         pcfg = cfg.pass_rate
