@@ -20,7 +20,10 @@ TRL config fields beyond the GRPO semantics: max_steps, shuffle_dataset=False (t
 ours), gradient_checkpointing=False (TRL defaults to True; our loop keeps activations, so this is the
 like-for-like choice), and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate,
 and with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's forward pass across its
-G completions (training/rollout.py), in the rollout and in the update.
+G completions (training/rollout.py), in the rollout and in the update. Ours runs twice from the same
+weights and seed: `ours_transformers` sends completion tokens through transformers' forward, `ours`
+through models/lean.py (train.completion_forward: lean, the tiny profile's default); the ratio of the
+two is reported beside the ratio to TRL.
 
 Loss agreement: on one rollout from our `rollout(...)`, with fixed advantages and fixed old/reference
 logprobs (the current logprobs, perturbed with seeded noise so that the clip, the dual clip and the KL
@@ -215,8 +218,8 @@ def loss_check(policy, processor, items: list, settings, trainer, seed: int) -> 
     torch.manual_seed(seed)
     with torch.no_grad():
         ro = rollout(policy, processor, items, group_size=s.group_size, max_new_tokens=s.max_response_length,
-                     temperature=s.temperature, top_p=s.top_p)
-        logp = completion_logprobs(policy, ro, s.temperature)
+                     temperature=s.temperature, top_p=s.top_p, lean=True)
+        logp = completion_logprobs(policy, ro, s.temperature, lean=True)
     g = torch.Generator().manual_seed(seed)
     n = logp.shape[0]
     adv = group_advantages(torch.randn(n, generator=g), s.group_size, s.adv_eps)
@@ -295,7 +298,7 @@ def run_trl(trainer, clock, gen_times, P: int, G: int, threads: int) -> dict:
 
 
 def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: list, threads: int,
-             seed: int, attn: str) -> dict:
+             seed: int, attn: str, lean: bool) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
@@ -305,7 +308,7 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
     torch.set_num_threads(threads)
     policy.set_attn_implementation(attention_implementation(attn))
     ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
-    trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=1.0)
+    trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=1.0, lean=lean)
     torch.manual_seed(seed)
     steps, logs = [], []
     for k, batch in enumerate(batches):
@@ -328,7 +331,9 @@ def fmt(x, spec: str) -> str:
 def report(result: dict) -> str:
     lines = ["| side | prompts/s | completions/s | rollout s | update s | step s |",
              "|---|---|---|---|---|---|"]
-    for name in ("trl", "ours"):
+    for name in ("trl", "ours_transformers", "ours"):
+        if name not in result["sides"]:
+            continue
         side = result["sides"].get(name, {})
         if "error" in side:
             lines.append(f"| {name} | failed: {side['error'].splitlines()[-1][:90]} | | | | |")
@@ -337,7 +342,8 @@ def report(result: dict) -> str:
                  fmt(side.get("rollout_s"), ".2f"), fmt(side.get("update_s"), ".2f"),
                  fmt(side.get("step_s"), ".2f")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"ratio ours/TRL prompts/s: {fmt(result.get('ratio_ours_over_trl_prompts_per_s'), '.2f')}"]
+    lines += ["", f"ratio ours/TRL prompts/s: {fmt(result.get('ratio_ours_over_trl_prompts_per_s'), '.2f')}",
+              f"ratio ours lean/transformers forward: {fmt(result.get('ratio_lean_over_transformers_forward'), '.2f')}"]
     la = result.get("loss_agreement", {})
     if "error" in la:
         lines.append(f"loss agreement: failed: {la['error'].splitlines()[-1]}")
@@ -432,15 +438,22 @@ def main() -> int:
                 result["sides"]["trl"] = {"error": error_text(e)}
             del trainer, clock, gen_times
             gc.collect()
-        try:
-            result["sides"]["ours"] = run_ours(model_dir, policy, processor, settings, reward_cfg, batches,
-                                               args.threads, args.seed, args.attn)
-        except Exception as e:  # noqa: BLE001
-            result["sides"]["ours"] = {"error": error_text(e)}
+        # ours twice, from the same start: completion tokens through transformers' forward, then through
+        # models/lean.py (train.completion_forward: lean, the tiny profile's)
+        for name, lean in (("ours_transformers", False), ("ours", True)):
+            try:
+                model = load_model_and_processor(model_dir)[0] if not lean else policy
+                result["sides"][name] = run_ours(model_dir, model, processor, settings, reward_cfg, batches,
+                                                 args.threads, args.seed, args.attn, lean)
+            except Exception as e:  # noqa: BLE001
+                result["sides"][name] = {"error": error_text(e)}
 
     trl_side, ours_side = result["sides"].get("trl", {}), result["sides"].get("ours", {})
     if "prompts_per_s" in trl_side and "prompts_per_s" in ours_side:
         result["ratio_ours_over_trl_prompts_per_s"] = ours_side["prompts_per_s"] / trl_side["prompts_per_s"]
+    plain = result["sides"].get("ours_transformers", {})
+    if "prompts_per_s" in plain and "prompts_per_s" in ours_side:
+        result["ratio_lean_over_transformers_forward"] = ours_side["prompts_per_s"] / plain["prompts_per_s"]
     result.update({
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -23,6 +23,7 @@ DIFFICULTY_ORDERS = ("none", "easy_to_hard", "pass_rate")
 BALANCES = ("none", "answer")
 METHODS = ("grpo", "sft")
 ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
+COMPLETION_FORWARDS = ("lean", "transformers")
 
 
 class ConfigError(ValueError):
@@ -184,7 +185,8 @@ def validate(cfg: DictConfig) -> None:
                                   f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
                          ("train.balance", BALANCES),
-                         ("train.attn_implementation", ATTN_IMPLEMENTATIONS), ("runner.mode", RUNNER_MODES)):
+                         ("train.attn_implementation", ATTN_IMPLEMENTATIONS),
+                         ("train.completion_forward", COMPLETION_FORWARDS), ("runner.mode", RUNNER_MODES)):
         value = OmegaConf.select(cfg, key)
         if value is not None:
             check_choice(key, value, allowed)

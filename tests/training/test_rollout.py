@@ -1,8 +1,9 @@
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from capcurriculum.training.base import WorldData
-from capcurriculum.training.rollout import completion_logprobs, rollout, vision_token_ids
+from capcurriculum.training.rollout import _sample_token, completion_logprobs, rollout, vision_token_ids
 
 MODES = [("vis_math", "vis_math"), ("text_math", "text_math"), ("perc_image", "perception")]
 
@@ -10,7 +11,7 @@ MODES = [("vis_math", "vis_math"), ("text_math", "text_math"), ("perc_image", "p
 def _rollout(world, processor, model, mode, name, n=3, G=4, C=12):
     torch.manual_seed(0)
     with torch.no_grad():
-        model.lm_head.weight[processor.tokenizer.eos_token_id] *= 3.0  # some completions stop early
+        model.lm_head.weight[processor.tokenizer.eos_token_id] *= 20.0  # some completions stop early
     items = WorldData(*world).items(name, mode, "pretrain", limit=n)
     return rollout(model, processor, items, group_size=G, max_new_tokens=C)
 
@@ -94,3 +95,80 @@ def test_ignore_eos_gives_fixed_length_completions(world, processor, model):
     ro = rollout(model, processor, items, group_size=3, max_new_tokens=7, ignore_eos=True)
     assert ro.completion_ids.shape == (6, 7) and bool(ro.completion_mask.all())
     assert not (ro.completion_ids == processor.tokenizer.eos_token_id).any()
+
+
+# --- the lean completion path (models/lean.py) ------------------------------------------------------------
+@pytest.mark.parametrize("mode, name", MODES)
+def test_lean_scoring_equals_transformers_in_value_and_gradient(world, processor, model, mode, name):
+    ro = _rollout(world, processor, model, mode, name)
+    m = ro.completion_mask.float()
+    weights = torch.randn(m.shape, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for lean in (False, True):
+        model.zero_grad(set_to_none=True)
+        logp = completion_logprobs(model, ro, temperature=0.7, lean=lean)
+        (logp * weights * m).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        grads[-1]["__logp__"] = logp.detach() * m
+    assert grads[0].keys() == grads[1].keys()
+    if mode != "text_math":
+        assert any(k.startswith("model.visual") for k in grads[1]), "no gradient reached the vision tower"
+    for k in grads[0]:
+        torch.testing.assert_close(grads[1][k], grads[0][k], atol=1e-5, rtol=1e-5, msg=k)
+
+
+@pytest.mark.parametrize("mode, name", MODES[:2])
+def test_lean_decoding_samples_what_transformers_samples(world, processor, model, mode, name):
+    with torch.no_grad():
+        model.lm_head.weight[processor.tokenizer.eos_token_id] *= 20.0  # some completions stop early
+    items = WorldData(*world).items(name, mode, "pretrain", limit=3)
+    runs = []
+    for lean in (False, True):
+        torch.manual_seed(5)
+        runs.append(rollout(model, processor, items, group_size=4, max_new_tokens=12, lean=lean))
+    assert (runs[0].completion_mask.sum(1) < 12).any(), "no completion stopped early"
+    assert torch.equal(runs[0].completion_ids, runs[1].completion_ids)
+    assert torch.equal(runs[0].completion_mask, runs[1].completion_mask) and runs[0].texts == runs[1].texts
+
+
+def test_lean_refuses_a_model_it_does_not_reproduce(model):
+    from types import SimpleNamespace
+
+    from capcurriculum.config import ConfigError
+    from capcurriculum.models.lean import LeanDecoder, supports, uses_lean
+
+    assert supports(model)
+    other = SimpleNamespace(config=SimpleNamespace(model_type="llava", text_config=SimpleNamespace()))
+    assert not supports(other)
+    with pytest.raises(ValueError, match="llava"):
+        LeanDecoder(other)
+    cfg = OmegaConf.create({"train": {"completion_forward": "lean"}})
+    with pytest.raises(ConfigError, match="^train.completion_forward: .*llava"):
+        uses_lean(cfg, other)
+    assert uses_lean(cfg, model)
+    assert not uses_lean(OmegaConf.create({"train": {"completion_forward": "transformers"}}), model)
+
+
+def test_sampler_draws_in_proportion_and_never_a_masked_token():
+    torch.manual_seed(0)
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    logits = probs.log().expand(20_000, -1).clone()
+    draws = _sample_token(logits, temperature=1.0, top_p=1.0)
+    freq = torch.bincount(draws, minlength=4).float() / draws.numel()
+    assert freq[3] == 0
+    torch.testing.assert_close(freq, probs, atol=0.015, rtol=0)
+    top = _sample_token(logits, temperature=1.0, top_p=0.75)  # the smallest set reaching 0.75: tokens 0, 1
+    assert set(top.tolist()) == {0, 1}
+
+
+def test_lean_greedy_generation_is_transformers_generate(world, processor, model):
+    from capcurriculum.evaluation.capabilities import generate
+
+    with torch.no_grad():
+        model.lm_head.weight[processor.tokenizer.eos_token_id] *= 8.0  # some responses stop early
+    data = WorldData(*world)
+    items = data.items("vis_math", "vis_math", "pretrain", limit=5) + data.items("text_math", "text_math", "pretrain", limit=5)
+    plain = generate(model, processor, items, batch_size=5, max_new_tokens=10)
+    assert len({r["n_tokens"] for r in plain}) > 1, "every response ran to the same length"
+    assert generate(model, processor, items, batch_size=5, max_new_tokens=10, lean=True) == plain
+    assert generate(model, processor, items, batch_size=10, max_new_tokens=10, lean=True) == plain  # mixed batch

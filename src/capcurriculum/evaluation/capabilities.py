@@ -17,17 +17,24 @@ from tqdm.auto import tqdm
 
 from capcurriculum.answers import extract_boxed, is_correct, normalize
 from capcurriculum.training.batching import Item, encode_prompts
+from capcurriculum.training.rollout import rollout
 
 
 @torch.no_grad()
 def generate(model, processor, items: Sequence[Item], *, batch_size: int = 64, max_new_tokens: int = 48,
-             desc: str = "generate") -> list[dict[str, Any]]:
-    """Greedy responses, each with its token length."""
+             desc: str = "generate", lean: bool = False) -> list[dict[str, Any]]:
+    """Greedy responses, each with its token length. `lean`: a batch of one prompt mode decodes through
+    models/lean.py (the same tokens as `model.generate`)."""
     tok = processor.tokenizer
     model.eval()
     out: list[dict[str, Any]] = []
     for i in tqdm(range(0, len(items), batch_size), desc=desc, unit="batch", leave=False):
         chunk = list(items[i:i + batch_size])
+        if lean and len({it.mode for it in chunk}) == 1:
+            ro = rollout(model, processor, chunk, group_size=1, max_new_tokens=max_new_tokens, temperature=0,
+                         lean=True, suppress_vision=False)
+            out += [{"response": t, "n_tokens": int(n)} for t, n in zip(ro.texts, ro.completion_mask.sum(1))]
+            continue
         enc = encode_prompts(processor, chunk)
         gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)

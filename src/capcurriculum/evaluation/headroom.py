@@ -21,14 +21,15 @@ from capcurriculum.training.rollout import rollout
 @torch.no_grad()
 def sampled_accuracies(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
                        temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
-                       desc: str = "sampled") -> list[list[float]]:
-    """Per item, the accuracy reward of each of its `group_size` sampled completions."""
+                       desc: str = "sampled", lean: bool = False) -> list[list[float]]:
+    """Per item, the accuracy reward of each of its `group_size` sampled completions (`lean`: decoded
+    through models/lean.py)."""
     reward_cfg = reward_cfg or RewardConfig()
     sampled: list[list[float]] = []
     for i in tqdm(range(0, len(items), batch_size), desc=desc, unit="batch", leave=False):
         chunk = list(items[i:i + batch_size])
         ro = rollout(model, processor, chunk, group_size=group_size, max_new_tokens=max_new_tokens,
-                     temperature=temperature)
+                     temperature=temperature, lean=lean)
         acc = [reward(t, ro.item_of(j).example["answer"], ro.item_of(j).example["answer_type"], reward_cfg)["accuracy"]
                for j, t in enumerate(ro.texts)]
         sampled.extend(acc[k:k + group_size] for k in range(0, len(acc), group_size))
@@ -38,17 +39,19 @@ def sampled_accuracies(model, processor, items: Sequence[Item], *, group_size: i
 @torch.no_grad()
 def headroom(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
              temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
-             greedy_rows: list[dict] | None = None, desc: str = "headroom") -> tuple[dict[str, float], list[dict]]:
+             greedy_rows: list[dict] | None = None, desc: str = "headroom",
+             lean: bool = False) -> tuple[dict[str, float], list[dict]]:
     """`greedy_rows`: the scored greedy responses to `items` when the caller already has them."""
     reward_cfg = reward_cfg or RewardConfig()
     if greedy_rows is not None and [r["id"] for r in greedy_rows] != [it.example["id"] for it in items]:
         raise ValueError("headroom: greedy_rows must score exactly `items`, in order")
     rows = [dict(r) for r in greedy_rows] if greedy_rows is not None else score(
-        items, generate(model, processor, items, max_new_tokens=max_new_tokens, desc=f"{desc} greedy"))
+        items, generate(model, processor, items, max_new_tokens=max_new_tokens, desc=f"{desc} greedy",
+                               lean=lean))
     greedy = [r["correct"] for r in rows]
     sampled = sampled_accuracies(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
                                  temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg,
-                                 desc=f"{desc} sampled")
+                                 desc=f"{desc} sampled", lean=lean)
     for r, s in zip(rows, sampled, strict=True):
         r["sampled_correct"] = s
     g = accuracy(greedy)

@@ -69,13 +69,14 @@ class WorldData:
 
 
 def evaluate_capabilities(model, processor, data: WorldData, n: int, *, split: str = "test",
-                          baseline_split: str = "pretrain") -> tuple[dict[str, float], list[dict]]:
-    """Greedy held-out accuracy per capability with standard error and the no-look baseline."""
+                          baseline_split: str = "pretrain", lean: bool = False) -> tuple[dict[str, float], list[dict]]:
+    """Greedy held-out accuracy per capability with standard error and the no-look baseline (`lean`: decoded
+    through models/lean.py, the same tokens)."""
     metrics: dict[str, float] = {}
     all_rows: list[dict] = []
     for cap, (name, mode) in CAPABILITIES.items():
         items = data.items(name, mode, split, limit=n)
-        rows = score(items, generate(model, processor, items, desc=f"eval {cap}"))
+        rows = score(items, generate(model, processor, items, desc=f"eval {cap}", lean=lean))
         acc = accuracy([r["correct"] for r in rows])
         blind = no_look_accuracy(data.examples(name, baseline_split), [it.example for it in items])
         metrics.update({f"{cap}/acc": acc["acc"], f"{cap}/se": acc["se"], f"{cap}/n": acc["n"],

@@ -173,6 +173,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     optimizer's partitioned state is not the single-process state they store."""
     from capcurriculum.evaluation.headroom import headroom
     from capcurriculum.models.attention import attention_implementation
+    from capcurriculum.models.lean import uses_lean
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.models.tiny import save_pretrained_dir
     from capcurriculum.training.base import CAPABILITIES, WorldData
@@ -235,8 +236,9 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         opt_state = load_optimizer(carried)
     if accelerator is not None and spec.optimizer_state == "carry":
         raise ConfigError("train.optimizer_state", "carry is not supported under accelerate launch; use fresh")
-    trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref,
-                          vision_lr_scale=spec.vision_lr_scale, optimizer_state=opt_state, accelerator=accelerator)
+    lean = uses_lean(cfg, model)
+    trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=spec.vision_lr_scale,
+                          optimizer_state=opt_state, accelerator=accelerator, lean=lean)
     model = trainer.model  # the unwrapped module (the same object without an accelerator)
 
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
@@ -245,11 +247,12 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     flags: dict[str, dict[str, list[bool]]] = {}
 
     def measure(tag: str) -> dict[str, float]:
-        out, rows = _evaluate(model, processor, world, int(ecfg.n), tag, flags)
+        out, rows = _evaluate(model, processor, world, int(ecfg.n), tag, flags, lean=lean)
         for name, its in held_out.items():
             greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
             h, _ = headroom(model, processor, its, group_size=int(ecfg.group_size), greedy_rows=greedy,
-                            max_new_tokens=int(ecfg.max_new_tokens), reward_cfg=reward_cfg, desc=f"{tag} {name}")
+                            max_new_tokens=int(ecfg.max_new_tokens), reward_cfg=reward_cfg, desc=f"{tag} {name}",
+                            lean=lean)
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
         return out
 
@@ -305,11 +308,12 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     return metrics
 
 
-def _evaluate(model, processor, world, n: int, tag: str, flags: dict) -> tuple[dict[str, float], list[dict]]:
+def _evaluate(model, processor, world, n: int, tag: str, flags: dict,
+              lean: bool = False) -> tuple[dict[str, float], list[dict]]:
     """Held-out greedy accuracy per capability as `<tag>/...` metrics; per-item flags kept for paired deltas."""
     from capcurriculum.training.base import evaluate_capabilities
 
-    out, rows = evaluate_capabilities(model, processor, world, n)
+    out, rows = evaluate_capabilities(model, processor, world, n, lean=lean)
     flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
     return {f"{tag}/{k}": v for k, v in out.items()}, rows
 
@@ -350,6 +354,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
     Not resumable mid-way: a killed SFT stage restarts.
     """
     from capcurriculum.data.docci import load_docci
+    from capcurriculum.models.lean import uses_lean
     from capcurriculum.models.tiny import save_pretrained_dir
     from capcurriculum.training.base import WorldData
     from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
@@ -382,7 +387,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
             history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, training_seed(cfg)),
                                pcfg, on_log=on_log, log_every=1)
             metrics["train/seconds"] = time.time() - t0
-        metrics.update(_evaluate(model, processor, world, n, tag, flags)[0])
+        metrics.update(_evaluate(model, processor, world, n, tag, flags, lean=uses_lean(cfg, model))[0])
     metrics.setdefault("train/seconds", 0.0)
     metrics.update(summarize(history, metrics, flags, spec))
     save_pretrained_dir(model, processor, out_dir)

@@ -33,12 +33,13 @@ log = logging.getLogger(__name__)
 
 def pass_rates(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
                temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
-               desc: str = "pass rate") -> list[dict]:
+               desc: str = "pass rate", lean: bool = False) -> list[dict]:
     """[{id, pass_rate, n}] per item: the fraction of `group_size` samples the accuracy reward grades right."""
     from capcurriculum.evaluation.headroom import sampled_accuracies
 
     sampled = sampled_accuracies(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg, desc=desc)
+                                 temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg, desc=desc,
+                                 lean=lean)
     return [{"id": it.example["id"], "pass_rate": sum(acc) / group_size, "n": group_size}
             for it, acc in zip(items, sampled, strict=True)]
 
@@ -100,6 +101,7 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
                      out_dir: str | Path) -> dict[str, float]:
     """The `difficulty` node: the base policy's pass rate on every train item of every set, when
     train.difficulty or train.signal_only asks for it; otherwise an empty cache that says so. Written whole or not at all."""
+    from capcurriculum.models.lean import uses_lean
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.runtime import seed_everything
     from capcurriculum.training.curriculum import load_set_items
@@ -116,12 +118,14 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
         torch.set_num_threads(int(cfg.train.threads))
         seed_everything(cfg.seed)
         model, processor = load_model_and_processor(policy_dir)
+        lean = uses_lean(cfg, model)
         reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
         for name in SETS:
             items, _ = load_set_items(name, sets_dir, raw_dir)
             rows = pass_rates(model, processor, items, group_size=int(pcfg.group_size),
                               max_new_tokens=int(pcfg.max_new_tokens), temperature=float(pcfg.temperature),
-                              batch_size=int(pcfg.batch_size), reward_cfg=reward_cfg, desc=f"pass rate {name}")
+                              batch_size=int(pcfg.batch_size), reward_cfg=reward_cfg, desc=f"pass rate {name}",
+                              lean=lean)
             write_jsonl(tmp / f"{name}.jsonl", rows)
             rates = [r["pass_rate"] for r in rows]
             n = max(1, len(rates))

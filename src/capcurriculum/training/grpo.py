@@ -96,15 +96,16 @@ class GRPOTrainer:
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
                  vision_lr_scale: float = 0.1, optimizer_state: dict | None = None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None, ignore_eos: bool = False,
-                 accelerator=None):
+                 accelerator=None, lean: bool = False):
         """`reward_fn(text, item)` -> {"reward", "accuracy", "format"}: the paper's reward by default.
         `ignore_eos`: fixed-length completions (benchmarks). `accelerator`: an `accelerate.Accelerator`
         (e.g. under `accelerate launch` with a DeepSpeed config): the update runs through the model and
-        optimizer it prepares; sampling uses the unwrapped model."""
+        optimizer it prepares; sampling uses the unwrapped model. `lean`: completion tokens (sampling and
+        scoring) through models/lean.py."""
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
         self.reward_fn = reward_fn or (lambda text, it: reward(text, it.example["answer"], it.example["answer_type"],
                                                                reward_cfg))
-        self.ignore_eos = ignore_eos
+        self.ignore_eos, self.lean = ignore_eos, lean
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         if self.ref_model is not None:
             self.ref_model.eval().requires_grad_(False)
@@ -148,7 +149,7 @@ class GRPOTrainer:
             self.opt.zero_grad(set_to_none=True)
             losses = []
             for c in mb:
-                logp = completion_logprobs(self.engine, c.ro, s.temperature)
+                logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean)
                 old = c.old_logp if c.old_logp is not None else logp.detach()
                 loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
                 stats.append(st)
@@ -180,13 +181,13 @@ class GRPOTrainer:
     def _rollout(self, items: list[Item]) -> Chunk:
         s = self.s
         ro = rollout(self.model, self.processor, items, group_size=s.group_size, ignore_eos=self.ignore_eos,
-                     max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p)
+                     max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p, lean=self.lean)
         scores = [self.reward_fn(text, ro.item_of(i)) for i, text in enumerate(ro.texts)]
         ro.rewards = torch.tensor([[r["reward"], r["accuracy"], r["format"]] for r in scores])
         adv = group_advantages(ro.rewards[:, 0], s.group_size, s.adv_eps).to(self.model.device)
         # With one update per rollout the first (only) mini-batch is on-policy: old = current, no extra pass.
-        old = completion_logprobs(self.model, ro, s.temperature) if s.updates_per_rollout > 1 or s.ppo_epochs > 1 else None
-        ref = completion_logprobs(self.ref_model, ro, s.temperature) if self.ref_model is not None else None
+        old = completion_logprobs(self.model, ro, s.temperature, lean=self.lean) if s.updates_per_rollout > 1 or s.ppo_epochs > 1 else None
+        ref = completion_logprobs(self.ref_model, ro, s.temperature, lean=self.lean) if self.ref_model is not None else None
         return Chunk(ro, adv, old, ref)
 
     # --- the loop -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 from capcurriculum.answers import extract_boxed, is_correct, normalize
 
@@ -65,6 +66,12 @@ def final_answer(response: str) -> tuple[str | None, int]:
 def _math_verify(pred: str, gold: str, timeout_s: int) -> bool:
     if threading.current_thread() is not threading.main_thread():
         return False  # its timeouts are SIGALRM-based: without them a pathological answer could hang us
+    return _math_verify_main(pred, gold, timeout_s)
+
+
+@lru_cache(maxsize=1 << 16)
+def _math_verify_main(pred: str, gold: str, timeout_s: int) -> bool:
+    """Memoised: a group's G samples often repeat an answer, and parsing is ~0.5 ms a call."""
     from math_verify import parse, verify
 
     g = parse(f"${gold}$", parsing_timeout=timeout_s)

@@ -9,6 +9,9 @@ they are for the update (no re-tokenisation of decoded text).
 Positions are computed once, here, for both sides: multimodal RoPE from the model's `get_rope_index`
 for image prompts, mask-aware positions for text prompts (left padding skipped, as `generate` does).
 A completion token's position continues from its prompt's last position.
+
+`lean=True` runs the completion tokens (decoding and scoring; the prompt still goes through
+transformers) through `models/lean.py`: the same function, without transformers' per-call overhead.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from capcurriculum.models.lean import LeanDecoder
 from capcurriculum.training.batching import Item, encode_prompts
 
 
@@ -98,13 +102,27 @@ def _sample_token(logits: torch.Tensor, temperature: float, top_p: float) -> tor
         sorted_p, idx = probs.sort(dim=-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p > top_p          # keep the smallest set reaching top_p
         probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p.masked_fill(drop, 0.0))
-    return torch.multinomial(probs, 1).squeeze(-1)
+    # inverse CDF: one uniform per row instead of multinomial's per-token work (~15x faster on the CPU at
+    # 128 x 640). right=True never lands on a zero-probability (suppressed) token; rounding at the top end
+    # could, so such a pick falls back to the most likely token.
+    cdf = probs.cumsum(-1)
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device) * cdf[:, -1:]
+    tok = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1).squeeze(-1)
+    zero = probs.gather(-1, tok[:, None]).squeeze(-1) == 0
+    return torch.where(zero, probs.argmax(-1), tok)
+
+
+def _prefix(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 @torch.no_grad()
 def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tokens: int,
-            temperature: float = 1.0, top_p: float = 1.0, ignore_eos: bool = False) -> Rollout:
-    """`ignore_eos`: every completion runs to max_new_tokens (fixed-length benchmarks)."""
+            temperature: float = 1.0, top_p: float = 1.0, ignore_eos: bool = False, lean: bool = False,
+            suppress_vision: bool = True) -> Rollout:
+    """`temperature` 0: greedy. `ignore_eos`: every completion runs to max_new_tokens (fixed-length
+    benchmarks). `lean`: decode through `models/lean.py`. `suppress_vision`: never sample an image
+    placeholder (a GRPO update cannot score one); off, greedy decoding is transformers' `generate`."""
     tok = processor.tokenizer
     dev = model.device
     enc = {k: v.to(dev) for k, v in encode_prompts(processor, items).items()}
@@ -119,17 +137,24 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     mask = torch.cat([enc["attention_mask"].repeat_interleave(group_size, dim=0),
                       torch.ones(N, max_new_tokens, dtype=enc["attention_mask"].dtype, device=dev)], dim=1)
     steps = _next_positions(positions, group_size, max_new_tokens)
-    suppress = vision_token_ids(tok) + ([tok.eos_token_id] if ignore_eos else [])
+    suppress = (vision_token_ids(tok) if suppress_vision else []) + ([tok.eos_token_id] if ignore_eos else [])
     ids = torch.full((N, max_new_tokens), tok.pad_token_id, dtype=torch.long, device=dev)
     done = torch.zeros(N, dtype=torch.bool, device=dev)
     Lp = enc["input_ids"].shape[1]
+    if lean:
+        decoder = LeanDecoder(model)
+        state = decoder.start(_prefix(cache), mask[:, :Lp], steps, max_new_tokens)
     for t in range(max_new_tokens):
         logits[:, suppress] = float("-inf")
-        nxt = _sample_token(logits, temperature, top_p).masked_fill(done, tok.pad_token_id)
+        nxt = logits.argmax(-1) if temperature == 0 else _sample_token(logits, temperature, top_p)
+        nxt = nxt.masked_fill(done, tok.pad_token_id)
         ids[:, t] = nxt
         done |= nxt == tok.eos_token_id
         if done.all() or t == max_new_tokens - 1:
             break
+        if lean:
+            logits = decoder.step(state, nxt, t)
+            continue
         out = model(input_ids=nxt[:, None], attention_mask=mask[:, :Lp + t + 1],
                     position_ids=steps[:, :, t:t + 1], past_key_values=cache, use_cache=True)
         logits = out.logits[:, -1]
@@ -143,16 +168,28 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     return Rollout(items, group_size, dict(enc), positions, completion, completion_mask, texts)
 
 
-def completion_logprobs(model, ro: Rollout, temperature: float = 1.0) -> torch.Tensor:
+def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool = False) -> torch.Tensor:
     """Per-token log-probabilities (P*G, C) of the completion tokens under `model` at the sampler's
-    temperature: the prompts once, their caches repeated, then the completions against them."""
+    temperature: the prompts once, their caches repeated, then the completions against them. `lean`:
+    the completions through `models/lean.py` (the prompts still through transformers)."""
     G, C = ro.group_size, ro.completion_ids.shape[1]
     first, cache = _prefill(model, ro.prompt, ro.positions, G)         # first: predicts completion token 0
     logits = first[:, None]
     if C > 1:
-        mask = torch.cat([ro.prompt["attention_mask"].repeat_interleave(G, dim=0), ro.completion_mask], dim=1)
-        out = model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1],
-                    position_ids=_next_positions(ro.positions, G, C - 1), past_key_values=cache, use_cache=True)
-        logits = torch.cat([logits, out.logits], dim=1)                 # position t predicts token t+1
+        prompt_mask = ro.prompt["attention_mask"].repeat_interleave(G, dim=0)
+        positions = _next_positions(ro.positions, G, C - 1)
+        if lean:
+            rest = LeanDecoder(_unwrapped(model)).score(ro.completion_ids[:, :-1], positions, _prefix(cache),
+                                                        prompt_mask)
+        else:
+            mask = torch.cat([prompt_mask, ro.completion_mask], dim=1)
+            rest = model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions,
+                         past_key_values=cache, use_cache=True).logits
+        logits = torch.cat([logits, rest], dim=1)                       # position t predicts token t+1
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     return logp.gather(-1, ro.completion_ids.unsqueeze(-1)).squeeze(-1)  # (P*G, C)
+
+
+def _unwrapped(model):
+    """The module itself under a DeepSpeed/DDP wrapper (its submodules are what the lean path calls)."""
+    return getattr(model, "module", model)

@@ -1,0 +1,149 @@
+"""The completion side of a Qwen3-VL text decoder, without transformers' per-call machinery.
+
+A GRPO step spends most of its forward passes on completion tokens: one call per sampled token in the
+rollout, and one pass over every completion when the update (and the reference) re-scores them. For a
+tiny model each `model(...)` call costs ~20 ms of Python (output capturing, mask building, cache
+objects, kwargs plumbing) against well under a millisecond of arithmetic. This module runs those
+tokens through the model's *own* submodules (embeddings, norms, projections, MLPs, rotary embedding,
+LM head: the same parameters, so gradients land where transformers' forward puts them) with:
+
+- a static key/value buffer for decoding: the prompt's keys/values, repeated for its G completions,
+  then one slot per generated token, written in place; one attention mask built once for the rollout;
+- one pass for scoring: the completions attend to their prompt's keys/values (differentiable, from
+  transformers' prefill) and causally to each other.
+
+The prompt itself (image, vision tower, deepstack features, multimodal rotary positions) still goes
+through transformers' forward: completion tokens carry no image, their three rotary axes are equal,
+and deepstack features are added at image positions only, so the two paths compute the same function
+(tests check logits and gradients against transformers' forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers.models.qwen3_vl.modeling_qwen3_vl import apply_rotary_pos_emb
+
+SUPPORTED = ("qwen3_vl",)
+
+
+def supports(model) -> bool:
+    """True for the decoders this path reproduces exactly: Qwen3-VL's dense, full-attention text model."""
+    text = getattr(model.config, "text_config", None)
+    if getattr(model.config, "model_type", None) not in SUPPORTED or text is None:
+        return False
+    return not getattr(text, "sliding_window", None) and all(
+        t == "full_attention" for t in (getattr(text, "layer_types", None) or []))
+
+
+def uses_lean(cfg, model) -> bool:
+    """train.completion_forward == lean, for a model this path reproduces (else a ConfigError)."""
+    from omegaconf import OmegaConf
+
+    from capcurriculum.config import ConfigError
+
+    if OmegaConf.select(cfg, "train.completion_forward", default="transformers") != "lean":
+        return False
+    if not supports(model):
+        raise ConfigError("train.completion_forward", f"lean runs {SUPPORTED} models only, not "
+                          f"{model.config.model_type!r}; use transformers")
+    return True
+
+
+class LeanDecoder:
+    """Completion tokens through `model`'s text decoder. `prefix` is the prompt's per-layer (keys, values),
+    each (N, kv_heads, Lp, head_dim) with one row per completion, and `prefix_mask` (N, Lp) its padding."""
+
+    def __init__(self, model):
+        if not supports(model):
+            raise ValueError(f"the lean decoder reproduces {SUPPORTED} models only, not "
+                             f"{getattr(model.config, 'model_type', type(model).__name__)}")
+        lm = model.model.language_model
+        self.layers, self.embed, self.norm, self.rotary = lm.layers, lm.embed_tokens, lm.norm, lm.rotary_emb
+        self.lm_head = model.lm_head
+        self.head_dim = self.layers[0].self_attn.head_dim
+
+    def rope(self, positions: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin for (3, N, L) positions, as transformers' rotary embedding computes them."""
+        return self.rotary(like, positions)
+
+    def _run(self, ids: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend) -> torch.Tensor:
+        """The decoder stack on (N, L) token ids; `attend(layer, q, k, v)` -> (N, heads, L, d)."""
+        x = self.embed(ids)
+        N, L, _ = x.shape
+        shape = (N, L, -1, self.head_dim)
+        for i, layer in enumerate(self.layers):
+            a = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = a.q_norm(a.q_proj(h).view(shape)).transpose(1, 2)
+            k = a.k_norm(a.k_proj(h).view(shape)).transpose(1, 2)
+            v = a.v_proj(h).view(shape).transpose(1, 2)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            o = attend(i, a, q, k, v)
+            x = x + a.o_proj(o.transpose(1, 2).reshape(N, L, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return self.lm_head(self.norm(x))
+
+    # --- scoring: all completion tokens in one pass --------------------------------------------------------
+    def score(self, ids: torch.Tensor, positions: torch.Tensor, prefix: list[tuple[torch.Tensor, torch.Tensor]],
+              prefix_mask: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C, vocab) of the completion tokens `ids` (N, C) at rotary `positions` (3, N, C); token t
+        sees its prompt (where `prefix_mask` is 1) and completion tokens 0..t."""
+        N, C = ids.shape
+        causal = torch.ones(C, C, dtype=torch.bool, device=ids.device).tril()
+        mask = torch.cat([prefix_mask.bool()[:, None, None, :].expand(N, 1, C, -1),
+                          causal.expand(N, 1, C, C)], dim=-1)
+        cos, sin = self.rope(positions, self.embed.weight)
+
+        def attend(i, a, q, k, v):
+            pk, pv = prefix[i]
+            return F.scaled_dot_product_attention(
+                q, torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2), attn_mask=mask, scale=a.scaling,
+                dropout_p=a.attention_dropout if a.training else 0.0, enable_gqa=True)
+
+        return self._run(ids, cos, sin, attend)
+
+    # --- decoding: one token per call into a static buffer -----------------------------------------------
+    def start(self, prefix: list[tuple[torch.Tensor, torch.Tensor]], prefix_mask: torch.Tensor,
+              positions: torch.Tensor, max_new_tokens: int) -> DecodeState:
+        """A decode buffer holding the prompt's keys/values and room for `max_new_tokens` more per row;
+        `positions` (3, N, max_new_tokens) are the new tokens' rotary positions."""
+        N, kvh, Lp, d = prefix[0][0].shape
+        T = Lp + max_new_tokens
+        keys, values = [], []
+        for pk, pv in prefix:
+            k = pk.new_empty(N, kvh, T, d)
+            v = pv.new_empty(N, kvh, T, d)
+            k[:, :, :Lp], v[:, :, :Lp] = pk, pv
+            keys.append(k)
+            values.append(v)
+        mask = torch.ones(N, 1, 1, T, dtype=torch.bool, device=prefix_mask.device)
+        mask[:, 0, 0, :Lp] = prefix_mask.bool()
+        cos, sin = self.rope(positions, self.embed.weight)
+        return DecodeState(keys, values, mask, cos, sin, Lp)
+
+    @torch.no_grad()
+    def step(self, state: DecodeState, ids: torch.Tensor, t: int) -> torch.Tensor:
+        """Logits (N, vocab) after appending token `ids` (N,) as completion token t."""
+        end = state.prompt_len + t + 1
+
+        def attend(i, a, q, k, v):
+            state.keys[i][:, :, end - 1:end] = k
+            state.values[i][:, :, end - 1:end] = v
+            return F.scaled_dot_product_attention(
+                q, state.keys[i][:, :, :end], state.values[i][:, :, :end], attn_mask=state.mask[..., :end],
+                scale=a.scaling, enable_gqa=True)
+
+        return self._run(ids[:, None], state.cos[:, t:t + 1], state.sin[:, t:t + 1], attend)[:, -1]
+
+
+@dataclass
+class DecodeState:
+    keys: list[torch.Tensor]      # per layer (N, kv_heads, Lp + max_new_tokens, d)
+    values: list[torch.Tensor]
+    mask: torch.Tensor            # (N, 1, 1, Lp + max_new_tokens) True where attended
+    cos: torch.Tensor             # (N, max_new_tokens, d) rotary tables of the new tokens
+    sin: torch.Tensor
+    prompt_len: int
