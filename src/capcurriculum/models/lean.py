@@ -69,28 +69,46 @@ class LeanDecoder:
         """cos, sin for (3, N, L) positions, as transformers' rotary embedding computes them."""
         return self.rotary(like, positions)
 
-    def _run(self, ids: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend) -> torch.Tensor:
-        """The decoder stack on (N, L) token ids; `attend(layer, q, k, v)` -> (N, heads, L, d)."""
-        x = self.embed(ids)
-        N, L, _ = x.shape
-        shape = (N, L, -1, self.head_dim)
+    def _run(self, ids: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend,
+             index: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder stack on (N, L) token ids; `attend(layer, q, k, v)` -> (N, heads, L, d). With `index`
+        (flat positions into N*L), everything but attention runs on those tokens only (padding-free) and
+        the logits come back packed, (len(index), vocab)."""
+        N, L = ids.shape
+        x = self.embed(ids).flatten(0, 1)                       # (N*L, hidden): one row per token
+        cos, sin = cos.flatten(0, 1), sin.flatten(0, 1)
+        if index is not None:
+            x, cos, sin = x[index], cos[index], sin[index]
+
+        def heads(t: torch.Tensor) -> torch.Tensor:            # (tokens, h, d) -> (N, h, L, d)
+            if index is not None:
+                t = t.new_zeros(N * L, *t.shape[1:]).index_copy(0, index, t)
+            return t.view(N, L, *t.shape[1:]).transpose(1, 2)
+
+        def tokens(t: torch.Tensor) -> torch.Tensor:           # (N, h, L, d) -> (tokens, h*d)
+            t = t.transpose(1, 2).reshape(N * L, -1)
+            return t if index is None else t[index]
+
         for i, layer in enumerate(self.layers):
             a = layer.self_attn
             h = layer.input_layernorm(x)
-            q = a.q_norm(a.q_proj(h).view(shape)).transpose(1, 2)
-            k = a.k_norm(a.k_proj(h).view(shape)).transpose(1, 2)
-            v = a.v_proj(h).view(shape).transpose(1, 2)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
-            o = attend(i, a, q, k, v)
-            x = x + a.o_proj(o.transpose(1, 2).reshape(N, L, -1))
+            shape = (h.shape[0], -1, self.head_dim)
+            q = a.q_norm(a.q_proj(h).view(shape))
+            k = a.k_norm(a.k_proj(h).view(shape))
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)        # (tokens, h, d) with cos (tokens, d)
+            o = attend(i, a, heads(q), heads(k), heads(a.v_proj(h).view(shape)))
+            x = x + a.o_proj(tokens(o))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        return self.lm_head(self.norm(x))
+        logits = self.lm_head(self.norm(x))
+        return logits if index is not None else logits.view(N, L, -1)
 
     # --- scoring: all completion tokens in one pass --------------------------------------------------------
     def score(self, ids: torch.Tensor, positions: torch.Tensor, prefix: list[tuple[torch.Tensor, torch.Tensor]],
-              prefix_mask: torch.Tensor) -> torch.Tensor:
+              prefix_mask: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (N, C, vocab) of the completion tokens `ids` (N, C) at rotary `positions` (3, N, C); token t
-        sees its prompt (where `prefix_mask` is 1) and completion tokens 0..t."""
+        sees its prompt (where `prefix_mask` is 1) and completion tokens 0..t. `keep` (N, C) bool, a prefix
+        of each row: only those tokens' logits are wanted, returned packed (keep.sum(), vocab) in row-major
+        order; the dropped tail of a row (padding after eos) costs no projection, MLP or LM-head work."""
         N, C = ids.shape
         causal = torch.ones(C, C, dtype=torch.bool, device=ids.device).tril()
         mask = torch.cat([prefix_mask.bool()[:, None, None, :].expand(N, 1, C, -1),
@@ -103,7 +121,8 @@ class LeanDecoder:
                 q, torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2), attn_mask=mask, scale=a.scaling,
                 dropout_p=a.attention_dropout if a.training else 0.0, enable_gqa=True)
 
-        return self._run(ids, cos, sin, attend)
+        index = None if keep is None else keep.flatten().nonzero().squeeze(1)
+        return self._run(ids, cos, sin, attend, index)
 
     # --- decoding: one token per call into a static buffer -----------------------------------------------
     def start(self, prefix: list[tuple[torch.Tensor, torch.Tensor]], prefix_mask: torch.Tensor,

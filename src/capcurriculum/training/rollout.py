@@ -178,16 +178,24 @@ def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool
     if C > 1:
         prompt_mask = ro.prompt["attention_mask"].repeat_interleave(G, dim=0)
         positions = _next_positions(ro.positions, G, C - 1)
-        if lean:
-            rest = LeanDecoder(_unwrapped(model)).score(ro.completion_ids[:, :-1], positions, _prefix(cache),
-                                                        prompt_mask)
-        else:
-            mask = torch.cat([prompt_mask, ro.completion_mask], dim=1)
-            rest = model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions,
-                         past_key_values=cache, use_cache=True).logits
+        if lean:  # padding-free: only inputs whose next token is a real one (logp 0 elsewhere, masked anyway)
+            keep = ro.completion_mask[:, 1:].bool()
+            packed = LeanDecoder(_unwrapped(model)).score(ro.completion_ids[:, :-1], positions, _prefix(cache),
+                                                          prompt_mask, keep=keep)
+            head = _token_logprobs(first, ro.completion_ids[:, 0], temperature)[:, None]   # (N, 1)
+            rest = _token_logprobs(packed, ro.completion_ids[:, 1:][keep], temperature)   # (kept,)
+            return torch.cat([head, head.new_zeros(head.shape[0], C - 1).masked_scatter(keep, rest)], dim=1)
+        mask = torch.cat([prompt_mask, ro.completion_mask], dim=1)
+        rest = model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions,
+                     past_key_values=cache, use_cache=True).logits
         logits = torch.cat([logits, rest], dim=1)                       # position t predicts token t+1
+    return _token_logprobs(logits, ro.completion_ids, temperature)     # (P*G, C)
+
+
+def _token_logprobs(logits: torch.Tensor, ids: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log p(ids) under softmax(logits / temperature); logits (..., vocab), ids (...)."""
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return logp.gather(-1, ro.completion_ids.unsqueeze(-1)).squeeze(-1)  # (P*G, C)
+    return logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
 
 
 def _unwrapped(model):
