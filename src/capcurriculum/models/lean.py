@@ -65,13 +65,15 @@ class LeanDecoder:
         self.lm_head = model.lm_head
         self.head_dim = self.layers[0].self_attn.head_dim
 
-    def rope(self, positions: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin for (3, N, L) positions, as transformers' rotary embedding computes them."""
-        return self.rotary(like, positions)
+    def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin for (3, N, L) positions, as transformers' rotary embedding computes them (in the
+        embeddings' dtype, on their device)."""
+        return self.rotary(self.embed.weight, positions)
 
     def _run(self, ids: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend,
              index: torch.Tensor | None = None) -> torch.Tensor:
-        """The decoder stack on (N, L) token ids; `attend(layer, q, k, v)` -> (N, heads, L, d). With `index`
+        """The decoder stack on (N, L) token ids; `attend(i, attn, q, k, v)` -> (N, heads, L, d) for layer i and
+        its attention module, given q (N, heads, L, d) and k, v (N, kv_heads, L, d). With `index`
         (flat positions into N*L), everything but attention runs on those tokens only (padding-free) and
         the logits come back packed, (len(index), vocab)."""
         N, L = ids.shape
@@ -113,7 +115,7 @@ class LeanDecoder:
         causal = torch.ones(C, C, dtype=torch.bool, device=ids.device).tril()
         mask = torch.cat([prefix_mask.bool()[:, None, None, :].expand(N, 1, C, -1),
                           causal.expand(N, 1, C, C)], dim=-1)
-        cos, sin = self.rope(positions, self.embed.weight)
+        cos, sin = self.rope(positions)
 
         def attend(i, a, q, k, v):
             pk, pv = prefix[i]
@@ -140,7 +142,7 @@ class LeanDecoder:
             values.append(v)
         mask = torch.ones(N, 1, 1, T, dtype=torch.bool, device=prefix_mask.device)
         mask[:, 0, 0, :Lp] = prefix_mask.bool()
-        cos, sin = self.rope(positions, self.embed.weight)
+        cos, sin = self.rope(positions)
         return DecodeState(keys, values, mask, cos, sin, Lp)
 
     @torch.no_grad()

@@ -373,6 +373,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
                              image_path=it.image_path, caption=by_image[name]))
     metrics.update({"sft/images": len(captions), "sft/images_without_caption": missing})
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
+    lean = uses_lean(cfg, model)
     n = int(cfg.train.eval.n)
     flags: dict[str, dict[str, list[bool]]] = {}
     history: list[dict] = []
@@ -387,7 +388,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
             history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, training_seed(cfg)),
                                pcfg, on_log=on_log, log_every=1)
             metrics["train/seconds"] = time.time() - t0
-        metrics.update(_evaluate(model, processor, world, n, tag, flags, lean=uses_lean(cfg, model))[0])
+        metrics.update(_evaluate(model, processor, world, n, tag, flags, lean=lean)[0])
     metrics.setdefault("train/seconds", 0.0)
     metrics.update(summarize(history, metrics, flags, spec))
     save_pretrained_dir(model, processor, out_dir)
