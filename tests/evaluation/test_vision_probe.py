@@ -26,9 +26,9 @@ def test_cell_labels_are_row_major_with_empty_cells():
         {"row": 2, "col": 1, "color": "blue", "shape": "circle", "size": "large"}]}
     cells = cell_labels(truth)
     assert len(cells) == 9
-    assert cells[2] == {"cell": "2", "color": "red", "shape": "cross", "size": "small"}
+    assert cells[2] == {"cell": "2", "occupied": "yes", "color": "red", "shape": "cross", "size": "small"}
     assert cells[7]["shape"] == "circle" and cells[7]["size"] == "large"
-    assert [c["color"] for i, c in enumerate(cells) if i not in (2, 7)] == [EMPTY] * 7
+    assert [(c["occupied"], c["color"]) for i, c in enumerate(cells) if i not in (2, 7)] == [("no", EMPTY)] * 7
 
 
 def test_a_grid_that_does_not_match_the_merged_tokens_is_refused(probe_world):
@@ -43,10 +43,11 @@ def test_a_random_tower_carries_cell_colour_shape_and_size(probe_world):
     raw, processor = probe_world
     model = build_tiny_model(tiny_config(processor.tokenizer), seed=0)
     probes = probe_tower(model, processor, raw, n_images=150)
-    for attribute in ("cell", "color", "size"):
+    for attribute in ("cell", "occupied", "color", "size"):
         assert probes[attribute]["acc"] > 0.9, (attribute, probes[attribute])
     assert probes["shape"]["acc"] > probes["shape"]["chance"] + 0.2, probes["shape"]
-    assert probes["color"]["n"] == 45 * 9  # 30% of 150 scenes held out, 9 tokens each
+    assert probes["cell"]["n"] == 45 * 9  # 30% of 150 scenes held out, 9 tokens each
+    assert 45 * 2 <= probes["color"]["n"] <= 45 * 5  # only the held-out scenes' objects (2-5 a scene)
 
 
 def test_a_tower_whose_output_carries_nothing_probes_at_the_majority_rate(probe_world):
@@ -55,5 +56,5 @@ def test_a_tower_whose_output_carries_nothing_probes_at_the_majority_rate(probe_
     with torch.no_grad():  # the merger's last layer emits its bias only: every token is the same
         model.model.visual.merger.linear_fc2.weight.zero_()
     probes = probe_tower(model, processor, raw, n_images=150)
-    for attribute in ("cell", "color", "shape"):
+    for attribute in ("cell", "occupied", "color", "shape"):
         assert probes[attribute]["acc"] == pytest.approx(probes[attribute]["chance"], abs=0.02), probes[attribute]

@@ -3,9 +3,9 @@
 The no-look baseline says whether the *language model* uses the image; this says whether the *tower*
 hands it anything to use. The world puts one object per grid cell and, at the tiny profile's sizes,
 one merged vision token per cell, so each token can be labelled from `ground_truth.jsonl` with its
-cell, and the colour, shape and size of what it holds ("empty" for a free cell). A multinomial
-logistic regression per attribute, fit on most scenes and scored on the rest, gives the held-out
-accuracy beside the majority-class rate.
+cell and whether it is occupied (every token), and the colour, shape and size of the object it holds
+(occupied tokens only). A multinomial logistic regression per attribute, fit on most scenes and
+scored on the rest, gives the held-out accuracy beside the majority-class rate.
 """
 
 from __future__ import annotations
@@ -24,16 +24,19 @@ from capcurriculum.world.build import GROUND_TRUTH_FILE
 
 log = logging.getLogger(__name__)
 
-ATTRIBUTES = ("cell", "color", "shape", "size")
+ATTRIBUTES = ("cell", "occupied", "color", "shape", "size")
+OBJECT_ATTRIBUTES = ("color", "shape", "size")  # probed on the tokens of occupied cells only
 EMPTY = "empty"
 
 
 def cell_labels(truth: dict) -> list[dict[str, str]]:
     """One label dict per grid cell, row-major (the order of the tower's merged tokens)."""
     grid = truth["grid"]
-    cells = [{"cell": str(i), "color": EMPTY, "shape": EMPTY, "size": EMPTY} for i in range(grid * grid)]
+    cells = [{"cell": str(i), "occupied": "no", "color": EMPTY, "shape": EMPTY, "size": EMPTY}
+             for i in range(grid * grid)]
     for obj in truth["objects"]:
-        cells[obj["row"] * grid + obj["col"]].update(color=obj["color"], shape=obj["shape"], size=obj["size"])
+        cells[obj["row"] * grid + obj["col"]].update(occupied="yes", color=obj["color"], shape=obj["shape"],
+                                                      size=obj["size"])
     return cells
 
 
@@ -107,10 +110,12 @@ def probe_tower(model, processor, raw_dir: str | Path, *, split: str = "test", n
     labels = [cell_labels(t) for t in truths]
     x = tokens.reshape(-1, tokens.shape[-1])
     n_train = round(len(truths) * train_fraction) * cells_per_image
+    flat = [cell for image in labels for cell in image]
     result = {}
     for attribute in ATTRIBUTES:
-        flat = [cell[attribute] for image in labels for cell in image]
-        result[attribute] = linear_probe(x, flat, n_train, seed=seed)
+        keep = [i for i, cell in enumerate(flat) if attribute not in OBJECT_ATTRIBUTES or cell["occupied"] == "yes"]
+        split_at = sum(1 for i in keep if i < n_train)
+        result[attribute] = linear_probe(x[keep], [flat[i][attribute] for i in keep], split_at, seed=seed)
         log.info("probe %-6s acc %.3f (majority %.3f, n=%d tokens)", attribute, result[attribute]["acc"],
                  result[attribute]["chance"], result[attribute]["n"])
     return result
