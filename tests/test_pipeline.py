@@ -51,7 +51,11 @@ def test_repro_builds_world_models_and_base(smoke_repo):
         for cap in ("perc_image", "perc_caption", "text_math", "vis_math"):
             assert 0.0 <= metrics[f"{cap}/acc"] <= 1.0 and metrics[f"{cap}/n"] > 0
             assert f"{cap}/no_look" in metrics
-    assert "| policy |" in (repo / "data/reports/base.md").read_text()
+        assert [k for k in metrics if k.startswith("perc_image/") and k.count("/") == 2 and k.endswith("/acc")]
+        for attr in ("cell", "occupied", "color", "shape", "size"):
+            assert 0.0 <= metrics[f"vision_probe/{attr}/acc"] <= 1.0 and metrics[f"vision_probe/{attr}/n"] > 0
+    report = (repo / "data/reports/base.md").read_text()
+    assert "| policy |" in report and "Vision tokens" in report and "by question type" in report
 
 
 def test_perception_data_comes_through_generation_and_the_filter(smoke_repo):

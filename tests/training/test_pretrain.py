@@ -3,8 +3,13 @@ import torch
 
 from capcurriculum.training.base import WorldData
 from capcurriculum.training.batching import IGNORE, encode_sft
-from capcurriculum.training.pretrain import (MixtureSampler, PretrainConfig, accumulate_grad, pretrain,
-                                             vision_param_groups)
+from capcurriculum.training.pretrain import (
+    MixtureSampler,
+    PretrainConfig,
+    accumulate_grad,
+    pretrain,
+    vision_param_groups,
+)
 
 MIX = {"caption": 1.0, "perc_image": 1.0, "perc_caption": 1.0, "text_math": 1.0, "vis_math": 1.0}
 
@@ -34,9 +39,24 @@ def test_pretraining_lowers_the_loss_and_keeps_the_tower_at_its_own_rate(world, 
     sampler = MixtureSampler(WorldData(*world).pools(), MIX, seed=0)
     cfg = PretrainConfig(steps=30, batch_size=8, lr=3e-3, vision_lr_scale=0.1, warmup_steps=3, mixture=MIX)
     groups = vision_param_groups(model, cfg.lr, cfg.vision_lr_scale, cfg.weight_decay)
-    assert [g["lr"] for g in groups] == [3e-3, pytest.approx(3e-4)]
+    assert [g["lr"] for g in groups] == [3e-3, pytest.approx(3e-4), 3e-3]  # language model, tower, mergers
     history = pretrain(model, processor, sampler, cfg, log_every=5)
     assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+
+
+def test_a_merger_scale_of_zero_freezes_the_mergers_and_trains_the_rest(world, processor, model):
+    sampler = MixtureSampler(WorldData(*world).pools(), MIX, seed=0)
+    cfg = PretrainConfig(steps=3, batch_size=4, lr=3e-3, vision_lr_scale=0.1, merger_lr_scale=0.0, warmup_steps=1,
+                         mixture=MIX)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    pretrain(model, processor, sampler, cfg, log_every=1)
+    after = dict(model.named_parameters())
+    mergers = [n for n in before if ".visual." in f".{n}" and "merger" in n]
+    tower = [n for n in before if ".visual." in f".{n}" and "merger" not in n]
+    assert mergers and tower
+    assert all(torch.equal(before[n], after[n]) and not after[n].requires_grad for n in mergers)
+    assert any(not torch.equal(before[n], after[n]) for n in tower)
+    assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
 
 
 def test_a_mixture_naming_a_missing_pool_is_refused(world):
@@ -47,3 +67,5 @@ def test_a_mixture_naming_a_missing_pool_is_refused(world):
 def test_bad_pretrain_values_name_the_field():
     with pytest.raises(ValueError, match="pretrain.batch_size"):
         PretrainConfig(steps=1, batch_size=0, lr=1e-3, mixture=MIX)
+    with pytest.raises(ValueError, match="merger_lr_scale"):
+        PretrainConfig(steps=1, batch_size=1, lr=1e-3, merger_lr_scale=-1.0, mixture=MIX)

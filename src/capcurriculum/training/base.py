@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from capcurriculum.config import subtree
 from capcurriculum.data.docci import load_docci
 from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_accuracy, score
+from capcurriculum.evaluation.vision_probe import probe_tower
 from capcurriculum.io import read_jsonl, write_jsonl
 from capcurriculum.runtime import seed_everything
 from capcurriculum.training.batching import Item
@@ -83,8 +84,26 @@ def evaluate_capabilities(model, processor, data: WorldData, n: int, *, split: s
                         f"{cap}/no_look": blind["acc"],
                         f"{cap}/mean_tokens": sum(r["n_tokens"] for r in rows) / max(1, len(rows))})
         log.info("%-12s acc %.3f ± %.3f (n=%d)  no-look %.3f", cap, acc["acc"], acc["se"], acc["n"], blind["acc"])
+        metrics.update(_by_question_type(cap, items, rows, data.examples(name, baseline_split)))
         all_rows.extend(rows)
     return metrics, all_rows
+
+
+def _by_question_type(cap: str, items: list[Item], rows: list[dict], baseline: list[dict]) -> dict[str, float]:
+    """`<cap>/<qtype>/acc|no_look|n` for sets whose examples carry `meta.qtype` (perception): one aggregate
+    hides a capability that is at chance on colour and shape and well above it on size."""
+    by_type: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        qtype = it.example.get("meta", {}).get("qtype")
+        if qtype:
+            by_type.setdefault(qtype, []).append(i)
+    out: dict[str, float] = {}
+    for qtype, idx in sorted(by_type.items()):
+        acc = accuracy([rows[i]["correct"] for i in idx])
+        blind = no_look_accuracy(baseline, [items[i].example for i in idx])
+        out.update({f"{cap}/{qtype}/acc": acc["acc"], f"{cap}/{qtype}/no_look": blind["acc"], f"{cap}/{qtype}/n": acc["n"]})
+        log.info("  %-10s acc %.3f (n=%d)  no-look %.3f", qtype, acc["acc"], acc["n"], blind["acc"])
+    return out
 
 
 def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str | Path, world_dir: str | Path,
@@ -114,6 +133,9 @@ def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str
     t0 = time.time()
     metrics, rows = evaluate_capabilities(model, processor, data, cfg.base.eval_n)
     write_jsonl(out_dir / "eval" / "heldout.jsonl", rows)  # every response, to recompute any score
+    # Whether the tower still carries what perception asks, beside whether the language model uses it.
+    probes = probe_tower(model, processor, raw_dir, n_images=cfg.base.eval_n, seed=cfg.seed)
+    metrics.update({f"vision_probe/{attr}/{k}": v for attr, r in probes.items() for k, v in r.items()})
     metrics.update({"pretrain/final_loss": history[-1]["loss"] if history else float("nan"),
                     "pretrain/seconds": train_s, "eval/seconds": time.time() - t0})
     return metrics

@@ -28,6 +28,7 @@ class PretrainConfig:
     batch_size: int
     lr: float
     vision_lr_scale: float = 0.1
+    merger_lr_scale: float = 1.0   # the tower's mergers (into the language model's width); 0 freezes them
     warmup_steps: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
@@ -38,8 +39,8 @@ class PretrainConfig:
         for name in ("steps", "batch_size", "warmup_steps", "threads"):
             if getattr(self, name) < (0 if name in ("steps", "warmup_steps") else 1):
                 raise ValueError(f"pretrain.{name}: must be positive, got {getattr(self, name)}")
-        if self.lr <= 0 or self.vision_lr_scale < 0:
-            raise ValueError("pretrain.lr must be > 0 and pretrain.vision_lr_scale >= 0")
+        if self.lr <= 0 or self.vision_lr_scale < 0 or self.merger_lr_scale < 0:
+            raise ValueError("pretrain.lr must be > 0, pretrain.vision_lr_scale and pretrain.merger_lr_scale >= 0")
         if not self.mixture or any(w < 0 for w in self.mixture.values()) or sum(self.mixture.values()) <= 0:
             raise ValueError(f"pretrain.mixture: needs non-negative weights with a positive sum, got {self.mixture}")
 
@@ -63,21 +64,24 @@ class MixtureSampler:
         return [self.rng.choice(self.pools[n]) for n in names]
 
 
-def vision_param_groups(model, lr: float, vision_lr_scale: float, weight_decay: float) -> list[dict]:
-    """Three groups: the vision tower proper (scaled lr), its mergers and the language model (full lr)."""
-    tower, rest = [], []
+def vision_param_groups(model, lr: float, vision_lr_scale: float, weight_decay: float,
+                        merger_lr_scale: float = 1.0) -> list[dict]:
+    """The language model at `lr`; the vision tower proper and its mergers each at their own scale of it
+    (a scale of 0 freezes that part)."""
+    parts: dict[str, list] = {"rest": [], "tower": [], "merger": []}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        in_visual = ".visual." in f".{name}" and "merger" not in name
-        (tower if in_visual else rest).append(p)
-    groups = [{"params": rest, "lr": lr, "base_lr": lr, "weight_decay": weight_decay}]
-    if tower and vision_lr_scale > 0:
-        groups.append({"params": tower, "lr": lr * vision_lr_scale, "base_lr": lr * vision_lr_scale,
-                       "weight_decay": weight_decay})
-    elif tower:
-        for p in tower:
-            p.requires_grad_(False)
+        in_visual = ".visual." in f".{name}"
+        parts["merger" if in_visual and "merger" in name else "tower" if in_visual else "rest"].append(p)
+    groups = [{"params": parts["rest"], "lr": lr, "base_lr": lr, "weight_decay": weight_decay}]
+    for part, scale in (("tower", vision_lr_scale), ("merger", merger_lr_scale)):
+        if parts[part] and scale > 0:
+            groups.append({"params": parts[part], "lr": lr * scale, "base_lr": lr * scale,
+                           "weight_decay": weight_decay})
+        else:
+            for p in parts[part]:
+                p.requires_grad_(False)
     return groups
 
 
@@ -112,7 +116,7 @@ def pretrain(model, processor, sampler: MixtureSampler, cfg: PretrainConfig, *,
              on_log: Callable[[int, dict[str, float]], None] | None = None, log_every: int = 50) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     model.train()
-    groups = vision_param_groups(model, cfg.lr, cfg.vision_lr_scale, cfg.weight_decay)
+    groups = vision_param_groups(model, cfg.lr, cfg.vision_lr_scale, cfg.weight_decay, cfg.merger_lr_scale)
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.95))
     history, window, t0 = [], [], time.time()
     bar = tqdm(range(cfg.steps), desc="pretrain", unit="step", mininterval=2.0)
