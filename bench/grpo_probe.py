@@ -40,9 +40,13 @@ def main() -> None:
     ap.add_argument("--kl", type=float, default=0.01)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--vision-lr-scale", type=float, default=0.1)
+    ap.add_argument("--merger-lr-scale", type=float, default=1.0, help="the tower's mergers; 0 freezes them")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--completion-forward", choices=["lean", "transformers"], default="lean",
+                    help="train.completion_forward: the same tokens and loss, lean is faster")
     a = ap.parse_args()
+    lean = a.completion_forward == "lean"
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     random.seed(a.seed)
@@ -52,14 +56,15 @@ def main() -> None:
     test = data.items(WORLD_SETS[a.name], a.name, "test", limit=a.n)
 
     def measure(tag: str) -> list[bool]:
-        h, rows = headroom(model, processor, test, group_size=a.group_size, max_new_tokens=a.max_new_tokens)
+        h, rows = headroom(model, processor, test, group_size=a.group_size, max_new_tokens=a.max_new_tokens, lean=lean)
         print(tag, json.dumps({k: round(v, 3) for k, v in h.items()}), flush=True)
         return [r["correct"] for r in rows]
 
     before = measure("before")
     settings = GRPOSettings(group_size=a.group_size, max_response_length=a.max_new_tokens, learning_rate=a.lr,
                             rollout_batch_size=a.prompts, update_batch_size=a.prompts, kl_coef=a.kl)
-    trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=a.vision_lr_scale)
+    trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=a.vision_lr_scale,
+                           merger_lr_scale=a.merger_lr_scale, lean=lean)
     stream = PromptStream(data.items(WORLD_SETS[a.name], a.name, "train"), seed=a.seed)
     t0 = time.time()
     history = trainer.train(stream, a.steps)

@@ -33,8 +33,9 @@ def main() -> None:
         run_stage(cfg, spec, **where, accelerator=accelerator)
         return
     with node_run(node, stage_params(cfg, spec), run_file(node), experiment=cfg.tracking.experiment) as run:
-        run.set_tags({"stage.sets": ",".join(spec.sets), "stage.vision_tower":
-                      "frozen" if spec.vision_lr_scale == 0 else f"trainable x{spec.vision_lr_scale}"})
+        frozen = spec.vision_lr_scale == 0 and spec.merger_lr_scale == 0
+        run.set_tags({"stage.sets": ",".join(spec.sets), "stage.vision_tower": "frozen" if frozen else
+                      f"trainable x{spec.vision_lr_scale}, mergers x{spec.merger_lr_scale}"})
         metrics = run_stage(cfg, spec, **where, accelerator=accelerator,
                             on_log=lambda step, row: run.log_metrics(row, step=offset + step))
         run.log_metrics(metrics)

@@ -53,7 +53,8 @@ def test_bad_directory_error_names_the_path(tmp_path):
         load_model_and_processor(bad)
 
 
-def test_missing_local_path_and_malformed_pointer(tmp_path):
+def test_missing_local_path_and_malformed_pointer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a checkout with a built DAG has ./data/models/base
     with pytest.raises(ModelRefError, match="no such model directory"):
         resolve_model_ref(tmp_path / "nowhere")
     with pytest.raises(ModelRefError, match="no such model directory"):

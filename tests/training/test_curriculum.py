@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from capcurriculum.config import ConfigError, compose
@@ -107,3 +108,28 @@ def test_the_training_seed_follows_the_global_one_unless_set():
     assert training_seed(compose(["profile=smoke", "seed=5"], config_dir=ROOT / "conf")) == 5
     assert training_seed(compose(["profile=smoke", "seed=5", "train.seed=2"], config_dir=ROOT / "conf")) == 2
     assert training_seed(OmegaConf.create({"seed": 3, "train": {}})) == 3
+
+
+def test_a_stage_with_the_tower_and_mergers_frozen_leaves_every_vision_weight_as_it_was(stage_env):
+    from safetensors.torch import load_file
+
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    cfg = OmegaConf.merge(cfg, {"train": {"vision_lr_scale": 0.0, "merger_lr_scale": 0.0}})
+    spec = stage_spec(cfg, "train_1")
+    assert (spec.vision_lr_scale, spec.merger_lr_scale) == (0.0, 0.0)
+    run_stage(cfg, spec, init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw, world_dir=world_dir,
+              out_dir=tmp / "out", resume_dir=tmp / "resume")
+    before, after = load_file(init / "model.safetensors"), load_file(tmp / "out/model.safetensors")
+    visual = [k for k in before if ".visual." in f".{k}"]
+    assert any("merger" in k for k in visual)
+    assert all(torch.equal(before[k], after[k]) for k in visual)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k not in visual)
+    assert json.loads((tmp / "out/trainer_state/boundary.json").read_text())["merger_lr_scale"] == 0.0
+
+
+def test_a_bad_merger_rate_names_its_key(stage_env):
+    cfg = stage_env[0]
+    with pytest.raises(ConfigError, match="^train.merger_lr_scale"):
+        stage_spec(OmegaConf.merge(cfg, {"train": {"merger_lr_scale": -1}}), "train_1")
+    with pytest.raises(ConfigError, match="^merged.merger_lr_scale"):
+        stage_spec(OmegaConf.merge(cfg, {"merged": {"merger_lr_scale": "all"}}), "merged")

@@ -64,6 +64,7 @@ class StageSpec:
     method: str = "grpo"     # grpo | sft (perception only: caption SFT, the paper's RLVR-vs-SFT ablation)
     balance: str = "none"    # none | answer (training/balance.py)
     signal_only: bool = False  # train only on items the base sometimes solves, sometimes not (training/difficulty.py)
+    merger_lr_scale: float = 1.0  # the tower's mergers into the language model; 0 freezes them
 
 
 def _train_value(cfg: DictConfig, key: str, allowed: tuple[str, ...] | None = None) -> Any:
@@ -89,13 +90,20 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
     if node == "merged":
         # the sets in a fixed order, so the merged baseline does not depend on the staged order
         return StageSpec("merged", list(SET_MODES), sum(steps), float(select(cfg, "merged.vision_lr_scale")),
-                         **common)
+                         merger_lr_scale=_merger_lr_scale(cfg, "merged"), **common)
     if node not in SLOTS:
         raise ConfigError("stage", f"unknown training node {node!r}; expected one of {', '.join(SLOTS)}, merged")
     k = SLOTS.index(node)
     method = check_method(order[k], select(cfg, f"curriculum.method.{order[k]}"))
     return StageSpec(node, [order[k]], steps[k], float(_train_value(cfg, "vision_lr_scale")), method=method,
-                     **common)
+                     merger_lr_scale=_merger_lr_scale(cfg, "train"), **common)
+
+
+def _merger_lr_scale(cfg: DictConfig, section: str) -> float:
+    value = OmegaConf.select(cfg, f"{section}.merger_lr_scale", default=1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{section}.merger_lr_scale", f"expected a number >= 0, got {value!r}")
+    return float(value)
 
 
 def set_file(sets_dir: Path, name: str, split: str) -> Path:
@@ -238,7 +246,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         raise ConfigError("train.optimizer_state", "carry is not supported under accelerate launch; use fresh")
     lean = uses_lean(cfg, model)
     trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=spec.vision_lr_scale,
-                          optimizer_state=opt_state, accelerator=accelerator, lean=lean)
+                          merger_lr_scale=spec.merger_lr_scale, optimizer_state=opt_state, accelerator=accelerator, lean=lean)
     model = trainer.model  # the unwrapped module (the same object without an accelerator)
 
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
@@ -381,7 +389,8 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
         if tag == "after" and captions and spec.steps:
             sft = cfg.train.sft
             pcfg = PretrainConfig(steps=spec.steps, batch_size=int(sft.batch_size), lr=float(sft.lr),
-                                  vision_lr_scale=spec.vision_lr_scale, warmup_steps=int(sft.warmup_steps),
+                                  vision_lr_scale=spec.vision_lr_scale, merger_lr_scale=spec.merger_lr_scale,
+                                  warmup_steps=int(sft.warmup_steps),
                                   weight_decay=float(cfg.grpo.weight_decay), grad_clip=float(cfg.grpo.max_grad_norm),
                                   threads=int(cfg.train.threads), mixture={"caption": 1.0})
             t0 = time.time()

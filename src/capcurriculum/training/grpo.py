@@ -94,7 +94,7 @@ def by_mode(items: Sequence[Item]) -> list[list[Item]]:
 
 class GRPOTrainer:
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
-                 vision_lr_scale: float = 0.1, optimizer_state: dict | None = None,
+                 vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0, optimizer_state: dict | None = None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None, ignore_eos: bool = False,
                  accelerator=None, lean: bool = False):
         """`reward_fn(text, item)` -> {"reward", "accuracy", "format"}: the paper's reward by default.
@@ -109,7 +109,8 @@ class GRPOTrainer:
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         if self.ref_model is not None:
             self.ref_model.eval().requires_grad_(False)
-        groups = vision_param_groups(model, settings.learning_rate, vision_lr_scale, settings.weight_decay)
+        groups = vision_param_groups(model, settings.learning_rate, vision_lr_scale, settings.weight_decay,
+                                     merger_lr_scale)
         self.opt = torch.optim.AdamW(groups, betas=(0.9, 0.999))
         if optimizer_state is not None:
             self.opt.load_state_dict(optimizer_state)
