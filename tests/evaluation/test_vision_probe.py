@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from capcurriculum.evaluation.vision_probe import EMPTY, cell_labels, check_alignment, probe_tower
+from capcurriculum.evaluation.vision_probe import (
+    EMPTY,
+    cell_labels,
+    check_alignment,
+    probe_metrics,
+    probe_tower,
+)
 from capcurriculum.models import build_processor, build_tiny_model, tiny_config, train_tokenizer
 from capcurriculum.models.init import world_texts
 from capcurriculum.world.build import build_world
@@ -58,3 +64,11 @@ def test_a_tower_whose_output_carries_nothing_probes_at_the_majority_rate(probe_
     probes = probe_tower(model, processor, raw, n_images=150)
     for attribute in ("cell", "occupied", "color", "shape"):
         assert probes[attribute]["acc"] == pytest.approx(probes[attribute]["chance"], abs=0.02), probes[attribute]
+
+
+def test_probe_metrics_are_flat_and_a_corpus_without_ground_truth_is_reported_skipped(probe_world, tmp_path):
+    raw, processor = probe_world
+    model = build_tiny_model(tiny_config(processor.tokenizer), seed=0)
+    metrics = probe_metrics(model, processor, raw, n_images=20)
+    assert {f"vision_probe/{a}/{k}" for a in ("cell", "color") for k in ("acc", "chance", "n")} <= set(metrics)
+    assert probe_metrics(model, processor, tmp_path, n_images=20) == {"vision_probe/skipped": 1.0}

@@ -119,3 +119,13 @@ def probe_tower(model, processor, raw_dir: str | Path, *, split: str = "test", n
         log.info("probe %-6s acc %.3f (majority %.3f, n=%d tokens)", attribute, result[attribute]["acc"],
                  result[attribute]["chance"], result[attribute]["n"])
     return result
+
+
+def probe_metrics(model, processor, raw_dir: str | Path, *, n_images: int, seed: int = 0) -> dict[str, float]:
+    """`vision_probe/<attribute>/acc|chance|n` for a node's metrics; a corpus without the world's ground truth
+    (real DOCCI) has no labels to probe with: reported as `vision_probe/skipped: 1`, not an error."""
+    if not (Path(raw_dir) / GROUND_TRUTH_FILE).exists():
+        log.warning("vision probe skipped: %s has no %s (not a synthetic world)", raw_dir, GROUND_TRUTH_FILE)
+        return {"vision_probe/skipped": 1.0}
+    probes = probe_tower(model, processor, raw_dir, n_images=n_images, seed=seed)
+    return {f"vision_probe/{attr}/{k}": float(v) for attr, r in probes.items() for k, v in r.items()}

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from capcurriculum.config import subtree
 from capcurriculum.data.docci import load_docci
 from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_accuracy, score
-from capcurriculum.evaluation.vision_probe import probe_tower
+from capcurriculum.evaluation.vision_probe import probe_metrics
 from capcurriculum.io import read_jsonl, write_jsonl
 from capcurriculum.runtime import seed_everything
 from capcurriculum.training.batching import Item
@@ -134,8 +134,7 @@ def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str
     metrics, rows = evaluate_capabilities(model, processor, data, cfg.base.eval_n)
     write_jsonl(out_dir / "eval" / "heldout.jsonl", rows)  # every response, to recompute any score
     # Whether the tower still carries what perception asks, beside whether the language model uses it.
-    probes = probe_tower(model, processor, raw_dir, n_images=cfg.base.eval_n, seed=cfg.seed)
-    metrics.update({f"vision_probe/{attr}/{k}": v for attr, r in probes.items() for k, v in r.items()})
+    metrics.update(probe_metrics(model, processor, raw_dir, n_images=cfg.base.eval_n, seed=cfg.seed))
     metrics.update({"pretrain/final_loss": history[-1]["loss"] if history else float("nan"),
                     "pretrain/seconds": train_s, "eval/seconds": time.time() - t0})
     return metrics
