@@ -85,6 +85,7 @@ def no_look_predictor(train: Sequence[dict[str, Any]]):
     return predict
 
 
-def no_look_accuracy(train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]]) -> dict[str, float]:
+def no_look_correct(train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]]) -> list[bool]:
+    """Per test example: would the no-look predictor built from `train` answer it correctly?"""
     predict = no_look_predictor(train)
-    return accuracy([is_correct(predict(ex), ex["answer"], ex["answer_type"]) for ex in test])
+    return [is_correct(predict(ex), ex["answer"], ex["answer_type"]) for ex in test]

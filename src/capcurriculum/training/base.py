@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from capcurriculum.config import subtree
 from capcurriculum.data.docci import load_docci
-from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_accuracy, score
+from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_correct, score
 from capcurriculum.evaluation.vision_probe import probe_metrics
 from capcurriculum.io import read_jsonl, write_jsonl
 from capcurriculum.runtime import seed_everything
@@ -79,17 +79,18 @@ def evaluate_capabilities(model, processor, data: WorldData, n: int, *, split: s
         items = data.items(name, mode, split, limit=n)
         rows = score(items, generate(model, processor, items, desc=f"eval {cap}", lean=lean))
         acc = accuracy([r["correct"] for r in rows])
-        blind = no_look_accuracy(data.examples(name, baseline_split), [it.example for it in items])
+        blind_flags = no_look_correct(data.examples(name, baseline_split), [it.example for it in items])
+        blind = accuracy(blind_flags)
         metrics.update({f"{cap}/acc": acc["acc"], f"{cap}/se": acc["se"], f"{cap}/n": acc["n"],
                         f"{cap}/no_look": blind["acc"],
                         f"{cap}/mean_tokens": sum(r["n_tokens"] for r in rows) / max(1, len(rows))})
         log.info("%-12s acc %.3f ± %.3f (n=%d)  no-look %.3f", cap, acc["acc"], acc["se"], acc["n"], blind["acc"])
-        metrics.update(_by_question_type(cap, items, rows, data.examples(name, baseline_split)))
+        metrics.update(_by_question_type(cap, items, [r["correct"] for r in rows], blind_flags))
         all_rows.extend(rows)
     return metrics, all_rows
 
 
-def _by_question_type(cap: str, items: list[Item], rows: list[dict], baseline: list[dict]) -> dict[str, float]:
+def _by_question_type(cap: str, items: list[Item], correct: list[bool], blind: list[bool]) -> dict[str, float]:
     """`<cap>/<qtype>/acc|no_look|n` for sets whose examples carry `meta.qtype` (perception): one aggregate
     hides a capability that is at chance on colour and shape and well above it on size."""
     by_type: dict[str, list[int]] = {}
@@ -99,10 +100,9 @@ def _by_question_type(cap: str, items: list[Item], rows: list[dict], baseline: l
             by_type.setdefault(qtype, []).append(i)
     out: dict[str, float] = {}
     for qtype, idx in sorted(by_type.items()):
-        acc = accuracy([rows[i]["correct"] for i in idx])
-        blind = no_look_accuracy(baseline, [items[i].example for i in idx])
-        out.update({f"{cap}/{qtype}/acc": acc["acc"], f"{cap}/{qtype}/no_look": blind["acc"], f"{cap}/{qtype}/n": acc["n"]})
-        log.info("  %-10s acc %.3f (n=%d)  no-look %.3f", qtype, acc["acc"], acc["n"], blind["acc"])
+        acc, no_look = accuracy([correct[i] for i in idx]), accuracy([blind[i] for i in idx])
+        out.update({f"{cap}/{qtype}/acc": acc["acc"], f"{cap}/{qtype}/no_look": no_look["acc"], f"{cap}/{qtype}/n": acc["n"]})
+        log.info("  %-10s acc %.3f (n=%d)  no-look %.3f", qtype, acc["acc"], acc["n"], no_look["acc"])
     return out
 
 
