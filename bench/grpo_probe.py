@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--kl", type=float, default=0.01)
+    ap.add_argument("--temperature", type=float, default=1.0, help="the rollouts' sampling temperature")
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--vision-lr-scale", type=float, default=0.1)
     ap.add_argument("--merger-lr-scale", type=float, default=1.0, help="the tower's mergers; 0 freezes them")
@@ -62,7 +63,7 @@ def main() -> None:
 
     before = measure("before")
     settings = GRPOSettings(group_size=a.group_size, max_response_length=a.max_new_tokens, learning_rate=a.lr,
-                            rollout_batch_size=a.prompts, update_batch_size=a.prompts, kl_coef=a.kl)
+                            temperature=a.temperature, rollout_batch_size=a.prompts, update_batch_size=a.prompts, kl_coef=a.kl)
     trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=a.vision_lr_scale,
                            merger_lr_scale=a.merger_lr_scale, lean=lean)
     stream = PromptStream(data.items(WORLD_SETS[a.name], a.name, "train"), seed=a.seed)

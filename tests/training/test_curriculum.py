@@ -127,9 +127,13 @@ def test_a_stage_with_the_tower_and_mergers_frozen_leaves_every_vision_weight_as
     assert json.loads((tmp / "out/trainer_state/boundary.json").read_text())["merger_lr_scale"] == 0.0
 
 
-def test_a_bad_merger_rate_names_its_key(stage_env):
+def test_a_bad_tower_or_merger_rate_names_its_key(stage_env):
     cfg = stage_env[0]
     with pytest.raises(ConfigError, match="^train.merger_lr_scale"):
         stage_spec(OmegaConf.merge(cfg, {"train": {"merger_lr_scale": -1}}), "train_1")
     with pytest.raises(ConfigError, match="^merged.merger_lr_scale"):
         stage_spec(OmegaConf.merge(cfg, {"merged": {"merger_lr_scale": "all"}}), "merged")
+    with pytest.raises(ConfigError, match="^train.vision_lr_scale"):
+        stage_spec(OmegaConf.merge(cfg, {"train": {"vision_lr_scale": "frozen"}}), "train_2")
+    with pytest.raises(ConfigError, match="^merged.vision_lr_scale"):
+        stage_spec(OmegaConf.merge(cfg, {"merged": {"vision_lr_scale": -0.5}}), "merged")

@@ -89,20 +89,21 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
               "reference": str(select(cfg, "grpo.reference"))}
     if node == "merged":
         # the sets in a fixed order, so the merged baseline does not depend on the staged order
-        return StageSpec("merged", list(SET_MODES), sum(steps), float(select(cfg, "merged.vision_lr_scale")),
-                         merger_lr_scale=_merger_lr_scale(cfg, "merged"), **common)
+        return StageSpec("merged", list(SET_MODES), sum(steps), _lr_scale(cfg, "merged.vision_lr_scale"),
+                         merger_lr_scale=_lr_scale(cfg, "merged.merger_lr_scale", 1.0), **common)
     if node not in SLOTS:
         raise ConfigError("stage", f"unknown training node {node!r}; expected one of {', '.join(SLOTS)}, merged")
     k = SLOTS.index(node)
     method = check_method(order[k], select(cfg, f"curriculum.method.{order[k]}"))
-    return StageSpec(node, [order[k]], steps[k], float(_train_value(cfg, "vision_lr_scale")), method=method,
-                     merger_lr_scale=_merger_lr_scale(cfg, "train"), **common)
+    return StageSpec(node, [order[k]], steps[k], _lr_scale(cfg, "train.vision_lr_scale"), method=method,
+                     merger_lr_scale=_lr_scale(cfg, "train.merger_lr_scale", 1.0), **common)
 
 
-def _merger_lr_scale(cfg: DictConfig, section: str) -> float:
-    value = OmegaConf.select(cfg, f"{section}.merger_lr_scale", default=1.0)
+def _lr_scale(cfg: DictConfig, key: str, default: float | None = None) -> float:
+    """A learning-rate multiplier (0 freezes the part); a missing key without a default is an error."""
+    value = OmegaConf.select(cfg, key, default=default) if default is not None else select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"{section}.merger_lr_scale", f"expected a number >= 0, got {value!r}")
+        raise ConfigError(key, f"expected a number >= 0, got {value!r}")
     return float(value)
 
 
