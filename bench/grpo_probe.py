@@ -63,7 +63,8 @@ def main() -> None:
 
     before = measure("before")
     settings = GRPOSettings(group_size=a.group_size, max_response_length=a.max_new_tokens, learning_rate=a.lr,
-                            temperature=a.temperature, rollout_batch_size=a.prompts, update_batch_size=a.prompts, kl_coef=a.kl)
+                            temperature=a.temperature, rollout_batch_size=a.prompts,
+                            update_batch_size=a.prompts, kl_coef=a.kl)
     trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=a.vision_lr_scale,
                            merger_lr_scale=a.merger_lr_scale, lean=lean)
     stream = PromptStream(data.items(WORLD_SETS[a.name], a.name, "train"), seed=a.seed)
