@@ -5,6 +5,10 @@
 A quick probe outside the DAG (no sets, no DVC): it trains the base policy with the project's GRPO loop on
 the world's `train` split of one capability and measures the held-out `test` split (n items) before and
 after: greedy pass@1 with the paired difference and its standard error, sampled pass@1 and pass@G.
+
+`--method sft` is the supervised control: the same base, split, prompts per step, steps and rate, but each
+prompt's gold trace and answer as the target (the pre-training loop). It tells a budget too small to move
+a capability apart from a reward signal that cannot move it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from capcurriculum.models.loading import load_model_and_processor
 from capcurriculum.training.base import CAPABILITIES, WorldData
 from capcurriculum.training.grpo import GRPOTrainer, PromptStream
 from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
 from capcurriculum.training.rewards import RewardConfig
 
 WORLD_SETS = {mode: name for name, mode in CAPABILITIES.values() if mode != "perc_caption"}
@@ -33,6 +38,8 @@ def main() -> None:
     ap.add_argument("--model", default="data/models/base/policy")
     ap.add_argument("--raw", default="data/raw")
     ap.add_argument("--world", default="data/world")
+    ap.add_argument("--method", choices=["grpo", "sft"], default="grpo",
+                    help="sft: the supervised control (gold traces, same prompts per step, steps and rate)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--prompts", type=int, default=16)
@@ -53,7 +60,6 @@ def main() -> None:
     random.seed(a.seed)
     data = WorldData(a.raw, a.world)
     model, processor = load_model_and_processor(a.model)
-    ref, _ = load_model_and_processor(a.model)
     test = data.items(WORLD_SETS[a.name], a.name, "test", limit=a.n)
 
     def measure(tag: str) -> list[bool]:
@@ -62,17 +68,26 @@ def main() -> None:
         return [r["correct"] for r in rows]
 
     before = measure("before")
-    settings = GRPOSettings(group_size=a.group_size, max_response_length=a.max_new_tokens, learning_rate=a.lr,
-                            temperature=a.temperature, rollout_batch_size=a.prompts,
-                            update_batch_size=a.prompts, kl_coef=a.kl)
-    trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=a.vision_lr_scale,
-                           merger_lr_scale=a.merger_lr_scale, lean=lean)
-    stream = PromptStream(data.items(WORLD_SETS[a.name], a.name, "train"), seed=a.seed)
+    train_items = data.items(WORLD_SETS[a.name], a.name, "train")
     t0 = time.time()
-    history = trainer.train(stream, a.steps)
+    if a.method == "sft":
+        cfg = PretrainConfig(steps=a.steps, batch_size=a.prompts, lr=a.lr, vision_lr_scale=a.vision_lr_scale,
+                             merger_lr_scale=a.merger_lr_scale, warmup_steps=0, threads=1, mixture={a.name: 1.0})
+        history = pretrain(model, processor, MixtureSampler({a.name: train_items}, cfg.mixture, seed=a.seed), cfg,
+                           log_every=max(1, a.steps // 10))
+        key = "loss"
+    else:
+        settings = GRPOSettings(group_size=a.group_size, max_response_length=a.max_new_tokens, learning_rate=a.lr,
+                                temperature=a.temperature, rollout_batch_size=a.prompts,
+                                update_batch_size=a.prompts, kl_coef=a.kl)
+        ref, _ = load_model_and_processor(a.model)
+        trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref,
+                              vision_lr_scale=a.vision_lr_scale, merger_lr_scale=a.merger_lr_scale, lean=lean)
+        history = trainer.train(PromptStream(train_items, seed=a.seed), a.steps)
+        key = "reward"
     k = max(1, len(history) // 10)
-    print(f"trained {a.steps} steps in {time.time() - t0:.0f} s; reward first tenth "
-          f"{sum(r['reward'] for r in history[:k]) / k:.3f}, last tenth {sum(r['reward'] for r in history[-k:]) / k:.3f}")
+    print(f"{a.method}: trained {a.steps} steps in {time.time() - t0:.0f} s; {key} first tenth "
+          f"{sum(r[key] for r in history[:k]) / k:.3f}, last tenth {sum(r[key] for r in history[-k:]) / k:.3f}")
     after = measure("after")
     d = paired_delta(before, after)
     print(f"greedy delta {d['delta']:+.4f} ± {d['se']:.4f} (paired, n={d['n']})")
