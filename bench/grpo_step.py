@@ -18,8 +18,10 @@ consecutive `on_step_end` callbacks (so it includes TRL's data loading and loggi
 
 TRL config fields beyond the GRPO semantics: max_steps, shuffle_dataset=False (the same prompt order as
 ours), gradient_checkpointing=False (TRL defaults to True; our loop keeps activations, so this is the
-like-for-like choice), and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate,
-and with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's forward pass across its
+like-for-like choice), and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate;
+with --freeze-vision both sides freeze the vision tower and its mergers (the tiny profile's setting: ours
+with vision_lr_scale = merger_lr_scale = 0, TRL's model with requires_grad off there, which its optimizer
+skips). Ours also runs with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's forward pass across its
 G completions (training/rollout.py), in the rollout and in the update. Ours runs twice from the same
 weights and seed: `ours_transformers` sends completion tokens through transformers' forward, `ours`
 through models/lean.py (train.completion_forward: lean, the tiny profile's default); the ratio of the
@@ -142,8 +144,16 @@ def trl_args(settings, out_dir: Path, max_steps: int, seed: int):
         disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, seed=seed)
 
 
+def freeze_vision(model) -> int:
+    """requires_grad off for the vision tower and its mergers; the number of tensors frozen."""
+    frozen = [p for name, p in model.named_parameters() if ".visual." in f".{name}"]
+    for p in frozen:
+        p.requires_grad_(False)
+    return len(frozen)
+
+
 def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_dir: Path, max_steps: int,
-                      seed: int):
+                      seed: int, frozen_vision: bool = False):
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOTrainer as TRLGRPOTrainer
@@ -166,6 +176,8 @@ def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_di
     # load_model_and_processor pads on the left, which TRL's generation needs for Qwen3-VL. The model comes
     # from the directory, so TRL builds its reference model from the same checkpoint (its name_or_path).
     model, processor = load_model_and_processor(model_dir)
+    if frozen_vision and not freeze_vision(model):
+        raise RuntimeError(f"{model_dir}: no vision parameters to freeze")
     clock = Clock()
     trainer = TRLGRPOTrainer(
         model=model, reward_funcs=make_trl_reward(items, processor.tokenizer, reward_cfg),
@@ -298,7 +310,7 @@ def run_trl(trainer, clock, gen_times, P: int, G: int, threads: int) -> dict:
 
 
 def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: list, threads: int,
-             seed: int, attn: str, lean: bool) -> dict:
+             seed: int, attn: str, lean: bool, vision_scale: float = 1.0) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
@@ -308,7 +320,8 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
     torch.set_num_threads(threads)
     policy.set_attn_implementation(attention_implementation(attn))
     ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
-    trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=1.0, lean=lean)
+    trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=vision_scale,
+                          merger_lr_scale=vision_scale, lean=lean)
     torch.manual_seed(seed)
     steps, logs = [], []
     for k, batch in enumerate(batches):
@@ -378,6 +391,8 @@ def main() -> int:
     ap.add_argument("--attn", default="sdpa_gqa",
                     help="our side's attn_implementation (the tiny profile's train.attn_implementation); "
                          "TRL runs with its default, sdpa")
+    ap.add_argument("--freeze-vision", action="store_true",
+                    help="both sides freeze the vision tower and its mergers (the tiny profile's setting)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/grpo_step.json"))
     args = ap.parse_args()
     if args.prompts < 1 or args.group_size < 2 or args.steps < 1 or args.max_new_tokens < 1:
@@ -414,7 +429,7 @@ def main() -> int:
         trainer = clock = gen_times = None
         try:
             trainer, clock, gen_times = build_trl_trainer(model_dir, settings, items, reward_cfg, tmp / "trl",
-                                                          n_steps, args.seed)
+                                                          n_steps, args.seed, args.freeze_vision)
             targs = trainer.args
             result["trl_config"] = {k: getattr(targs, k) for k in (
                 "loss_type", "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -440,11 +455,12 @@ def main() -> int:
             gc.collect()
         # ours twice, from the same start: completion tokens through transformers' forward, then through
         # models/lean.py (train.completion_forward: lean, the tiny profile's)
+        vision_scale = 0.0 if args.freeze_vision else 1.0
         for name, lean in (("ours_transformers", False), ("ours", True)):
             try:
                 model = load_model_and_processor(model_dir)[0] if not lean else policy
                 result["sides"][name] = run_ours(model_dir, model, processor, settings, reward_cfg, batches,
-                                                 args.threads, args.seed, args.attn, lean)
+                                                 args.threads, args.seed, args.attn, lean, vision_scale)
             except Exception as e:  # noqa: BLE001
                 result["sides"][name] = {"error": error_text(e)}
 
@@ -458,14 +474,16 @@ def main() -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "model_dir": str(args.model) if args.model else "(untrained tiny model, built in a temp dir)",
-        "settings": dataclasses.asdict(settings), "warmup_steps": WARMUP_STEPS, "ours_vision_lr_scale": 1.0,
+        "settings": dataclasses.asdict(settings), "warmup_steps": WARMUP_STEPS,
+        "ours_vision_lr_scale": 0.0 if args.freeze_vision else 1.0, "frozen_vision": args.freeze_vision,
         "trl_gaps": [gap.setting for gap in TRL_GAPS],
         "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "transformers": transformers.__version__,
                     "trl": trl.__version__},
     })
     print(f"\nGRPO step, {args.mode}: {P} prompts x {G} completions, {args.max_new_tokens} new tokens max, "
-          f"{args.threads} thread(s); medians of {args.steps} step(s) after {WARMUP_STEPS} warm-up\n")
+          f"{args.threads} thread(s); vision {'frozen' if args.freeze_vision else 'trained'} on both sides; "
+          f"medians of {args.steps} step(s) after {WARMUP_STEPS} warm-up\n")
     print(report(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, result)  # through a temporary sibling, renamed into place
