@@ -71,14 +71,15 @@ def main() -> None:
     train_items = data.items(WORLD_SETS[a.name], a.name, "train")
     t0 = time.time()
     if a.method == "sft":
-        cfg = PretrainConfig(steps=a.steps, batch_size=a.prompts, lr=a.lr, vision_lr_scale=a.vision_lr_scale,
-                             merger_lr_scale=a.merger_lr_scale, warmup_steps=0, threads=1, mixture={a.name: 1.0})
-        history = pretrain(model, processor, MixtureSampler({a.name: train_items}, cfg.mixture, seed=a.seed), cfg,
-                           log_every=max(1, a.steps // 10))
+        cfg = PretrainConfig(steps=a.steps, batch_size=a.prompts, lr=a.lr, warmup_steps=0, threads=1,
+                             vision_lr_scale=a.vision_lr_scale, merger_lr_scale=a.merger_lr_scale,
+                             mixture={a.name: 1.0})
+        sampler = MixtureSampler({a.name: train_items}, cfg.mixture, seed=a.seed)
+        history = pretrain(model, processor, sampler, cfg, log_every=max(1, a.steps // 10))
         key = "loss"
     else:
-        settings = GRPOSettings(group_size=a.group_size, max_response_length=a.max_new_tokens, learning_rate=a.lr,
-                                temperature=a.temperature, rollout_batch_size=a.prompts,
+        settings = GRPOSettings(group_size=a.group_size, max_response_length=a.max_new_tokens,
+                                learning_rate=a.lr, temperature=a.temperature, rollout_batch_size=a.prompts,
                                 update_batch_size=a.prompts, kl_coef=a.kl)
         ref, _ = load_model_and_processor(a.model)
         trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref,
@@ -86,8 +87,9 @@ def main() -> None:
         history = trainer.train(PromptStream(train_items, seed=a.seed), a.steps)
         key = "reward"
     k = max(1, len(history) // 10)
-    print(f"{a.method}: trained {a.steps} steps in {time.time() - t0:.0f} s; {key} first tenth "
-          f"{sum(r[key] for r in history[:k]) / k:.3f}, last tenth {sum(r[key] for r in history[-k:]) / k:.3f}")
+    first, last = (sum(r[key] for r in rows) / k for rows in (history[:k], history[-k:]))
+    print(f"{a.method}: trained {a.steps} steps in {time.time() - t0:.0f} s; {key} first tenth {first:.3f}, "
+          f"last tenth {last:.3f}")
     after = measure("after")
     d = paired_delta(before, after)
     print(f"greedy delta {d['delta']:+.4f} ± {d['se']:.4f} (paired, n={d['n']})")

@@ -21,8 +21,8 @@ ours), gradient_checkpointing=False (TRL defaults to True; our loop keeps activa
 like-for-like choice), and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate;
 with --freeze-vision both sides freeze the vision tower and its mergers (the tiny profile's setting: ours
 with vision_lr_scale = merger_lr_scale = 0, TRL's model with requires_grad off there, which its optimizer
-skips). Ours also runs with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's forward pass across its
-G completions (training/rollout.py), in the rollout and in the update. Ours runs twice from the same
+skips). Ours also runs with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's
+forward pass across its G completions (training/rollout.py), in the rollout and in the update. Ours runs twice from the same
 weights and seed: `ours_transformers` sends completion tokens through transformers' forward, `ours`
 through models/lean.py (train.completion_forward: lean, the tiny profile's default); the ratio of the
 two is reported beside the ratio to TRL.
@@ -320,8 +320,8 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
     torch.set_num_threads(threads)
     policy.set_attn_implementation(attention_implementation(attn))
     ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
-    trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=vision_scale,
-                          merger_lr_scale=vision_scale, lean=lean)
+    trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref,
+                          vision_lr_scale=vision_scale, merger_lr_scale=vision_scale, lean=lean)
     torch.manual_seed(seed)
     steps, logs = [], []
     for k, batch in enumerate(batches):
