@@ -251,6 +251,10 @@ def main() -> int:
     return 0
 
 
+def fmt(x, spec: str) -> str:
+    return "–" if x is None else format(x, spec)
+
+
 def report(r: dict) -> str:
     a = r["args"]
     title = (f"GRPO step on {r['device']}: Qwen3-VL-{a['size']} shape ({r['params'] / 1e9:.2f} B params), "
@@ -263,11 +267,10 @@ def report(r: dict) -> str:
         if "error" in s:
             lines.append(f"| {name} | failed: {s['error'].strip().splitlines()[-1][:80]} |||||||| ")
             continue
-        f = lambda x, p: "–" if x is None else format(x, p)
-        lines.append(f"| {name} | {f(s['step_s'], '.2f')} | {f(s['rollout_s'], '.2f')} | "
-                     f"{f(s['rollout_samples_per_s'], '.1f')} | {f(s['rollout_tokens_per_s'], '.0f')} | "
-                     f"{f(s['update_s'], '.2f')} | {f(s['update_tokens_per_s'], '.0f')} | "
-                     f"{f(s['update_mfu'], '.1%')} | {f(s['peak_mem_gib'], '.1f')} |")
+        lines.append(f"| {name} | {fmt(s['step_s'], '.2f')} | {fmt(s['rollout_s'], '.2f')} | "
+                     f"{fmt(s['rollout_samples_per_s'], '.1f')} | {fmt(s['rollout_tokens_per_s'], '.0f')} | "
+                     f"{fmt(s['update_s'], '.2f')} | {fmt(s['update_tokens_per_s'], '.0f')} | "
+                     f"{fmt(s['update_mfu'], '.1%')} | {fmt(s['peak_mem_gib'], '.1f')} |")
     ours = r["sides"].get("ours", {})
     for name in ("trl_default", "trl_fast"):
         other = r["sides"].get(name, {})

@@ -1,5 +1,3 @@
-import torch
-
 from capcurriculum.training.base import WorldData
 from capcurriculum.training.batching import IGNORE, Item, encode_sft
 
