@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 
 import torch
 
 from capcurriculum.evaluation.headroom import headroom
 from capcurriculum.evaluation.paired import paired_delta
+from capcurriculum.io import write_json
 from capcurriculum.models.loading import load_model_and_processor
 from capcurriculum.training.base import CAPABILITIES, WorldData
 from capcurriculum.training.grpo import GRPOTrainer, PromptStream
@@ -51,6 +53,8 @@ def main() -> None:
     ap.add_argument("--merger-lr-scale", type=float, default=1.0, help="the tower's mergers; 0 freezes them")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", help="the result's JSON "
+                    "(default bench/results/grpo_probe/<name>_<method>_<steps>.json)")
     ap.add_argument("--completion-forward", choices=["lean", "transformers"], default="lean",
                     help="train.completion_forward: the same tokens and loss, lean is faster")
     a = ap.parse_args()
@@ -62,8 +66,12 @@ def main() -> None:
     model, processor = load_model_and_processor(a.model)
     test = data.items(WORLD_SETS[a.name], a.name, "test", limit=a.n)
 
+    summary: dict = {"command": " ".join(sys.argv), "args": vars(a)}
+
     def measure(tag: str) -> list[bool]:
-        h, rows = headroom(model, processor, test, group_size=a.group_size, max_new_tokens=a.max_new_tokens, lean=lean)
+        h, rows = headroom(model, processor, test, group_size=a.group_size, max_new_tokens=a.max_new_tokens,
+                           lean=lean)
+        summary[tag] = h
         print(tag, json.dumps({k: round(v, 3) for k, v in h.items()}), flush=True)
         return [r["correct"] for r in rows]
 
@@ -88,11 +96,16 @@ def main() -> None:
         key = "reward"
     k = max(1, len(history) // 10)
     first, last = (sum(r[key] for r in rows) / k for rows in (history[:k], history[-k:]))
-    print(f"{a.method}: trained {a.steps} steps in {time.time() - t0:.0f} s; {key} first tenth {first:.3f}, "
+    train_s = time.time() - t0
+    print(f"{a.method}: trained {a.steps} steps in {train_s:.0f} s; {key} first tenth {first:.3f}, "
           f"last tenth {last:.3f}")
+    summary["training"] = {"seconds": train_s, f"{key}_first_tenth": first, f"{key}_last_tenth": last}
     after = measure("after")
     d = paired_delta(before, after)
     print(f"greedy delta {d['delta']:+.4f} ± {d['se']:.4f} (paired, n={d['n']})")
+    out = a.out or f"bench/results/grpo_probe/{a.name}_{a.method}_{a.steps}.json"
+    write_json(out, {**summary, "greedy_delta": d})
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
