@@ -6,9 +6,10 @@ A quick probe outside the DAG (no sets, no DVC): it trains the base policy with 
 the world's `train` split of one capability and measures the held-out `test` split (n items) before and
 after: greedy pass@1 with the paired difference and its standard error, sampled pass@1 and pass@G.
 
-`--method sft` is the supervised control: the same base, split, prompts per step, steps and rate, but each
-prompt's gold trace and answer as the target (the pre-training loop). It tells a budget too small to move
-a capability apart from a reward signal that cannot move it.
+`--method sft` is the supervised control: the same base, split, prompts per step and steps, but each
+prompt's gold trace and answer as the target (the pre-training loop). Its rate starts at --lr and decays
+(the pre-training loop's cosine) to 0.1x, where GRPO's stays at --lr: the control gets less step size,
+not more. It tells a budget too small to move a capability apart from a reward signal that cannot move it.
 """
 
 from __future__ import annotations

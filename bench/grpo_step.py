@@ -21,11 +21,11 @@ ours), gradient_checkpointing=False (TRL defaults to True; our loop keeps activa
 like-for-like choice), and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate;
 with --freeze-vision both sides freeze the vision tower and its mergers (the tiny profile's setting: ours
 with vision_lr_scale = merger_lr_scale = 0, TRL's model with requires_grad off there, which its optimizer
-skips). Ours also runs with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's
-forward pass across its G completions (training/rollout.py), in the rollout and in the update. Ours runs twice from the same
-weights and seed: `ours_transformers` sends completion tokens through transformers' forward, `ours`
-through models/lean.py (train.completion_forward: lean, the tiny profile's default); the ratio of the
-two is reported beside the ratio to TRL.
+skips). Ours also runs with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's forward
+pass across its G completions (training/rollout.py), in the rollout and in the update. Ours runs twice from
+the same weights and seed: `ours_transformers` sends completion tokens through transformers' forward, `ours`
+through models/lean.py (train.completion_forward: lean, the tiny profile's default); the ratio of the two is
+reported beside the ratio to TRL.
 
 Loss agreement: on one rollout from our `rollout(...)`, with fixed advantages and fixed old/reference
 logprobs (the current logprobs, perturbed with seeded noise so that the clip, the dual clip and the KL
@@ -475,7 +475,7 @@ def main() -> int:
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "model_dir": str(args.model) if args.model else "(untrained tiny model, built in a temp dir)",
         "settings": dataclasses.asdict(settings), "warmup_steps": WARMUP_STEPS,
-        "ours_vision_lr_scale": 0.0 if args.freeze_vision else 1.0, "frozen_vision": args.freeze_vision,
+        "ours_vision_lr_scale": vision_scale, "frozen_vision": args.freeze_vision,
         "trl_gaps": [gap.setting for gap in TRL_GAPS],
         "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "transformers": transformers.__version__,
