@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from capcurriculum.evaluation.headroom import headroom
+from capcurriculum.evaluation.headroom import answer_key, headroom
 from capcurriculum.evaluation.paired import paired_delta
 from capcurriculum.io import write_json
 from capcurriculum.models.loading import load_model_and_processor
@@ -69,12 +69,12 @@ def main() -> None:
 
     summary: dict = {"command": " ".join(sys.argv), "args": vars(a)}
 
-    def measure(tag: str) -> list[bool]:
+    def measure(tag: str) -> list[dict]:
         h, rows = headroom(model, processor, test, group_size=a.group_size, max_new_tokens=a.max_new_tokens,
                            lean=lean)
         summary[tag] = h
         print(tag, json.dumps({k: round(v, 3) for k, v in h.items()}), flush=True)
-        return [r["correct"] for r in rows]
+        return rows
 
     before = measure("before")
     train_items = data.items(WORLD_SETS[a.name], a.name, "train")
@@ -102,8 +102,13 @@ def main() -> None:
           f"last tenth {last:.3f}")
     summary["training"] = {"seconds": train_s, f"{key}_first_tenth": first, f"{key}_last_tenth": last}
     after = measure("after")
-    d = paired_delta(before, after)
-    print(f"greedy delta {d['delta']:+.4f} ± {d['se']:.4f} (paired, n={d['n']})")
+    d = paired_delta([r["correct"] for r in before], [r["correct"] for r in after])
+    # a policy that only sharpens keeps its greedy answers: the share that changed tells it from learning
+    changed = sum(answer_key(b["pred"]) != answer_key(x["pred"]) for b, x in zip(before, after, strict=True))
+    d["greedy_answers_changed"] = changed / len(before)
+    print(f"greedy delta {d['delta']:+.4f} ± {d['se']:.4f} (paired, n={d['n']}); greedy answers changed on "
+          f"{d['greedy_answers_changed']:.1%} of items; greedy mass {summary['before']['greedy_mass']:.3f} -> "
+          f"{summary['after']['greedy_mass']:.3f}")
     out = a.out or f"bench/results/grpo_probe/{a.name}_{a.method}_{a.steps}.json"
     write_json(out, {**summary, "greedy_delta": d})
     print(f"wrote {out}")

@@ -146,7 +146,9 @@ def trl_args(settings, out_dir: Path, max_steps: int, seed: int):
 
 def freeze_vision(model) -> int:
     """requires_grad off for the vision tower and its mergers; the number of tensors frozen."""
-    frozen = [p for name, p in model.named_parameters() if ".visual." in f".{name}"]
+    from capcurriculum.training.pretrain import vision_part
+
+    frozen = [p for name, p in model.named_parameters() if vision_part(name)]
     for p in frozen:
         p.requires_grad_(False)
     return len(frozen)

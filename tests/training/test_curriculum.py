@@ -52,6 +52,7 @@ def test_a_stage_trains_and_records_its_boundary(stage_env, method):
         assert m["sft/images"] > 0 and "loss/last_tenth" in m
     else:
         assert "reward/last_tenth" in m and "before/headroom/perc/pass_at_2" in m
+        assert 0 <= m["before/headroom/perc/greedy_mass"] <= 1 and 0 <= m["after/headroom/perc/greedy_mass"] <= 1
         assert 0 < m["data/const_answer_reward"] <= 1
         assert (tmp / "out/trainer_state/optimizer.safetensors").exists()
 

@@ -2,7 +2,9 @@
 
 If pass@G is far above greedy pass@1, sampling already finds answers the greedy policy misses: the
 room GRPO can turn into greedy accuracy. If sampled pass@1 rises while greedy stays flat, the
-sampler is only sharpening (DESIGN.md section 9).
+sampler is only sharpening (DESIGN.md section 9). `greedy_mass` measures the sharpening itself, right
+or wrong: the share of sampled completions that give the greedy completion's answer. A policy that only
+lowers its own temperature raises it towards 1 and changes no greedy answer.
 """
 
 from __future__ import annotations
@@ -12,28 +14,45 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from capcurriculum.answers import extract_boxed, normalize
 from capcurriculum.evaluation.capabilities import accuracy, generate, score
 from capcurriculum.training.batching import Item
 from capcurriculum.training.rewards import RewardConfig, reward
 from capcurriculum.training.rollout import rollout
 
 
+def answer_key(pred: str | None) -> str | None:
+    """An extracted answer as compared across completions: normalised; None (no answer) stays None."""
+    return None if pred is None else normalize(pred)
+
+
+def greedy_mass(greedy_preds: Sequence[str | None], sampled_preds: Sequence[Sequence[str | None]]) -> float:
+    """Mean over items of the share of sampled answers equal to the greedy answer (no answer = no answer)."""
+    if len(greedy_preds) != len(sampled_preds) or not greedy_preds:
+        raise ValueError(f"greedy_mass: {len(greedy_preds)} greedy answers for {len(sampled_preds)} sampled groups")
+    return sum(sum(s == g for s in group) / len(group)
+               for g, group in zip(greedy_preds, sampled_preds, strict=True)) / len(greedy_preds)
+
+
 @torch.no_grad()
-def sampled_accuracies(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
-                       temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
-                       desc: str = "sampled", lean: bool = False) -> list[list[float]]:
-    """Per item, the accuracy reward of each of its `group_size` sampled completions (`lean`: decoded
-    through models/lean.py)."""
+def sample_groups(model, processor, items: Sequence[Item], *, group_size: int, max_new_tokens: int,
+                  temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
+                  desc: str = "sampled", lean: bool = False) -> tuple[list[list[float]], list[list[str | None]]]:
+    """Per item, the accuracy reward and the answer (`answer_key`) of each of its `group_size` sampled
+    completions (`lean`: decoded through models/lean.py)."""
     reward_cfg = reward_cfg or RewardConfig()
     sampled: list[list[float]] = []
+    answers: list[list[str | None]] = []
     for i in tqdm(range(0, len(items), batch_size), desc=desc, unit="batch", leave=False):
         chunk = list(items[i:i + batch_size])
         ro = rollout(model, processor, chunk, group_size=group_size, max_new_tokens=max_new_tokens,
                      temperature=temperature, lean=lean)
         acc = [reward(t, ro.item_of(j).example["answer"], ro.item_of(j).example["answer_type"], reward_cfg)["accuracy"]
                for j, t in enumerate(ro.texts)]
+        keys = [answer_key(extract_boxed(t)) for t in ro.texts]
         sampled.extend(acc[k:k + group_size] for k in range(0, len(acc), group_size))
-    return sampled
+        answers.extend(keys[k:k + group_size] for k in range(0, len(keys), group_size))
+    return sampled, answers
 
 
 @torch.no_grad()
@@ -49,13 +68,15 @@ def headroom(model, processor, items: Sequence[Item], *, group_size: int, max_ne
         items, generate(model, processor, items, max_new_tokens=max_new_tokens, desc=f"{desc} greedy",
                                lean=lean))
     greedy = [r["correct"] for r in rows]
-    sampled = sampled_accuracies(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg,
-                                 desc=f"{desc} sampled", lean=lean)
-    for r, s in zip(rows, sampled, strict=True):
-        r["sampled_correct"] = s
+    sampled, answers = sample_groups(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg,
+                                     desc=f"{desc} sampled", lean=lean)
+    for r, s, a in zip(rows, sampled, answers, strict=True):
+        r["sampled_correct"], r["sampled_answers"] = s, a
     g = accuracy(greedy)
     p1 = accuracy([x for s in sampled for x in s])
     pg = accuracy([max(s) > 0 for s in sampled])
     return ({"greedy_pass_at_1": g["acc"], "greedy_se": g["se"], "sampled_pass_at_1": p1["acc"],
-             f"pass_at_{group_size}": pg["acc"], "n": g["n"]}, rows)
+             f"pass_at_{group_size}": pg["acc"],
+             "greedy_mass": greedy_mass([answer_key(r["pred"]) for r in rows], answers),
+             "n": g["n"]}, rows)

@@ -41,7 +41,7 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
 
     lines += ["", "## What each stage changed (paired over the same held-out items)", "",
               ("| stage | set | Δ on its capability ± se | Δ mean ± se | reward first → last tenth | "
-              "greedy / sampled pass@1 / pass@G before → after | s |"), "|---" * 7 + "|"]
+              "greedy / sampled pass@1 / pass@G / greedy mass before → after | s |"), "|---" * 7 + "|"]
     for node in (*STAGES, "merged"):
         x = m[node]
         sets = bounds[node]["sets"]
@@ -56,7 +56,8 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
             g = keys[0] if keys else "pass_at_G"
             head.append(f"{s}: " + " → ".join(
                 f"{x[f'{t}/headroom/{s}/greedy_pass_at_1']:.2f} / {x[f'{t}/headroom/{s}/sampled_pass_at_1']:.2f} / "
-                f"{x[f'{t}/headroom/{s}/{g}']:.2f}" for t in ("before", "after")))
+                f"{x[f'{t}/headroom/{s}/{g}']:.2f} / {x.get(f'{t}/headroom/{s}/greedy_mass', float('nan')):.2f}"
+                for t in ("before", "after")))
         lines.append(f"| {node} | {','.join(sets)} | {delta} | {x['delta/mean_acc']:+.3f} ± "
                      f"{x['delta/mean_acc/se']:.3f} | {x.get('reward/first_tenth', float('nan')):.3f} → "
                      f"{x.get('reward/last_tenth', float('nan')):.3f} | {'; '.join(head)} | "

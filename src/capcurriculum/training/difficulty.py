@@ -35,11 +35,11 @@ def pass_rates(model, processor, items: Sequence[Item], *, group_size: int, max_
                temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
                desc: str = "pass rate", lean: bool = False) -> list[dict]:
     """[{id, pass_rate, n}] per item: the fraction of `group_size` samples the accuracy reward grades right."""
-    from capcurriculum.evaluation.headroom import sampled_accuracies
+    from capcurriculum.evaluation.headroom import sample_groups
 
-    sampled = sampled_accuracies(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg, desc=desc,
-                                 lean=lean)
+    sampled, _ = sample_groups(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
+                               temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg, desc=desc,
+                               lean=lean)
     return [{"id": it.example["id"], "pass_rate": sum(acc) / group_size, "n": group_size}
             for it, acc in zip(items, sampled, strict=True)]
 

@@ -64,6 +64,13 @@ class MixtureSampler:
         return [self.rng.choice(self.pools[n]) for n in names]
 
 
+def vision_part(name: str) -> str | None:
+    """Which part of the vision side a parameter belongs to: "merger", "tower" or None (the language model)."""
+    if ".visual." not in f".{name}":
+        return None
+    return "merger" if "merger" in name else "tower"
+
+
 def vision_param_groups(model, lr: float, vision_lr_scale: float, weight_decay: float,
                         merger_lr_scale: float = 1.0) -> list[dict]:
     """The language model at `lr`; the vision tower proper and its mergers each at their own scale of it
@@ -72,8 +79,7 @@ def vision_param_groups(model, lr: float, vision_lr_scale: float, weight_decay: 
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        in_visual = ".visual." in f".{name}"
-        parts["merger" if in_visual and "merger" in name else "tower" if in_visual else "rest"].append(p)
+        parts[vision_part(name) or "rest"].append(p)
     groups = [{"params": parts["rest"], "lr": lr, "base_lr": lr, "weight_decay": weight_decay}]
     for part, scale in (("tower", vision_lr_scale), ("merger", merger_lr_scale)):
         if parts[part] and scale > 0:
