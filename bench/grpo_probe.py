@@ -4,7 +4,9 @@
 
 A quick probe outside the DAG (no sets, no DVC): it trains the base policy with the project's GRPO loop on
 the world's `train` split of one capability and measures the held-out `test` split (n items) before and
-after: greedy pass@1 with the paired difference and its standard error, sampled pass@1 and pass@G.
+after: greedy pass@1 with the paired difference and its standard error, sampled pass@1 and pass@G, the
+greedy mass (the share of sampled answers equal to the greedy one) and the share of items whose greedy
+answer changed. Sharpening raises the mass and changes few greedy answers; learning changes them.
 
 `--method sft` is the supervised control: the same base, split, prompts per step and steps, but each
 prompt's gold trace and answer as the target (the pre-training loop). Its rate starts at --lr and decays
