@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="the result's JSON "
                     "(default bench/results/grpo_probe/<name>_<method>_<steps>.json)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="GRPO's rollouts and update forward (train.precision); evaluation stays fp32")
     ap.add_argument("--completion-forward", choices=["lean", "transformers"], default="lean",
                     help="train.completion_forward: the same tokens and loss, lean is faster")
     a = ap.parse_args()
@@ -94,7 +96,8 @@ def main() -> None:
                                 update_batch_size=a.prompts, kl_coef=a.kl)
         ref, _ = load_model_and_processor(a.model)
         trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref,
-                              vision_lr_scale=a.vision_lr_scale, merger_lr_scale=a.merger_lr_scale, lean=lean)
+                              vision_lr_scale=a.vision_lr_scale, merger_lr_scale=a.merger_lr_scale, lean=lean,
+                              precision=a.precision)
         history = trainer.train(PromptStream(train_items, seed=a.seed), a.steps)
         key = "reward"
     k = max(1, len(history) // 10)

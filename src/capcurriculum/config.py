@@ -24,6 +24,7 @@ BALANCES = ("none", "answer")
 METHODS = ("grpo", "sft")
 ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
 COMPLETION_FORWARDS = ("lean", "transformers")
+PRECISIONS = ("fp32", "bf16")   # training/precision.py
 
 
 class ConfigError(ValueError):
@@ -186,7 +187,8 @@ def validate(cfg: DictConfig) -> None:
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
                          ("train.balance", BALANCES),
                          ("train.attn_implementation", ATTN_IMPLEMENTATIONS),
-                         ("train.completion_forward", COMPLETION_FORWARDS), ("runner.mode", RUNNER_MODES)):
+                         ("train.completion_forward", COMPLETION_FORWARDS), ("train.precision", PRECISIONS),
+                         ("runner.mode", RUNNER_MODES)):
         value = OmegaConf.select(cfg, key)
         if value is not None:
             check_choice(key, value, allowed)

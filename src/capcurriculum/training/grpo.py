@@ -22,6 +22,7 @@ import torch
 from capcurriculum.training.batching import Item
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
+from capcurriculum.training.precision import autocast, check_precision
 from capcurriculum.training.pretrain import vision_param_groups
 from capcurriculum.training.rewards import RewardConfig, reward
 from capcurriculum.training.rollout import Rollout, completion_logprobs, rollout
@@ -96,16 +97,17 @@ class GRPOTrainer:
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
                  vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0, optimizer_state: dict | None = None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None, ignore_eos: bool = False,
-                 accelerator=None, lean: bool = False):
+                 accelerator=None, lean: bool = False, precision: str = "fp32"):
         """`reward_fn(text, item)` -> {"reward", "accuracy", "format"}: the paper's reward by default.
         `ignore_eos`: fixed-length completions (benchmarks). `accelerator`: an `accelerate.Accelerator`
         (e.g. under `accelerate launch` with a DeepSpeed config): the update runs through the model and
         optimizer it prepares; sampling uses the unwrapped model. `lean`: completion tokens (sampling and
-        scoring) through models/lean.py."""
+        scoring) through models/lean.py. `precision`: bf16 runs rollouts and the update's forward under
+        autocast (training/precision.py); the weights and optimizer stay float32."""
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
         self.reward_fn = reward_fn or (lambda text, it: reward(text, it.example["answer"], it.example["answer_type"],
                                                                reward_cfg))
-        self.ignore_eos, self.lean = ignore_eos, lean
+        self.ignore_eos, self.lean, self.precision = ignore_eos, lean, check_precision(precision, "train.precision")
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         if self.ref_model is not None:
             self.ref_model.eval().requires_grad_(False)
@@ -140,7 +142,8 @@ class GRPOTrainer:
         self.model.eval()
         per = s.update_batch_size // self.world
         minibatches = [prompts[i:i + per] for i in range(0, len(prompts), per)]
-        chunks = [[self._rollout(part) for part in by_mode(mb)] for mb in minibatches]
+        with autocast(self.precision, self.model.device):
+            chunks = [[self._rollout(part) for part in by_mode(mb)] for mb in minibatches]
         t_rollout = time.time() - t0
 
         self.model.train()
@@ -150,7 +153,8 @@ class GRPOTrainer:
             self.opt.zero_grad(set_to_none=True)
             losses = []
             for c in mb:
-                logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean)
+                with autocast(self.precision, self.model.device):
+                    logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean)
                 old = c.old_logp if c.old_logp is not None else logp.detach()
                 loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
                 stats.append(st)

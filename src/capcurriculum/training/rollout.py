@@ -81,12 +81,15 @@ def prompt_positions(model, enc: dict[str, torch.Tensor]) -> torch.Tensor:
     return pos.unsqueeze(0).expand(3, -1, -1)
 
 
-def _prefill(model, prompt: dict[str, torch.Tensor], positions: torch.Tensor, group_size: int):
-    """One forward over the P prompts; returns the last position's logits and the key/value cache, both
-    repeated G times (prompt p's copies at rows p*G .. p*G+G-1). Differentiable when grad is on."""
+def _prefill(model, prompt: dict[str, torch.Tensor], positions: torch.Tensor, group_size: int,
+             repeat_cache: bool = True):
+    """One forward over the P prompts; returns the last position's logits, repeated G times (prompt p's
+    copies at rows p*G .. p*G+G-1), and the key/value cache, repeated likewise unless `repeat_cache` is
+    off (the lean decoder holds it once per prompt). Differentiable when grad is on."""
     cache = DynamicCache()
     out = model(**prompt, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    cache.batch_repeat_interleave(group_size)
+    if repeat_cache:
+        cache.batch_repeat_interleave(group_size)
     return out.logits[:, -1].repeat_interleave(group_size, dim=0), cache
 
 
@@ -132,7 +135,7 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     was_training = model.training
     model.eval()
     positions = prompt_positions(model, enc)
-    logits, cache = _prefill(model, enc, positions, group_size)
+    logits, cache = _prefill(model, enc, positions, group_size, repeat_cache=not lean)
     N = logits.shape[0]
     mask = torch.cat([enc["attention_mask"].repeat_interleave(group_size, dim=0),
                       torch.ones(N, max_new_tokens, dtype=enc["attention_mask"].dtype, device=dev)], dim=1)
@@ -143,7 +146,7 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     Lp = enc["input_ids"].shape[1]
     if lean:
         decoder = LeanDecoder(model)
-        state = decoder.start(_prefix(cache), mask[:, :Lp], steps, max_new_tokens)
+        state = decoder.start(_prefix(cache), enc["attention_mask"], steps, max_new_tokens, group_size)
     for t in range(max_new_tokens):
         logits[:, suppress] = float("-inf")
         nxt = logits.argmax(-1) if temperature == 0 else _sample_token(logits, temperature, top_p)

@@ -1,0 +1,82 @@
+"""precision: bf16 — forward passes under autocast, float32 weights and optimizer; attention in the
+weights' dtype on the lean path."""
+
+import pytest
+import torch
+
+from capcurriculum.training.base import WorldData
+from capcurriculum.training.grpo import GRPOTrainer
+from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.training.precision import autocast, check_precision
+from capcurriculum.training.rewards import RewardConfig
+from capcurriculum.training.rollout import completion_logprobs, rollout
+
+
+def test_autocast_runs_linears_in_bf16_and_fp32_leaves_them():
+    lin = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    with autocast("bf16"):
+        assert lin(x).dtype == torch.bfloat16
+    with autocast("fp32"):
+        assert lin(x).dtype == torch.float32
+
+
+def test_an_unknown_precision_names_the_key():
+    with pytest.raises(ValueError, match=r"train\.precision: must be one of fp32, bf16, got 'fp16'"):
+        check_precision("fp16", "train.precision")
+
+
+@pytest.mark.parametrize("mode, name", [("vis_math", "vis_math"), ("text_math", "text_math")])
+def test_bf16_lean_scoring_stays_near_fp32_and_its_gradient_is_float32(world, processor, model, mode, name):
+    items = WorldData(*world).items(name, mode, "pretrain", limit=3)
+    torch.manual_seed(0)
+    ro = rollout(model, processor, items, group_size=4, max_new_tokens=12, lean=True)
+    m = ro.completion_mask.bool()
+    exact = completion_logprobs(model, ro, lean=True).detach()
+    with autocast("bf16"):
+        logp = completion_logprobs(model, ro, lean=True)
+    assert logp.dtype == torch.float32
+    # bf16 products keep ~3 significant digits: close to, not equal to, the fp32 log-probs
+    assert 0 < (logp.detach() - exact)[m].abs().max() < 0.1
+    logp[m].sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
+def test_bf16_lean_decoding_runs_attention_in_the_weights_dtype(world, processor, model):
+    from capcurriculum.models import lean
+
+    items = WorldData(*world).items("vis_math", "vis_math", "pretrain", limit=2)
+    seen = []
+    attention = lean.shared_prefix_attention
+
+    def spy(q, pk, pv, bias, k, v, *args):
+        seen.append(({t.dtype for t in (q, pk, pv, bias, k, v)}, torch.is_autocast_enabled("cpu")))
+        return attention(q, pk, pv, bias, k, v, *args)
+
+    torch.manual_seed(0)
+    with autocast("bf16"), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lean, "shared_prefix_attention", spy)
+        ro = rollout(model, processor, items, group_size=2, max_new_tokens=6, lean=True, ignore_eos=True)
+    assert ro.completion_ids.shape == (4, 6)
+    # 5 decode steps x 2 layers, autocast off inside, all in float32
+    assert seen == [({torch.float32}, False)] * (5 * model.config.text_config.num_hidden_layers)
+
+
+def test_a_bf16_grpo_step_keeps_float32_weights_and_moves_them(world, processor, model):
+    torch.manual_seed(0)
+    items = WorldData(*world).items("vis_math", "vis_math", "pretrain", limit=4)
+    settings = GRPOSettings(group_size=4, max_response_length=10, rollout_batch_size=4, update_batch_size=4,
+                            learning_rate=1e-3, kl_coef=0.0)
+    trainer = GRPOTrainer(model, processor, settings, RewardConfig(), lean=True, precision="bf16")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    row = trainer.step(items)
+    assert all(v.dtype == torch.float32 for v in model.state_dict().values())
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if "language_model" in k)
+    assert torch.isfinite(torch.tensor(row["loss"])) and row["response_length"] > 0
+
+
+def test_the_trainer_refuses_an_unknown_precision(processor, model):
+    settings = GRPOSettings(group_size=2, rollout_batch_size=2, update_batch_size=2)
+    with pytest.raises(ValueError, match=r"train\.precision"):
+        GRPOTrainer(model, processor, settings, RewardConfig(), precision="fp16")
