@@ -18,7 +18,8 @@ consecutive `on_step_end` callbacks (so it includes TRL's data loading and loggi
 
 TRL config fields beyond the GRPO semantics: max_steps, shuffle_dataset=False (the same prompt order as
 ours), gradient_checkpointing=False (TRL defaults to True; our loop keeps activations, so this is the
-like-for-like choice), and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate;
+like-for-like choice), bf16 (--precision: bf16 on both sides, TRL's through accelerate's CPU autocast, ours
+through train.precision) and CPU/logging plumbing. Ours runs with vision_lr_scale=1.0, as TRL has one rate;
 with --freeze-vision both sides freeze the vision tower and its mergers (the tiny profile's setting: ours
 with vision_lr_scale = merger_lr_scale = 0, TRL's model with requires_grad off there, which its optimizer
 skips). Ours also runs with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's forward
@@ -135,11 +136,11 @@ def make_trl_reward(items: list, tokenizer, reward_cfg):
     return grpo_reward
 
 
-def trl_args(settings, out_dir: Path, max_steps: int, seed: int):
+def trl_args(settings, out_dir: Path, max_steps: int, seed: int, bf16: bool = False):
     from capcurriculum.training.grpo_config import to_trl_config
 
     return to_trl_config(
-        settings, str(out_dir), report_to="none", logging_steps=1, save_strategy="no", bf16=False,
+        settings, str(out_dir), report_to="none", logging_steps=1, save_strategy="no", bf16=bf16,
         use_cpu=True, max_steps=max_steps, shuffle_dataset=False, gradient_checkpointing=False,
         disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, seed=seed)
 
@@ -155,7 +156,7 @@ def freeze_vision(model) -> int:
 
 
 def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_dir: Path, max_steps: int,
-                      seed: int, frozen_vision: bool = False):
+                      seed: int, frozen_vision: bool = False, bf16: bool = False):
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOTrainer as TRLGRPOTrainer
@@ -183,7 +184,7 @@ def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_di
     clock = Clock()
     trainer = TRLGRPOTrainer(
         model=model, reward_funcs=make_trl_reward(items, processor.tokenizer, reward_cfg),
-        args=trl_args(settings, out_dir, max_steps, seed), train_dataset=trl_dataset(items, processor),
+        args=trl_args(settings, out_dir, max_steps, seed, bf16), train_dataset=trl_dataset(items, processor),
         processing_class=processor, callbacks=[clock])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -312,7 +313,7 @@ def run_trl(trainer, clock, gen_times, P: int, G: int, threads: int) -> dict:
 
 
 def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: list, threads: int,
-             seed: int, attn: str, lean: bool, vision_scale: float = 1.0) -> dict:
+             seed: int, attn: str, lean: bool, vision_scale: float = 1.0, precision: str = "fp32") -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
@@ -323,7 +324,8 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
     policy.set_attn_implementation(attention_implementation(attn))
     ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
     trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref,
-                          vision_lr_scale=vision_scale, merger_lr_scale=vision_scale, lean=lean)
+                          vision_lr_scale=vision_scale, merger_lr_scale=vision_scale, lean=lean,
+                          precision=precision)
     torch.manual_seed(seed)
     steps, logs = [], []
     for k, batch in enumerate(batches):
@@ -395,6 +397,8 @@ def main() -> int:
                          "TRL runs with its default, sdpa")
     ap.add_argument("--freeze-vision", action="store_true",
                     help="both sides freeze the vision tower and its mergers (the tiny profile's setting)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="both sides: bf16 is TRL's bf16=True (accelerate's CPU autocast) and our train.precision")
     ap.add_argument("--out", type=Path, default=Path("bench/results/grpo_step.json"))
     args = ap.parse_args()
     if args.prompts < 1 or args.group_size < 2 or args.steps < 1 or args.max_new_tokens < 1:
@@ -431,7 +435,8 @@ def main() -> int:
         trainer = clock = gen_times = None
         try:
             trainer, clock, gen_times = build_trl_trainer(model_dir, settings, items, reward_cfg, tmp / "trl",
-                                                          n_steps, args.seed, args.freeze_vision)
+                                                          n_steps, args.seed, args.freeze_vision,
+                                                          bf16=args.precision == "bf16")
             targs = trainer.args
             result["trl_config"] = {k: getattr(targs, k) for k in (
                 "loss_type", "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -462,7 +467,8 @@ def main() -> int:
             try:
                 model = load_model_and_processor(model_dir)[0] if not lean else policy
                 result["sides"][name] = run_ours(model_dir, model, processor, settings, reward_cfg, batches,
-                                                 args.threads, args.seed, args.attn, lean, vision_scale)
+                                                 args.threads, args.seed, args.attn, lean, vision_scale,
+                                                 args.precision)
             except Exception as e:  # noqa: BLE001
                 result["sides"][name] = {"error": error_text(e)}
 
@@ -484,7 +490,8 @@ def main() -> int:
                     "trl": trl.__version__},
     })
     print(f"\nGRPO step, {args.mode}: {P} prompts x {G} completions, {args.max_new_tokens} new tokens max, "
-          f"{args.threads} thread(s); vision {'frozen' if args.freeze_vision else 'trained'} on both sides; "
+          f"{args.threads} thread(s), {args.precision}; vision {'frozen' if args.freeze_vision else 'trained'} on "
+          f"both sides; "
           f"medians of {args.steps} step(s) after {WARMUP_STEPS} warm-up\n")
     print(report(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
