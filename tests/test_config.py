@@ -47,6 +47,7 @@ def test_paper_profile_names_the_papers_models():
     ("grpo.rollout_batch_size=33", "grpo.rollout_batch_size"),
     ("grpo.reference=anchor", "grpo.reference"),
     ("train.optimizer_state=keep", "train.optimizer_state"),
+    ("train.precision=fp16", "train.precision"),
 ])
 def test_a_wrong_value_fails_naming_its_key(override, key):
     if key is None:
