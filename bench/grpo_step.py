@@ -490,9 +490,8 @@ def main() -> int:
                     "trl": trl.__version__},
     })
     print(f"\nGRPO step, {args.mode}: {P} prompts x {G} completions, {args.max_new_tokens} new tokens max, "
-          f"{args.threads} thread(s), {args.precision}; vision {'frozen' if args.freeze_vision else 'trained'} on "
-          f"both sides; "
-          f"medians of {args.steps} step(s) after {WARMUP_STEPS} warm-up\n")
+          f"{args.threads} thread(s), {args.precision}; vision {'frozen' if args.freeze_vision else 'trained'} "
+          f"on both sides; medians of {args.steps} step(s) after {WARMUP_STEPS} warm-up\n")
     print(report(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, result)  # through a temporary sibling, renamed into place

@@ -148,10 +148,13 @@ class LeanDecoder:
         bias = torch.zeros(P, 1, 1, Lp, dtype=dt, device=prefix_mask.device)
         bias.masked_fill_(~prefix_mask.bool()[:, None, None, :], float("-inf"))
         cos, sin = self.rope(positions)
+
+        def slots() -> list[torch.Tensor]:
+            return [bias.new_empty(N, kvh, max_new_tokens, d) for _ in prefix]
+
         return DecodeState(keys=[pk.to(dt) for pk, _ in prefix], values=[pv.to(dt) for _, pv in prefix],
-                           new_keys=[prefix[0][0].new_empty(N, kvh, max_new_tokens, d, dtype=dt) for _ in prefix],
-                           new_values=[prefix[0][0].new_empty(N, kvh, max_new_tokens, d, dtype=dt) for _ in prefix],
-                           prefix_bias=bias, cos=cos, sin=sin, group_size=group_size)
+                           new_keys=slots(), new_values=slots(), prefix_bias=bias, cos=cos, sin=sin,
+                           group_size=group_size)
 
     @torch.no_grad()
     def step(self, state: DecodeState, ids: torch.Tensor, t: int) -> torch.Tensor:
@@ -161,7 +164,7 @@ class LeanDecoder:
             state.new_keys[i][:, :, t:t + 1] = k
             state.new_values[i][:, :, t:t + 1] = v
             with no_autocast(q.device):
-                return shared_prefix_attention(q.to(state.prefix_bias.dtype), state.keys[i], state.values[i],
+                return shared_prefix_attention(q.to(self.attn_dtype), state.keys[i], state.values[i],
                                                state.prefix_bias, state.new_keys[i][:, :, :t + 1],
                                                state.new_values[i][:, :, :t + 1], a.scaling, state.group_size)
 
