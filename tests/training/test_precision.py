@@ -22,7 +22,7 @@ def test_autocast_runs_linears_in_bf16_and_fp32_leaves_them():
 
 
 def test_an_unknown_precision_names_the_key():
-    with pytest.raises(ValueError, match=r"train\.precision: must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(ValueError, match=r"train\.precision: expected one of fp32, bf16, got 'fp16'"):
         check_precision("fp16", "train.precision")
 
 

@@ -11,15 +11,13 @@ import contextlib
 
 import torch
 
-from capcurriculum.config import PRECISIONS
+from capcurriculum.config import PRECISIONS, check_choice
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def check_precision(value: str, key: str = "precision") -> str:
-    if value not in PRECISIONS:
-        raise ValueError(f"{key}: must be one of {', '.join(PRECISIONS)}, got {value!r}")
-    return value
+    return check_choice(key, value, PRECISIONS)
 
 
 def autocast(precision: str, device: torch.device | str = "cpu") -> contextlib.AbstractContextManager:
