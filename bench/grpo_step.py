@@ -26,7 +26,8 @@ skips). Ours also runs with --attn (default sdpa_gqa, the tiny profile's); ours 
 pass across its G completions (training/rollout.py), in the rollout and in the update. Ours runs twice from
 the same weights and seed: `ours_transformers` sends completion tokens through transformers' forward, `ours`
 through models/lean.py (train.completion_forward: lean, the tiny profile's default); the ratio of the two is
-reported beside the ratio to TRL.
+reported beside the ratio to TRL. --compile turns on torch.compile on both sides (TRL's `torch_compile`,
+ours `train.compile`, the lean side only); the warm-up step absorbs the compiling (ours reports it, warmup_s).
 
 Loss agreement: on one rollout from our `rollout(...)`, with fixed advantages and fixed old/reference
 logprobs (the current logprobs, perturbed with seeded noise so that the clip, the dual clip and the KL
@@ -136,11 +137,11 @@ def make_trl_reward(items: list, tokenizer, reward_cfg):
     return grpo_reward
 
 
-def trl_args(settings, out_dir: Path, max_steps: int, seed: int, bf16: bool = False):
+def trl_args(settings, out_dir: Path, max_steps: int, seed: int, bf16: bool = False, compile: bool = False):
     from capcurriculum.training.grpo_config import to_trl_config
 
     return to_trl_config(
-        settings, str(out_dir), report_to="none", logging_steps=1, save_strategy="no", bf16=bf16,
+        settings, str(out_dir), report_to="none", logging_steps=1, save_strategy="no", bf16=bf16, torch_compile=compile,
         use_cpu=True, max_steps=max_steps, shuffle_dataset=False, gradient_checkpointing=False,
         disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, seed=seed)
 
@@ -156,7 +157,7 @@ def freeze_vision(model) -> int:
 
 
 def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_dir: Path, max_steps: int,
-                      seed: int, frozen_vision: bool = False, bf16: bool = False):
+                      seed: int, frozen_vision: bool = False, bf16: bool = False, compile: bool = False):
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOTrainer as TRLGRPOTrainer
@@ -184,7 +185,7 @@ def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_di
     clock = Clock()
     trainer = TRLGRPOTrainer(
         model=model, reward_funcs=make_trl_reward(items, processor.tokenizer, reward_cfg),
-        args=trl_args(settings, out_dir, max_steps, seed, bf16), train_dataset=trl_dataset(items, processor),
+        args=trl_args(settings, out_dir, max_steps, seed, bf16, compile), train_dataset=trl_dataset(items, processor),
         processing_class=processor, callbacks=[clock])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -313,7 +314,8 @@ def run_trl(trainer, clock, gen_times, P: int, G: int, threads: int) -> dict:
 
 
 def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: list, threads: int,
-             seed: int, attn: str, lean: bool, vision_scale: float = 1.0, precision: str = "fp32") -> dict:
+             seed: int, attn: str, lean: bool, vision_scale: float = 1.0, precision: str = "fp32",
+             compile: bool = False) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
@@ -325,7 +327,7 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
     ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
     trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref,
                           vision_lr_scale=vision_scale, merger_lr_scale=vision_scale, lean=lean,
-                          precision=precision)
+                          precision=precision, compile=compile and lean)
     torch.manual_seed(seed)
     steps, logs = [], []
     for k, batch in enumerate(batches):
@@ -336,8 +338,10 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
         if k >= WARMUP_STEPS:
             steps.append({"step_s": step_s, "rollout_s": row["time/rollout_s"],
                           "update_s": row["time/update_s"]})
+        else:
+            warmup_s = step_s
     P, G = settings.rollout_batch_size, settings.group_size
-    return {**summarise(steps, P, G), "threads": torch.get_num_threads(), "logs": logs}
+    return {**summarise(steps, P, G), "warmup_s": warmup_s, "threads": torch.get_num_threads(), "logs": logs}
 
 
 # --- report -----------------------------------------------------------------------------------------------
@@ -399,6 +403,9 @@ def main() -> int:
                     help="both sides freeze the vision tower and its mergers (the tiny profile's setting)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="both sides: bf16 is TRL's bf16=True (accelerate's CPU autocast) and our train.precision")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile on both sides: TRL's torch_compile, ours train.compile (lean side only); "
+                         "the warm-up step absorbs the compiling")
     ap.add_argument("--out", type=Path, default=Path("bench/results/grpo_step.json"))
     args = ap.parse_args()
     if args.prompts < 1 or args.group_size < 2 or args.steps < 1 or args.max_new_tokens < 1:
@@ -436,7 +443,7 @@ def main() -> int:
         try:
             trainer, clock, gen_times = build_trl_trainer(model_dir, settings, items, reward_cfg, tmp / "trl",
                                                           n_steps, args.seed, args.freeze_vision,
-                                                          bf16=args.precision == "bf16")
+                                                          bf16=args.precision == "bf16", compile=args.compile)
             targs = trainer.args
             result["trl_config"] = {k: getattr(targs, k) for k in (
                 "loss_type", "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -468,7 +475,7 @@ def main() -> int:
                 model = load_model_and_processor(model_dir)[0] if not lean else policy
                 result["sides"][name] = run_ours(model_dir, model, processor, settings, reward_cfg, batches,
                                                  args.threads, args.seed, args.attn, lean, vision_scale,
-                                                 args.precision)
+                                                 args.precision, args.compile)
             except Exception as e:  # noqa: BLE001
                 result["sides"][name] = {"error": error_text(e)}
 

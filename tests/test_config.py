@@ -33,6 +33,13 @@ def test_paper_profile_names_the_papers_models():
     assert list(cfg.curriculum.order) == ["perc", "text", "vis"]
 
 
+def test_compile_without_the_lean_path_fails_naming_its_key():
+    cfg = _compose("train.compile=true", "train.completion_forward=transformers")
+    with pytest.raises(ConfigError, match="^train.compile: .*completion_forward: lean"):
+        validate(cfg)
+    validate(_compose("train.compile=true"))   # the tiny profile's lean path
+
+
 @pytest.mark.parametrize("override, key", [
     ("profile=huge", None),  # not a profile file: Hydra refuses before we see it
     ("+raw.source=web", "raw.source"),
@@ -48,6 +55,8 @@ def test_paper_profile_names_the_papers_models():
     ("grpo.reference=anchor", "grpo.reference"),
     ("train.optimizer_state=keep", "train.optimizer_state"),
     ("train.precision=fp16", "train.precision"),
+    ("train.compile=yes", "train.compile"),
+    ("train.compile=[true]", "train.compile"),
 ])
 def test_a_wrong_value_fails_naming_its_key(override, key):
     if key is None:

@@ -192,6 +192,11 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None:
             check_choice(key, value, allowed)
+    compiled = OmegaConf.select(cfg, "train.compile")
+    if compiled is not None and not isinstance(compiled, bool):
+        raise ConfigError("train.compile", f"expected true or false, got {compiled!r}")
+    if compiled and OmegaConf.select(cfg, "train.completion_forward") != "lean":
+        raise ConfigError("train.compile", "compiles the lean completion path; set train.completion_forward: lean")
     if OmegaConf.select(cfg, "grpo") is not None:
         from capcurriculum.training.grpo_config import GRPOSettings
 

@@ -172,3 +172,37 @@ def test_lean_greedy_generation_is_transformers_generate(world, processor, model
     assert len({r["n_tokens"] for r in plain}) > 1, "every response ran to the same length"
     assert generate(model, processor, items, batch_size=5, max_new_tokens=10, lean=True) == plain
     assert generate(model, processor, items, batch_size=10, max_new_tokens=10, lean=True) == plain  # mixed batch
+
+
+@pytest.mark.slow  # ~50 s of compiling
+def test_compiled_lean_path_scores_and_samples_what_the_eager_one_does(world, processor, model):
+    """train.compile: the lean stack under torch.compile is the same function, gradients included."""
+    ro = _rollout(world, processor, model, "vis_math", "vis_math")
+    m = ro.completion_mask.float()
+    weights = torch.randn(m.shape, generator=torch.Generator().manual_seed(2))
+    out = []
+    for compile in (False, True):
+        model.zero_grad(set_to_none=True)
+        logp = completion_logprobs(model, ro, temperature=0.7, lean=True, compile=compile)
+        (logp * weights * m).sum().backward()
+        out.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        out[-1]["__logp__"] = logp.detach() * m
+    assert out[0].keys() == out[1].keys()
+    for k in out[0]:
+        torch.testing.assert_close(out[1][k], out[0][k], atol=1e-4, rtol=1e-4, msg=k)
+
+    items = WorldData(*world).items("vis_math", "vis_math", "pretrain", limit=3)
+    runs = []
+    for compile in (False, True):
+        torch.manual_seed(5)
+        runs.append(rollout(model, processor, items, group_size=4, max_new_tokens=12, lean=True, compile=compile))
+    assert torch.equal(runs[0].completion_ids, runs[1].completion_ids) and runs[0].texts == runs[1].texts
+
+
+def test_compile_needs_the_lean_path(model, processor):
+    from capcurriculum.training.grpo import GRPOTrainer
+    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.training.rewards import RewardConfig
+
+    with pytest.raises(ValueError, match="^train.compile: .*completion_forward: lean"):
+        GRPOTrainer(model, processor, GRPOSettings(kl_coef=0.0), RewardConfig(), lean=False, compile=True)

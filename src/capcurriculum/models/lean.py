@@ -13,6 +13,10 @@ LM head: the same parameters, so gradients land where transformers' forward puts
 - one pass for scoring: the completions attend to their prompt's keys/values (differentiable, from
   transformers' prefill) and causally to each other.
 
+`compile=True` runs the same stack under `torch.compile` (dynamic shapes, one compiled function per
+process shared by every decoder): the norms, rotary embedding, activations and casts between the matrix
+products fuse, ~25% off a 128-prompt GRPO step here after ~80 s of compiling (README, "GRPO step").
+
 Attention runs in the weights' dtype whatever the forward's autocast dtype (`precision: bf16` on float32
 weights): the CPU's bfloat16 SDPA kernel was 4x slower than its float32 one at these shapes, while bfloat16
 linears were 3-5x faster.
@@ -25,6 +29,7 @@ and deepstack features are added at image positions only, so the two paths compu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -61,7 +66,7 @@ class LeanDecoder:
     """Completion tokens through `model`'s text decoder. `prefix` is the prompt's per-layer (keys, values),
     each (N, kv_heads, Lp, head_dim) with one row per completion, and `prefix_mask` (N, Lp) its padding."""
 
-    def __init__(self, model):
+    def __init__(self, model, compile: bool = False):
         if not supports(model):
             raise ValueError(f"the lean decoder reproduces {SUPPORTED} models only, not "
                              f"{getattr(model.config, 'model_type', type(model).__name__)}")
@@ -70,6 +75,7 @@ class LeanDecoder:
         self.lm_head = model.lm_head
         self.head_dim = self.layers[0].self_attn.head_dim
         self.attn_dtype = self.embed.weight.dtype   # the weights' dtype, not autocast's
+        self.run = functools.partial(compiled_run(), self) if compile else self._run
 
     def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos, sin for (3, N, L) positions, as transformers' rotary embedding computes them (in the
@@ -134,7 +140,7 @@ class LeanDecoder:
                     dropout_p=a.attention_dropout if a.training else 0.0, enable_gqa=True)
 
         index = None if keep is None else keep.flatten().nonzero().squeeze(1)
-        return self._run(ids, cos, sin, attend, index)
+        return self.run(ids, cos, sin, attend, index)
 
     # --- decoding: one token per call; the prompt's keys/values held once for its G completions ---------
     def start(self, prefix: list[tuple[torch.Tensor, torch.Tensor]], prefix_mask: torch.Tensor,
@@ -168,7 +174,19 @@ class LeanDecoder:
                                                state.prefix_bias, state.new_keys[i][:, :, :t + 1],
                                                state.new_values[i][:, :, :t + 1], a.scaling, state.group_size)
 
-        return self._run(ids[:, None], state.cos[:, t:t + 1], state.sin[:, t:t + 1], attend)[:, -1]
+        return self.run(ids[:, None], state.cos[:, t:t + 1], state.sin[:, t:t + 1], attend)[:, -1]
+
+
+_COMPILED_RUN = None
+
+
+def compiled_run():
+    """`LeanDecoder._run` under torch.compile, built once per process: its graphs (scoring with and without
+    gradients, decoding; per model) are traced on first use and reused by every later decoder."""
+    global _COMPILED_RUN
+    if _COMPILED_RUN is None:
+        _COMPILED_RUN = torch.compile(LeanDecoder._run, dynamic=True)
+    return _COMPILED_RUN
 
 
 def shared_prefix_attention(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, prefix_bias: torch.Tensor,

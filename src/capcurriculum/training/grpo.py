@@ -11,6 +11,8 @@ is summed over those chunks with the whole mini-batch's token count as the denom
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import random
 import time
@@ -97,17 +99,21 @@ class GRPOTrainer:
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
                  vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0, optimizer_state: dict | None = None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None, ignore_eos: bool = False,
-                 accelerator=None, lean: bool = False, precision: str = "fp32"):
+                 accelerator=None, lean: bool = False, precision: str = "fp32", compile: bool = False):
         """`reward_fn(text, item)` -> {"reward", "accuracy", "format"}: the paper's reward by default.
         `ignore_eos`: fixed-length completions (benchmarks). `accelerator`: an `accelerate.Accelerator`
         (e.g. under `accelerate launch` with a DeepSpeed config): the update runs through the model and
         optimizer it prepares; sampling uses the unwrapped model. `lean`: completion tokens (sampling and
         scoring) through models/lean.py. `precision`: bf16 runs rollouts and the update's forward under
-        autocast (training/precision.py); the weights and optimizer stay float32."""
+        autocast (training/precision.py); the weights and optimizer stay float32. `compile`: the lean path
+        under torch.compile (models/lean.py; needs `lean`)."""
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
         self.reward_fn = reward_fn or (lambda text, it: reward(text, it.example["answer"], it.example["answer_type"],
                                                                reward_cfg))
         self.ignore_eos, self.lean, self.precision = ignore_eos, lean, check_precision(precision, "train.precision")
+        if compile and not lean:
+            raise ValueError("train.compile: compiles the lean completion path; set train.completion_forward: lean")
+        self.compile = compile
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         if self.ref_model is not None:
             self.ref_model.eval().requires_grad_(False)
@@ -154,7 +160,7 @@ class GRPOTrainer:
             losses = []
             for c in mb:
                 with autocast(self.precision, self.model.device):
-                    logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean)
+                    logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean, compile=self.compile)
                 old = c.old_logp if c.old_logp is not None else logp.detach()
                 loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
                 stats.append(st)
@@ -186,13 +192,16 @@ class GRPOTrainer:
     def _rollout(self, items: list[Item]) -> Chunk:
         s = self.s
         ro = rollout(self.model, self.processor, items, group_size=s.group_size, ignore_eos=self.ignore_eos,
-                     max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p, lean=self.lean)
+                     max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p, lean=self.lean,
+                     compile=self.compile)
         scores = [self.reward_fn(text, ro.item_of(i)) for i, text in enumerate(ro.texts)]
         ro.rewards = torch.tensor([[r["reward"], r["accuracy"], r["format"]] for r in scores])
         adv = group_advantages(ro.rewards[:, 0], s.group_size, s.adv_eps).to(self.model.device)
         # With one update per rollout the first (only) mini-batch is on-policy: old = current, no extra pass.
-        old = completion_logprobs(self.model, ro, s.temperature, lean=self.lean) if s.updates_per_rollout > 1 or s.ppo_epochs > 1 else None
-        ref = completion_logprobs(self.ref_model, ro, s.temperature, lean=self.lean) if self.ref_model is not None else None
+        score = functools.partial(completion_logprobs, ro=ro, temperature=s.temperature, lean=self.lean,
+                                  compile=self.compile)
+        old = score(self.model) if s.updates_per_rollout > 1 or s.ppo_epochs > 1 else None
+        ref = score(self.ref_model) if self.ref_model is not None else None
         return Chunk(ro, adv, old, ref)
 
     # --- the loop -------------------------------------------------------------------------------------

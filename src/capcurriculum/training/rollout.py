@@ -122,9 +122,9 @@ def _prefix(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
 @torch.no_grad()
 def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tokens: int,
             temperature: float = 1.0, top_p: float = 1.0, ignore_eos: bool = False, lean: bool = False,
-            suppress_vision: bool = True) -> Rollout:
+            suppress_vision: bool = True, compile: bool = False) -> Rollout:
     """`temperature` 0: greedy. `ignore_eos`: every completion runs to max_new_tokens (fixed-length
-    benchmarks). `lean`: decode through `models/lean.py`. `suppress_vision`: never sample an image
+    benchmarks). `lean`: decode through `models/lean.py` (`compile`: under torch.compile). `suppress_vision`: never sample an image
     placeholder (a GRPO update cannot score one); off, greedy decoding is transformers' `generate`."""
     tok = processor.tokenizer
     dev = model.device
@@ -145,7 +145,7 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     done = torch.zeros(N, dtype=torch.bool, device=dev)
     Lp = enc["input_ids"].shape[1]
     if lean:
-        decoder = LeanDecoder(model)
+        decoder = LeanDecoder(model, compile=compile)
         state = decoder.start(_prefix(cache), enc["attention_mask"], steps, max_new_tokens, group_size)
     for t in range(max_new_tokens):
         logits[:, suppress] = float("-inf")
@@ -171,10 +171,12 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     return Rollout(items, group_size, dict(enc), positions, completion, completion_mask, texts)
 
 
-def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool = False) -> torch.Tensor:
+def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool = False,
+                        compile: bool = False) -> torch.Tensor:
     """Per-token log-probabilities (P*G, C) of the completion tokens under `model` at the sampler's
     temperature: the prompts once, their caches repeated, then the completions against them. `lean`:
-    the completions through `models/lean.py` (the prompts still through transformers)."""
+    the completions through `models/lean.py` (the prompts still through transformers; `compile`: under
+    torch.compile)."""
     G, C = ro.group_size, ro.completion_ids.shape[1]
     first, cache = _prefill(model, ro.prompt, ro.positions, G)         # first: predicts completion token 0
     logits = first[:, None]
@@ -183,8 +185,8 @@ def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool
         positions = _next_positions(ro.positions, G, C - 1)
         if lean:  # padding-free: only inputs whose next token is a real one (logp 0 elsewhere, masked anyway)
             keep = ro.completion_mask[:, 1:].bool()
-            packed = LeanDecoder(_unwrapped(model)).score(ro.completion_ids[:, :-1], positions, _prefix(cache),
-                                                          prompt_mask, keep=keep)
+            decoder = LeanDecoder(_unwrapped(model), compile=compile)
+            packed = decoder.score(ro.completion_ids[:, :-1], positions, _prefix(cache), prompt_mask, keep=keep)
             head = _token_logprobs(first, ro.completion_ids[:, 0], temperature)[:, None]   # (N, 1)
             rest = _token_logprobs(packed, ro.completion_ids[:, 1:][keep], temperature)   # (kept,)
             return torch.cat([head, head.new_zeros(head.shape[0], C - 1).masked_scatter(keep, rest)], dim=1)
