@@ -62,6 +62,7 @@ def main() -> None:
                     help="GRPO's rollouts and update forward (train.precision); evaluation stays fp32")
     ap.add_argument("--completion-forward", choices=["lean", "transformers"], default="lean",
                     help="train.completion_forward: the same tokens and loss, lean is faster")
+    ap.add_argument("--compile", action="store_true", help="train.compile: the lean path under torch.compile")
     a = ap.parse_args()
     lean = a.completion_forward == "lean"
     torch.set_num_threads(1)
@@ -97,7 +98,7 @@ def main() -> None:
         ref, _ = load_model_and_processor(a.model)
         trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref,
                               vision_lr_scale=a.vision_lr_scale, merger_lr_scale=a.merger_lr_scale, lean=lean,
-                              precision=a.precision)
+                              precision=a.precision, compile=a.compile and lean)
         history = trainer.train(PromptStream(train_items, seed=a.seed), a.steps)
         key = "reward"
     k = max(1, len(history) // 10)
