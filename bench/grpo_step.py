@@ -141,8 +141,9 @@ def trl_args(settings, out_dir: Path, max_steps: int, seed: int, bf16: bool = Fa
     from capcurriculum.training.grpo_config import to_trl_config
 
     return to_trl_config(
-        settings, str(out_dir), report_to="none", logging_steps=1, save_strategy="no", bf16=bf16, torch_compile=compile,
-        use_cpu=True, max_steps=max_steps, shuffle_dataset=False, gradient_checkpointing=False,
+        settings, str(out_dir), report_to="none", logging_steps=1, save_strategy="no", bf16=bf16,
+        torch_compile=compile, use_cpu=True, max_steps=max_steps, shuffle_dataset=False,
+        gradient_checkpointing=False,
         disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, seed=seed)
 
 
@@ -185,7 +186,8 @@ def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_di
     clock = Clock()
     trainer = TRLGRPOTrainer(
         model=model, reward_funcs=make_trl_reward(items, processor.tokenizer, reward_cfg),
-        args=trl_args(settings, out_dir, max_steps, seed, bf16, compile), train_dataset=trl_dataset(items, processor),
+        args=trl_args(settings, out_dir, max_steps, seed, bf16, compile),
+        train_dataset=trl_dataset(items, processor),
         processing_class=processor, callbacks=[clock])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -404,8 +406,8 @@ def main() -> int:
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="both sides: bf16 is TRL's bf16=True (accelerate's CPU autocast) and our train.precision")
     ap.add_argument("--compile", action="store_true",
-                    help="torch.compile on both sides: TRL's torch_compile, ours train.compile (lean side only); "
-                         "the warm-up step absorbs the compiling")
+                    help="torch.compile on both sides: TRL's torch_compile, ours train.compile (lean side "
+                         "only); the warm-up step absorbs the compiling")
     ap.add_argument("--out", type=Path, default=Path("bench/results/grpo_step.json"))
     args = ap.parse_args()
     if args.prompts < 1 or args.group_size < 2 or args.steps < 1 or args.max_new_tokens < 1:

@@ -24,6 +24,7 @@ BALANCES = ("none", "answer")
 METHODS = ("grpo", "sft")
 ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
 COMPLETION_FORWARDS = ("lean", "transformers")
+COMPILE_NEEDS_LEAN = "compiles the lean completion path; set train.completion_forward: lean"
 PRECISIONS = ("fp32", "bf16")   # training/precision.py
 
 
@@ -196,7 +197,7 @@ def validate(cfg: DictConfig) -> None:
     if compiled is not None and not isinstance(compiled, bool):
         raise ConfigError("train.compile", f"expected true or false, got {compiled!r}")
     if compiled and OmegaConf.select(cfg, "train.completion_forward") != "lean":
-        raise ConfigError("train.compile", "compiles the lean completion path; set train.completion_forward: lean")
+        raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
     if OmegaConf.select(cfg, "grpo") is not None:
         from capcurriculum.training.grpo_config import GRPOSettings
 

@@ -195,7 +195,8 @@ def test_compiled_lean_path_scores_and_samples_what_the_eager_one_does(world, pr
     runs = []
     for compile in (False, True):
         torch.manual_seed(5)
-        runs.append(rollout(model, processor, items, group_size=4, max_new_tokens=12, lean=True, compile=compile))
+        runs.append(rollout(model, processor, items, group_size=4, max_new_tokens=12, lean=True,
+                            compile=compile))
     assert torch.equal(runs[0].completion_ids, runs[1].completion_ids) and runs[0].texts == runs[1].texts
 
 

@@ -126,8 +126,9 @@ class LeanDecoder:
         N, C = ids.shape
         dt = self.attn_dtype
         causal = torch.ones(C, C, dtype=torch.bool, device=ids.device).tril()
-        seen = torch.cat([prefix_mask.bool()[:, None, None, :].expand(N, 1, C, -1), causal.expand(N, 1, C, C)], dim=-1)
-        # additive, built once for all layers: SDPA converts a boolean mask on every call (~25% of its time here)
+        seen = torch.cat([prefix_mask.bool()[:, None, None, :].expand(N, 1, C, -1),
+                          causal.expand(N, 1, C, C)], dim=-1)
+        # additive, built once for all layers: SDPA converts a boolean mask on each call (~25% of its time)
         bias = torch.zeros(seen.shape, dtype=dt, device=ids.device).masked_fill_(~seen, float("-inf"))
         cos, sin = self.rope(positions)
 

@@ -12,7 +12,6 @@ is summed over those chunks with the whole mini-batch's token count as the denom
 from __future__ import annotations
 
 import functools
-
 import logging
 import random
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from capcurriculum.config import COMPILE_NEEDS_LEAN, ConfigError
 from capcurriculum.training.batching import Item
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
@@ -112,7 +112,7 @@ class GRPOTrainer:
                                                                reward_cfg))
         self.ignore_eos, self.lean, self.precision = ignore_eos, lean, check_precision(precision, "train.precision")
         if compile and not lean:
-            raise ValueError("train.compile: compiles the lean completion path; set train.completion_forward: lean")
+            raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
         self.compile = compile
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         if self.ref_model is not None:
@@ -160,7 +160,8 @@ class GRPOTrainer:
             losses = []
             for c in mb:
                 with autocast(self.precision, self.model.device):
-                    logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean, compile=self.compile)
+                    logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean,
+                                               compile=self.compile)
                 old = c.old_logp if c.old_logp is not None else logp.detach()
                 loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
                 stats.append(st)
@@ -192,8 +193,8 @@ class GRPOTrainer:
     def _rollout(self, items: list[Item]) -> Chunk:
         s = self.s
         ro = rollout(self.model, self.processor, items, group_size=s.group_size, ignore_eos=self.ignore_eos,
-                     max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p, lean=self.lean,
-                     compile=self.compile)
+                     max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p,
+                     lean=self.lean, compile=self.compile)
         scores = [self.reward_fn(text, ro.item_of(i)) for i, text in enumerate(ro.texts)]
         ro.rewards = torch.tensor([[r["reward"], r["accuracy"], r["format"]] for r in scores])
         adv = group_advantages(ro.rewards[:, 0], s.group_size, s.adv_eps).to(self.model.device)

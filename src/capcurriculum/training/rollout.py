@@ -124,8 +124,9 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
             temperature: float = 1.0, top_p: float = 1.0, ignore_eos: bool = False, lean: bool = False,
             suppress_vision: bool = True, compile: bool = False) -> Rollout:
     """`temperature` 0: greedy. `ignore_eos`: every completion runs to max_new_tokens (fixed-length
-    benchmarks). `lean`: decode through `models/lean.py` (`compile`: under torch.compile). `suppress_vision`: never sample an image
-    placeholder (a GRPO update cannot score one); off, greedy decoding is transformers' `generate`."""
+    benchmarks). `lean`: decode through `models/lean.py` (`compile`: under torch.compile).
+    `suppress_vision`: never sample an image placeholder (a GRPO update cannot score one); off, greedy
+    decoding is transformers' `generate`."""
     tok = processor.tokenizer
     dev = model.device
     enc = {k: v.to(dev) for k, v in encode_prompts(processor, items).items()}
@@ -186,7 +187,8 @@ def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool
         if lean:  # padding-free: only inputs whose next token is a real one (logp 0 elsewhere, masked anyway)
             keep = ro.completion_mask[:, 1:].bool()
             decoder = LeanDecoder(_unwrapped(model), compile=compile)
-            packed = decoder.score(ro.completion_ids[:, :-1], positions, _prefix(cache), prompt_mask, keep=keep)
+            packed = decoder.score(ro.completion_ids[:, :-1], positions, _prefix(cache), prompt_mask,
+                                   keep=keep)
             head = _token_logprobs(first, ro.completion_ids[:, 0], temperature)[:, None]   # (N, 1)
             rest = _token_logprobs(packed, ro.completion_ids[:, 1:][keep], temperature)   # (kept,)
             return torch.cat([head, head.new_zeros(head.shape[0], C - 1).masked_scatter(keep, rest)], dim=1)
