@@ -51,8 +51,9 @@ def test_filter_survives_an_undecodable_image_and_counts_it(setup):
     bad_image.write_bytes(b"not a jpeg")
     m = run_filter(cfg, root / "qa/candidates.jsonl", raw, models, root / "filter", root / "sets")
     n_bad = sum(c["image"] == candidates[0]["image"] for c in candidates)
-    for role in ("filter_small", "filter_large"):
-        assert m[f"filter/{role}/failed"] == n_bad and m[f"filter/{role}/n"] == len(candidates)
+    assert m["filter/filter_small/failed"] == n_bad and m["filter/filter_small/n"] == len(candidates)
+    # the cascade: the second model judges only what the first kept (a failed item is not kept)
+    assert cfg.perception.filter.cascade and m["filter/filter_large/n"] == m["filter/filter_small/kept"]
     verdicts = read_jsonl(root / "filter/filter_verdicts.jsonl")
     failed = [v for v in verdicts if v["failed"]]
     assert failed and all(not v["keep"] and bad_image.name in v["image_error"] for v in failed)

@@ -6,6 +6,7 @@ Every per-model answer and verdict is kept, so a user can audit why any item was
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -16,54 +17,102 @@ from capcurriculum.generation import Request, SamplingConfig
 from capcurriculum.prompts import build_messages
 
 PATHS = ("image", "caption")
+log = logging.getLogger(__name__)
 
 
 def filter_requests(examples: Sequence[dict[str, Any]], captions: Mapping[str, str],
-                    image_root) -> list[Request]:
-    """Both paths of every candidate, for one engine session per model."""
+                    image_root, paths: Sequence[str] = PATHS) -> list[Request]:
+    """The named paths (both by default) of every candidate, for one engine session per model."""
+    unknown = set(paths) - set(PATHS)
+    if unknown:
+        raise ValueError(f"filter paths: {sorted(unknown)} not in {PATHS}")
     reqs = []
     for ex in examples:
-        scene = ex["meta"]["scene_id"]
-        reqs.append(Request(build_messages(ex, "perc_image", image=str(image_root / ex["image"])),
-                            id=f"{ex['id']}|image"))
-        reqs.append(Request(build_messages(ex, "perc_caption", caption=captions[scene]), id=f"{ex['id']}|caption"))
+        if "image" in paths:
+            reqs.append(Request(build_messages(ex, "perc_image", image=str(image_root / ex["image"])),
+                                id=f"{ex['id']}|image"))
+        if "caption" in paths:
+            scene = ex["meta"]["scene_id"]
+            reqs.append(Request(build_messages(ex, "perc_caption", caption=captions[scene]),
+                                id=f"{ex['id']}|caption"))
     return reqs
 
 
 def judge_model(examples: Sequence[dict[str, Any]], results: Sequence, model: str) -> list[dict[str, Any]]:
-    """One verdict record per candidate for one filter model."""
+    """One verdict record per candidate for one filter model. A path with no result was not asked
+    (the cascade skips the caption of an item its image answer already drops): `<path>_skipped`."""
     by_id = {r.id: r for r in results}
     out = []
     for ex in examples:
         rec: dict[str, Any] = {"id": ex["id"], "model": model}
         for path in PATHS:
-            r = by_id[f"{ex['id']}|{path}"]
-            text = r.text if r.ok else None
+            r = by_id.get(f"{ex['id']}|{path}")
+            text = r.text if r is not None and r.ok else None
             pred = extract_answer(text) if text is not None else None
+            rec[f"{path}_skipped"] = r is None
             rec[f"{path}_response"] = text
             rec[f"{path}_pred"] = pred
-            rec[f"{path}_error"] = r.error
-            rec[f"{path}_correct"] = is_correct(pred, ex["answer"], ex["answer_type"])
+            rec[f"{path}_error"] = r.error if r is not None else None
+            rec[f"{path}_correct"] = is_correct(pred, ex["answer"], ex["answer_type"]) if r is not None else None
+        if rec["image_skipped"]:
+            raise ValueError(f"filter model {model}: no image-path result for candidate {ex['id']}")
         # A response without an answer counts as wrong: for the image path that keeps the item (the
         # model did not see it), for the caption path it drops it. A request that failed outright
         # (an image that does not decode, a dead endpoint) is no evidence either way: dropped, counted.
         rec["failed"] = rec["image_error"] is not None or rec["caption_error"] is not None
-        rec["keep"] = (not rec["failed"]) and (not rec["image_correct"]) and rec["caption_correct"]
+        rec["keep"] = (not rec["failed"]) and (not rec["image_correct"]) and rec["caption_correct"] is True
         out.append(rec)
     return out
+
+
+def caption_needed(verdicts: Sequence[dict[str, Any]]) -> list[str]:
+    """Ids whose caption answer can still decide them: the image request worked and was answered wrong."""
+    return [v["id"] for v in verdicts if v["image_error"] is None and not v["image_correct"]]
+
+
+def ask_filter_models(examples: Sequence[dict[str, Any]], captions: Mapping[str, str], image_root,
+                      roles: Sequence[str], open_model, sampling: SamplingConfig | None = None, *,
+                      cascade: bool = True) -> tuple[list[dict[str, Any]], dict[str, bool]]:
+    """Every filter model's verdicts and the intersection (`keep` by id). `open_model(role)` is a context
+    manager yielding a backend (`.generate(requests, sampling)`). The kept set is an intersection, so the
+    `cascade` asks each model only about what every earlier one kept, and the caption only where its
+    image answer was wrong: the same set for less work (put the cheapest model first)."""
+    keep = {ex["id"]: True for ex in examples}
+    records: list[dict[str, Any]] = []
+    alive = list(examples)
+    for role in roles:
+        todo = alive if cascade else list(examples)
+        with open_model(role) as backend:
+            log.info("filter model %s: %d candidates, image path", role, len(todo))
+            results = list(backend.generate(filter_requests(todo, captions, image_root, paths=("image",)),
+                                            sampling))
+            ask = todo
+            if cascade:
+                wanted = set(caption_needed(judge_model(todo, results, role)))
+                ask = [ex for ex in todo if ex["id"] in wanted]
+            log.info("filter model %s: %d candidates, caption path", role, len(ask))
+            results += backend.generate(filter_requests(ask, captions, image_root, paths=("caption",)), sampling)
+        verdicts = judge_model(todo, results, role)
+        for v in verdicts:
+            keep[v["id"]] &= v["keep"]
+        records.extend(verdicts)
+        alive = [ex for ex in todo if keep[ex["id"]]]
+    return records, keep
 
 
 def verdict_counts(records: Sequence[dict[str, Any]], model: str) -> dict[str, int]:
     c = Counter()
     for r in records:
+        asked = not r["caption_skipped"]
         c["failed"] += r["failed"]
         c["image_right"] += r["image_correct"]
-        c["caption_wrong"] += not r["caption_correct"]
+        c["caption_asked"] += asked
+        c["caption_wrong"] += r["caption_correct"] is False
         c["removed_by_image_right"] += (not r["failed"]) and r["image_correct"]
-        c["removed_by_caption_wrong_only"] += (not r["failed"]) and (not r["image_correct"]) and (not r["caption_correct"])
+        c["removed_by_caption_wrong_only"] += (not r["failed"]) and (not r["image_correct"]) and r["caption_correct"] is False
         c["kept"] += r["keep"]
         c["image_unanswered"] += r["image_pred"] is None
-        c["caption_unanswered"] += r["caption_pred"] is None
+        c["caption_unanswered"] += asked and r["caption_pred"] is None
     return {f"filter/{model}/{k}": v for k, v in c.items()} | {f"filter/{model}/n": len(records)}
 
 

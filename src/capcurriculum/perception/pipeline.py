@@ -12,7 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 from capcurriculum.data.docci import load_docci
 from capcurriculum.generation import Request, SamplingConfig, make_backend
 from capcurriculum.io import read_jsonl, write_jsonl
-from capcurriculum.perception.filter import filter_requests, judge_model, split_kept, verdict_counts
+from capcurriculum.perception.filter import (
+    ask_filter_models,
+    split_kept,
+    verdict_counts,
+)
 from capcurriculum.perception.qa_generation import CandidateCollector, load_prompt
 
 log = logging.getLogger(__name__)
@@ -65,19 +69,17 @@ def run_filter(cfg: DictConfig, candidates: str | Path, raw_dir: str | Path, mod
     raw_dir, models_dir, out_dir, sets_dir = map(Path, (raw_dir, models_dir, out_dir, sets_dir))
     examples = read_jsonl(candidates)
     captions = {r.example_id: r.description for r in load_docci(raw_dir, on_error=cfg.raw.on_error).records}
-    requests = filter_requests(examples, captions, raw_dir / "images")
+    images = raw_dir / "images"
     sampling = SamplingConfig.from_mapping(_plain(fcfg.sampling))
-    records, keep = [], {ex["id"]: True for ex in examples}
     metrics: dict[str, Any] = {"candidates": len(examples)}
+
+    def open_model(role: str):
+        return make_backend(_plain(fcfg.backend), models_dir / role)
+
+    records, keep = ask_filter_models(examples, captions, images, list(fcfg.models), open_model, sampling,
+                                      cascade=bool(fcfg.cascade))
     for role in fcfg.models:
-        log.info("filter model %s: %d requests (image and caption paths)", role, len(requests))
-        with make_backend(_plain(fcfg.backend), models_dir / role) as backend:
-            results = backend.generate(requests, sampling)
-        verdicts = judge_model(examples, results, role)
-        metrics.update(verdict_counts(verdicts, role))
-        for v in verdicts:
-            keep[v["id"]] &= v["keep"]
-        records.extend(verdicts)
+        metrics.update(verdict_counts([r for r in records if r["model"] == role], role))
     kept = [ex for ex in examples if keep[ex["id"]]]
     splits = split_kept(kept, list(fcfg.split), seed=cfg.seed)
     for name, rows in splits.items():
