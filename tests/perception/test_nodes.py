@@ -49,7 +49,10 @@ def test_filter_survives_an_undecodable_image_and_counts_it(setup):
     candidates = read_jsonl(root / "qa/candidates.jsonl")
     bad_image = raw / "images" / candidates[0]["image"]
     bad_image.write_bytes(b"not a jpeg")
+    cfg = cfg.copy()
+    cfg.perception.filter.audit_max_dropped = 5
     m = run_filter(cfg, root / "qa/candidates.jsonl", raw, models, root / "filter", root / "sets")
+    assert m["audit/n_dropped"] == min(5, len(candidates) - m["kept_intersection"])   # a sample of them
     n_bad = sum(c["image"] == candidates[0]["image"] for c in candidates)
     assert m["filter/filter_small/failed"] == n_bad and m["filter/filter_small/n"] == len(candidates)
     # the cascade: the second model judges only what the first kept (a failed item is not kept)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
@@ -89,24 +90,32 @@ def run_filter(cfg: DictConfig, candidates: str | Path, raw_dir: str | Path, mod
     metrics["kept_intersection"] = len(kept)
     metrics["kept_fraction"] = len(kept) / max(1, len(examples))
     if fcfg.audit_model:
-        metrics.update(audit(examples, keep, models_dir / fcfg.audit_model, raw_dir, fcfg, sampling))
+        metrics.update(audit(examples, keep, models_dir / fcfg.audit_model, raw_dir, fcfg, sampling,
+                             seed=cfg.seed))
     log.info("filter: %s", metrics)
     return metrics
 
 
-def audit(examples, keep, model_ref, raw_dir: Path, fcfg, sampling) -> dict[str, float]:
-    """Does the filter do what the paper says? The policy's image-only accuracy, kept vs dropped."""
+def audit(examples, keep, model_ref, raw_dir: Path, fcfg, sampling, seed: int = 0) -> dict[str, float]:
+    """Does the filter do what the paper says? The policy's image-only accuracy, kept vs dropped: every
+    kept item, and a seeded sample of at most `audit_max_dropped` dropped ones (null: all of them)."""
     from capcurriculum.answers import extract_answer, is_correct
     from capcurriculum.prompts import build_messages
 
+    dropped_ids = [ex["id"] for ex in examples if not keep[ex["id"]]]
+    cap = fcfg.get("audit_max_dropped")
+    if cap is not None and len(dropped_ids) > cap:
+        dropped_ids = random.Random(seed).sample(dropped_ids, cap)
+    asked = set(dropped_ids)
+    examples = [ex for ex in examples if keep[ex["id"]] or ex["id"] in asked]
     reqs = [Request(build_messages(ex, "perc_image", image=str(raw_dir / "images" / ex["image"])), id=ex["id"])
             for ex in examples]
     with make_backend(_plain(fcfg.backend), model_ref) as backend:
         results = backend.generate(reqs, sampling)
     right = {r.id: r.ok and is_correct(extract_answer(r.text), ex["answer"], ex["answer_type"])
              for r, ex in zip(results, examples, strict=True)}
-    kept = [right[i] for i, k in keep.items() if k]
-    dropped = [right[i] for i, k in keep.items() if not k]
+    kept = [right[ex["id"]] for ex in examples if keep[ex["id"]]]
+    dropped = [right[ex["id"]] for ex in examples if not keep[ex["id"]]]
     return {"audit/policy_image_acc_kept": sum(kept) / max(1, len(kept)),
             "audit/policy_image_acc_dropped": sum(dropped) / max(1, len(dropped)),
             "audit/n_kept": len(kept), "audit/n_dropped": len(dropped)}
