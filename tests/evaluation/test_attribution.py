@@ -10,14 +10,13 @@ from capcurriculum.evaluation.attribution import (
     Label,
     attribution_summary,
     exact_attribution,
-    ground_truth_scenes,
     parse_attribution,
     parse_response,
     vis_scenes,
 )
 from capcurriculum.io import DataError, read_jsonl
 from capcurriculum.prompts import target_text
-from capcurriculum.world.build import build_world
+from capcurriculum.world.build import build_world, ground_truth_scenes
 from capcurriculum.world.scene import WorldConfig
 
 

@@ -63,3 +63,22 @@ def test_filter_survives_an_undecodable_image_and_counts_it(setup):
     kept = sum(len(read_jsonl(root / f"sets/perc_{s}.jsonl")) for s in ("train", "val", "test"))
     assert kept == m["kept_intersection"]
     assert "audit/policy_image_acc_kept" in m
+
+
+def test_template_per_scene_asks_fresh_questions_of_each_scenes_truth(setup):
+    cfg, raw, world, models, root = setup
+    cfg = cfg.copy()
+    cfg.perception.generation.llm.enabled = False
+    cfg.perception.generation.template_per_scene = 5
+    m = generate_candidates(cfg, raw, world, root / "qa5")
+    rows = read_jsonl(root / "qa5/candidates.jsonl")
+    assert m["candidates"] == m["candidates/template"] == len(rows) == 6 * 5   # 6 train scenes, 5 each
+    per_scene = {}
+    for r in rows:
+        per_scene.setdefault(r["meta"]["scene_id"], set()).add(r["question"])
+    assert len(per_scene) == 6 and all(len(q) == 5 for q in per_scene.values())
+    generate_candidates(cfg, raw, world, root / "qa5b")
+    assert read_jsonl(root / "qa5b/candidates.jsonl") == rows                 # seeded
+    cfg.perception.generation.template_per_scene = 0
+    with pytest.raises(ValueError, match="perception.generation.template_per_scene"):
+        generate_candidates(cfg, raw, world, root / "qa0")

@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from capcurriculum.answers import extract_boxed, is_correct
 from capcurriculum.io import DataError, read_json, read_jsonl
+from capcurriculum.world.build import scene_from_record
 from capcurriculum.world.scene import (
-    BACKGROUND,
     PALETTE,
     SHAPES,
     SIZE_FRACTION,
     Scene,
     WorldConfig,
-    WorldObject,
     plural,
     position_name,
     sample_scene,
@@ -129,23 +128,6 @@ def judge_attribution_many(judge: Judge, cases: Sequence[tuple[str, str, str]]) 
 
 
 # --- the world's scenes --------------------------------------------------------------------------
-
-
-def scene_from_record(row: Mapping[str, Any]) -> Scene:
-    """A Scene from a ground_truth.jsonl row {"example_id", "objects", "grid"} (no background kept)."""
-    try:
-        objects = tuple(WorldObject(**o) for o in row["objects"])
-        return Scene(id=str(row["example_id"]), grid=int(row["grid"]), objects=objects, background=BACKGROUND)
-    except (KeyError, TypeError) as e:
-        where = f"ground-truth row {row.get('example_id', '?')!r}"
-        raise ValueError(f"{where}: not a scene record ({e})") from None
-
-
-def ground_truth_scenes(raw_dir: str | os.PathLike) -> dict[str, Scene]:
-    """The raw scenes (perception items' meta["scene_id"]) from raw_dir/ground_truth.jsonl."""
-    from capcurriculum.world.build import GROUND_TRUTH_FILE
-
-    return {s.id: s for s in map(scene_from_record, read_jsonl(Path(raw_dir) / GROUND_TRUTH_FILE))}
 
 
 def vis_scenes(world_dir: str | os.PathLike, split: str) -> dict[str, Scene]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from pathlib import Path
@@ -51,7 +52,7 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
     if gcfg.template:
         # The world knows each scene's truth: its questions are exact (CPU profiles only).
         wanted = {r.example_id: r for r in records}
-        for ex in read_jsonl(world_dir / f"perception_{cfg.perception.split}.jsonl"):
+        for ex in template_questions(cfg, raw_dir, world_dir, set(wanted)):
             rec = wanted.get(ex["meta"]["scene_id"])
             if rec is not None:
                 collector.add_item(rec, {"question": ex["question"], "answer": ex["answer"],
@@ -62,6 +63,25 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
     metrics = {"captions": len(records), "llm_captions": llm_captions, **collector.metrics()}
     log.info("candidates: %s", metrics)
     return metrics
+
+
+def template_questions(cfg: DictConfig, raw_dir: Path, world_dir: Path, scene_ids: set[str]) -> list[dict]:
+    """The world's own perception questions of the split, or, with `template_per_scene: k`, k fresh ones
+    per scene of `scene_ids` asked of its ground truth (a larger pool for D_perc, the world's files unchanged)."""
+    split, k = cfg.perception.split, cfg.perception.generation.get("template_per_scene")
+    if k is None:
+        return read_jsonl(world_dir / f"perception_{split}.jsonl")
+    from capcurriculum.world.build import MANIFEST_FILE, ground_truth_scenes
+    from capcurriculum.world.scene import WorldConfig
+    from capcurriculum.world.tasks import perception_questions
+
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"perception.generation.template_per_scene: a positive integer or null, got {k!r}")
+    manifest = json.loads((world_dir / MANIFEST_FILE).read_text())
+    world = WorldConfig(**{**manifest["config"], "perception_per_scene": k})
+    scenes = [s for s in ground_truth_scenes(raw_dir).values() if s.id in scene_ids]
+    rng = random.Random(f"{cfg.seed}/{split}/qa_template")  # str seeds hash with SHA-512: stable
+    return [e.to_dict() for e in perception_questions(scenes, world, rng)]
 
 
 def run_filter(cfg: DictConfig, candidates: str | Path, raw_dir: str | Path, models_dir: str | Path,

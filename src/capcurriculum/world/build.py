@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from ..io import atomic_path, write_json, write_jsonl
+from ..io import atomic_path, read_jsonl, write_json, write_jsonl
 from .describe import describe_scene
 from .render import render_scene, save_jpeg
-from .scene import SPLITS, Scene, WorldConfig, sample_scene
+from .scene import BACKGROUND, SPLITS, Scene, WorldConfig, WorldObject, sample_scene
 from .tasks import perception_questions, text_math, vis_math
 
 DESCRIPTIONS_FILE = "docci_descriptions.jsonlines"
@@ -111,3 +113,18 @@ def build_world(
     metrics["images"] = total_scenes
     metrics["build_seconds"] = round(time.perf_counter() - start, 2)
     return metrics
+
+
+def scene_from_record(row: Mapping[str, Any]) -> Scene:
+    """A Scene from a ground_truth.jsonl row {"example_id", "objects", "grid"} (no background kept)."""
+    try:
+        objects = tuple(WorldObject(**o) for o in row["objects"])
+        return Scene(id=str(row["example_id"]), grid=int(row["grid"]), objects=objects, background=BACKGROUND)
+    except (KeyError, TypeError) as e:
+        where = f"ground-truth row {row.get('example_id', '?')!r}"
+        raise ValueError(f"{where}: not a scene record ({e})") from None
+
+
+def ground_truth_scenes(raw_dir: str | os.PathLike) -> dict[str, Scene]:
+    """The raw scenes (perception items' meta["scene_id"]) from raw_dir/ground_truth.jsonl."""
+    return {s.id: s for s in map(scene_from_record, read_jsonl(Path(raw_dir) / GROUND_TRUTH_FILE))}
