@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from capcurriculum.training.balance import answer_balance_weights, constant_answer_reward
+from capcurriculum.training.balance import answer_balance_weights, constant_answer_reward, drop_single_answer_types
 from capcurriculum.training.batching import Item
 from capcurriculum.training.grpo import PromptStream
 
@@ -59,3 +59,15 @@ def test_a_weighted_stream_draws_in_proportion_and_resumes_exactly():
     with pytest.raises(ValueError, match="3 weights for 12 prompts"):
         PromptStream(items, seed=1, weights=[1.0, 1.0, 1.0])
 
+
+
+def test_a_question_type_with_one_answer_is_dropped_and_counted(caplog):
+    items = _skewed() + [_item(20 + i, "size", "small") for i in range(5)]
+    math = [Item({"id": "m0", "answer": "4"}, "text_math")]
+    with caplog.at_level("WARNING"):
+        kept, dropped = drop_single_answer_types(items + math, "train_1")
+    assert dropped == 5 and kept == items[:12] + math
+    assert "all 5 size questions of perc_image answer 'small'" in caplog.text
+    # what it buys: with the size type in, a blind policy still earned 5 of 17 draws
+    assert constant_answer_reward(items, answer_balance_weights(items)) == pytest.approx((4 + 2 + 5) / 17)
+    assert constant_answer_reward(kept[:12], answer_balance_weights(kept[:12])) == pytest.approx(0.5)

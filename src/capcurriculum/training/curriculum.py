@@ -39,7 +39,11 @@ from capcurriculum.config import (
 from capcurriculum.data.schema import Example
 from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
-from capcurriculum.training.balance import answer_balance_weights, constant_answer_reward
+from capcurriculum.training.balance import (
+    answer_balance_weights,
+    constant_answer_reward,
+    drop_single_answer_types,
+)
 from capcurriculum.training.batching import Item
 from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
 from capcurriculum.training.grpo_config import GRPOSettings
@@ -224,6 +228,11 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
             rates |= load_pass_rates(Path(difficulty_dir or "data/difficulty") / f"{name}.jsonl")
     if spec.signal_only and spec.method == "grpo":  # a pass rate says nothing about a caption to imitate
         items, metrics["train/skipped_no_signal"] = keep_signal(items, rates, spec.node)
+    if spec.balance == "answer" and spec.method == "grpo":  # a caption to imitate has no answer to pay
+        items, metrics["train/skipped_single_answer"] = drop_single_answer_types(items, spec.node)
+        if not items and int(cfg.train.min_items) > 0:
+            raise ValueError(f"{spec.node}: every item of {', '.join(spec.sets)} belongs to a question type with "
+                             f"a single answer (nothing to balance; train.balance: none trains on them)")
     items = order_items(items, spec.difficulty, rates)
     steps = spec.steps
     if not items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)
