@@ -67,13 +67,14 @@ def test_perception_data_comes_through_generation_and_the_filter(smoke_repo):
     unparseable = (repo / "data/perception/qa/unparseable.jsonl").read_text().splitlines()
     assert len(unparseable) == qa["unparseable_outputs"]
     filt = json.loads((repo / "data/metrics/perc_filter.json").read_text())
-    for model in ("filter_small", "filter_large"):
-        assert filt[f"filter/{model}/n"] == qa["candidates"]
-        assert filt[f"filter/{model}/kept"] >= filt["kept_intersection"]
+    # the cascade: filter_large judges only what filter_small kept
+    assert filt["filter/filter_small/n"] == qa["candidates"]
+    assert filt["filter/filter_large/n"] == filt["filter/filter_small/kept"]
+    assert filt["filter/filter_large/kept"] == filt["kept_intersection"]
     kept = sum(len((repo / f"data/sets/perc/perc_{s}.jsonl").read_text().splitlines()) for s in ("train", "val", "test"))
     assert kept == filt["kept_intersection"]
     verdicts = (repo / "data/perception/filter/filter_verdicts.jsonl").read_text().splitlines()
-    assert len(verdicts) == 2 * qa["candidates"]
+    assert len(verdicts) == qa["candidates"] + filt["filter/filter_small/kept"]
     for name in ("text", "vis"):
         assert (repo / f"data/sets/{name}/{name}_train.jsonl").stat().st_size > 0
 

@@ -28,7 +28,8 @@ def setup(tmp_path_factory):
         save_pretrained_dir(build_tiny_model(tiny_config(processor.tokenizer), seed=i), processor, models / role)
     cfg = compose(["profile=smoke", "perception.generation.llm.max_captions=2",
                    "perception.generation.llm.sampling.max_new_tokens=8",
-                   "perception.filter.sampling.max_new_tokens=6"], config_dir=ROOT / "conf")
+                   "perception.filter.sampling.max_new_tokens=6",
+                   "perception.generation.template_per_scene=null"], config_dir=ROOT / "conf")
     cfg.perception.generation.llm.model = str(models / "policy")
     return cfg, raw, world, models, root
 
