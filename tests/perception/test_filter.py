@@ -6,6 +6,7 @@ import pytest
 
 from capcurriculum.generation import Result
 from capcurriculum.perception.filter import (
+    VERDICT_COUNTS,
     ask_filter_models,
     filter_requests,
     judge_model,
@@ -67,6 +68,7 @@ def test_a_path_not_asked_is_skipped_not_wrong():
     counts = verdict_counts(verdicts, "m")
     assert counts["filter/m/caption_asked"] == 0 and counts["filter/m/caption_wrong"] == 0
     assert counts["filter/m/caption_unanswered"] == 0 and counts["filter/m/removed_by_image_right"] == 1
+    assert verdict_counts([], "m") == {f"filter/m/{k}": 0 for k in (*VERDICT_COUNTS, "n")}  # asked nothing
     with pytest.raises(ValueError, match="no image-path result for candidate q1"):
         judge_model([ex(1)], [Result("q1|caption", texts=["\\boxed{red}"])], "m")
 

@@ -100,8 +100,13 @@ def ask_filter_models(examples: Sequence[dict[str, Any]], captions: Mapping[str,
     return records, keep
 
 
+VERDICT_COUNTS = ("failed", "image_right", "caption_asked", "caption_wrong", "removed_by_image_right",
+                  "removed_by_caption_wrong_only", "kept", "image_unanswered", "caption_unanswered")
+
+
 def verdict_counts(records: Sequence[dict[str, Any]], model: str) -> dict[str, int]:
-    c = Counter()
+    """Every count, zeros included (a model the cascade asked nothing still reports each key)."""
+    c = Counter(dict.fromkeys(VERDICT_COUNTS, 0))
     for r in records:
         asked = not r["caption_skipped"]
         c["failed"] += r["failed"]
@@ -113,7 +118,7 @@ def verdict_counts(records: Sequence[dict[str, Any]], model: str) -> dict[str, i
         c["kept"] += r["keep"]
         c["image_unanswered"] += r["image_pred"] is None
         c["caption_unanswered"] += asked and r["caption_pred"] is None
-    return {f"filter/{model}/{k}": v for k, v in c.items()} | {f"filter/{model}/n": len(records)}
+    return {f"filter/{model}/{k}": int(c[k]) for k in VERDICT_COUNTS} | {f"filter/{model}/n": len(records)}
 
 
 def split_kept(examples: Sequence[dict[str, Any]], fractions: Sequence[float], seed: int) -> dict[str, list]:
