@@ -1,7 +1,9 @@
 """The differential filter: keep a question iff a filter model answers it wrong from the image alone
 and right from the caption alone — for every filter model (the paper's intersection).
 
-Every per-model answer and verdict is kept, so a user can audit why any item was kept or dropped.
+Every answer a model gave and its verdict is kept, so a user can audit why any item was kept or
+dropped; under the cascade a model is asked only about what the earlier ones kept, and a path it was
+not asked is recorded as skipped.
 """
 
 from __future__ import annotations
