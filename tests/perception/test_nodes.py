@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from capcurriculum.config import compose
+from capcurriculum.config import ConfigError, compose
 from capcurriculum.io import read_jsonl
 from capcurriculum.models import build_processor, build_tiny_model, save_pretrained_dir, tiny_config, train_tokenizer
 from capcurriculum.models.init import world_texts
@@ -83,3 +83,12 @@ def test_template_per_scene_asks_fresh_questions_of_each_scenes_truth(setup):
     cfg.perception.generation.template_per_scene = 0
     with pytest.raises(ValueError, match="perception.generation.template_per_scene"):
         generate_candidates(cfg, raw, world, root / "qa0")
+
+
+@pytest.mark.parametrize("value", [-1, "5", 2.5])
+def test_filter_rejects_a_bad_audit_sample_size_before_any_model_runs(tmp_path, value):
+    cfg = compose(["profile=smoke"], config_dir=ROOT / "conf")
+    cfg.perception.filter.audit_max_dropped = value
+    # the paths need not exist: the key is checked first
+    with pytest.raises(ConfigError, match=r"^perception\.filter\.audit_max_dropped: a non-negative integer"):
+        run_filter(cfg, tmp_path / "missing.jsonl", tmp_path, tmp_path, tmp_path / "f", tmp_path / "s")

@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from capcurriculum.config import ConfigError
 from capcurriculum.data.docci import load_docci
 from capcurriculum.generation import Request, SamplingConfig, make_backend
 from capcurriculum.io import read_jsonl, write_jsonl
@@ -87,6 +88,10 @@ def template_questions(cfg: DictConfig, raw_dir: Path, world_dir: Path, scene_id
 def run_filter(cfg: DictConfig, candidates: str | Path, raw_dir: str | Path, models_dir: str | Path,
                out_dir: str | Path, sets_dir: str | Path) -> dict:
     fcfg = cfg.perception.filter
+    cap = fcfg.get("audit_max_dropped")
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+        # checked before the filter models run, not minutes later inside random.sample
+        raise ConfigError("perception.filter.audit_max_dropped", f"a non-negative integer or null, got {cap!r}")
     raw_dir, models_dir, out_dir, sets_dir = map(Path, (raw_dir, models_dir, out_dir, sets_dir))
     examples = read_jsonl(candidates)
     captions = {r.example_id: r.description for r in load_docci(raw_dir, on_error=cfg.raw.on_error).records}
