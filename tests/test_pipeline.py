@@ -155,6 +155,8 @@ def test_curriculum_stages_chain_checkpoints_and_report(smoke_repo):
     AutoModelForImageTextToText.from_pretrained(repo / "data/models/train_3")  # plain transformers loads it
     report = (repo / "data/reports/train.md").read_text()
     assert "| merged (all sets) |" in report and "staged" in report
+    own = report.split("## Each stage on its own set, held out")[1]
+    assert "| train_2 | text |" in own and "| merged | vis |" in own  # each stage on its set's val split
     assert (repo / "data/reports/train_rewards.png").read_bytes()[:4] == b"\x89PNG"
 
 

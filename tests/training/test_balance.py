@@ -71,3 +71,44 @@ def test_a_question_type_with_one_answer_is_dropped_and_counted(caplog):
     # what it buys: with the size type in, a blind policy still earned 5 of 17 draws
     assert constant_answer_reward(items, answer_balance_weights(items)) == pytest.approx((4 + 2 + 5) / 17)
     assert constant_answer_reward(kept[:12], answer_balance_weights(kept[:12])) == pytest.approx(0.5)
+
+
+def _q(i, question, answer, qtype="shape"):
+    return Item({"id": f"q{i}", "question": question, "answer": answer, "meta": {"qtype": qtype}}, "perc_image",
+                image_path="x.jpg")
+
+
+def _question_skewed():
+    # the shape of the tiny D_perc: balanced within the type, but each question text leans one way
+    # (the filter kept a question where the filter models' usual answer to it was wrong)
+    return ([_q(i, "What shape is the red object?", "cross") for i in range(3)]
+            + [_q(3, "What shape is the red object?", "circle")]
+            + [_q(4 + i, "What shape is the blue object?", "circle") for i in range(3)]
+            + [_q(7, "What shape is the blue object?", "cross")])
+
+
+def test_a_type_balanced_set_can_still_pay_a_blind_answer_per_question():
+    items = _question_skewed()
+    by_type = answer_balance_weights(items)
+    assert constant_answer_reward(items, by_type) == pytest.approx(0.5)
+    assert constant_answer_reward(items, by_type, by="question") == pytest.approx(0.75)
+    by_question = answer_balance_weights(items, "question")
+    assert constant_answer_reward(items, by_question, by="question") == pytest.approx(0.5)
+    mass = Counter()
+    for it, w in zip(items, by_question):
+        mass[(it.example["question"], it.example["answer"])] += w
+    assert sorted(mass.values()) == pytest.approx([2.0] * 4)
+
+
+def test_question_balance_groups_by_normalised_text_within_a_type_and_drops_single_answer_questions(caplog):
+    items = _question_skewed() + [_q(10, "what shape is the RED object? ", "square"),
+                                  _q(11, "Is the red cross small or large?", "small", qtype="size"),
+                                  _q(12, "Is the red cross small or large?", "small", qtype="size")]
+    with caplog.at_level("WARNING"):
+        kept, dropped = drop_single_answer_types(items, "train_1", "question")
+    assert dropped == 2 and kept == items[:9]
+    assert "balance: question cannot balance them" in caplog.text
+    w = answer_balance_weights(kept, "question")
+    assert w[8] == pytest.approx(5 / 3)  # the third answer of the (normalised) red-object question
+    with pytest.raises(ValueError, match="balance by 'label'"):
+        answer_balance_weights(kept, "label")

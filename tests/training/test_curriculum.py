@@ -22,6 +22,7 @@ def stage_env(tmp_path, world, processor, model):
     rows = read_jsonl(world_dir / "perception_pretrain.jsonl")[:12]
     write_jsonl(sets / "perc" / "perc_train.jsonl", rows + [{**rows[0], "id": "bad", "answer": "see figure",
                                                              "answer_type": "number"}])
+    write_jsonl(sets / "perc" / "perc_val.jsonl", read_jsonl(world_dir / "perception_pretrain.jsonl")[12:17])
     init = save_pretrained_dir(model, processor, tmp_path / "init")
     cfg = compose(["profile=smoke", "train.eval.n=4", "train.eval.group_size=2"], config_dir=ROOT / "conf")
     return cfg, raw, world_dir, sets, init, tmp_path
@@ -53,7 +54,10 @@ def test_a_stage_trains_and_records_its_boundary(stage_env, method):
     else:
         assert "reward/last_tenth" in m and "before/headroom/perc/pass_at_2" in m
         assert 0 <= m["before/headroom/perc/greedy_mass"] <= 1 and 0 <= m["after/headroom/perc/greedy_mass"] <= 1
-        assert 0 < m["data/const_answer_reward"] <= 1
+        assert 0 < m["data/const_answer_reward"] <= m["data/question_prior_reward"] <= 1
+        # the stage's own set held out (perc_val here), against a blind answer per question text
+        assert m["set/perc/n"] == 5 and 0 <= m["set/perc/no_look"] <= 1
+        assert {"before/set/perc/acc", "after/set/perc/acc", "delta/set/perc", "delta/set/perc/se"} <= set(m)
         assert (tmp / "out/trainer_state/optimizer.safetensors").exists()
 
 
@@ -82,6 +86,7 @@ def test_prompts_over_max_prompt_length_are_dropped_and_counted(stage_env, proce
 def test_balance_is_checked(stage_env):
     cfg = stage_env[0]
     assert stage_spec(OmegaConf.merge(cfg, {"train": {"balance": "answer"}}), "train_1").balance == "answer"
+    assert stage_spec(OmegaConf.merge(cfg, {"train": {"balance": "question"}}), "train_1").balance == "question"
     with pytest.raises(ConfigError, match="^train.balance"):
         stage_spec(OmegaConf.merge(cfg, {"train": {"balance": "label"}}), "train_1")
     with pytest.raises(ConfigError, match="^train.signal_only: expected true or false"):

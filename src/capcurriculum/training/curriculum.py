@@ -37,6 +37,7 @@ from capcurriculum.config import (
     select,
 )
 from capcurriculum.data.schema import Example
+from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_correct, score
 from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
 from capcurriculum.training.balance import (
@@ -66,7 +67,7 @@ class StageSpec:
     optimizer_state: str
     reference: str
     method: str = "grpo"     # grpo | sft (perception only: caption SFT, the paper's RLVR-vs-SFT ablation)
-    balance: str = "none"    # none | answer (training/balance.py)
+    balance: str = "none"    # none | answer | question (training/balance.py)
     signal_only: bool = False  # train only on items the base sometimes solves, sometimes not (training/difficulty.py)
     merger_lr_scale: float = 1.0  # the tower's mergers into the language model; 0 freezes them
 
@@ -111,8 +112,17 @@ def _lr_scale(cfg: DictConfig, key: str, default: float | None = None) -> float:
     return float(value)
 
 
+HELD_OUT_SPLITS = ("val", "test")
+
+
 def set_file(sets_dir: Path, name: str, split: str) -> Path:
     return sets_dir / name / f"{name}_{split}.jsonl"
+
+
+def held_out_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path) -> list[Item]:
+    """A set's held-out splits (val, and test where the set has one) as prompt items."""
+    return [it for split in HELD_OUT_SPLITS if set_file(Path(sets_dir), name, split).exists()
+            for it in load_set_items(name, sets_dir, raw_dir, split=split)[0]]
 
 
 def load_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path, split: str = "train"
@@ -207,10 +217,11 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     seed = training_seed(cfg)
     seed_everything(seed)
 
-    items, metrics = [], {}
+    items, metrics, train_rows = [], {}, {}
     min_items = int(cfg.train.min_items)
     for name in spec.sets:
         part, counts = load_set_items(name, sets_dir, raw_dir)
+        train_rows[name] = [it.example for it in part]
         if len(part) < min_items:
             raise ValueError(f"{set_file(Path(sets_dir), name, 'train')}: {len(part)} gradeable items, fewer than "
                              f"train.min_items ({min_items}); the {name!r} set is too small to train on")
@@ -228,19 +239,21 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
             rates |= load_pass_rates(Path(difficulty_dir or "data/difficulty") / f"{name}.jsonl")
     if spec.signal_only and spec.method == "grpo":  # a pass rate says nothing about a caption to imitate
         items, metrics["train/skipped_no_signal"] = keep_signal(items, rates, spec.node)
-    if spec.balance == "answer" and spec.method == "grpo":  # a caption to imitate has no answer to pay
-        items, metrics["train/skipped_single_answer"] = drop_single_answer_types(items, spec.node)
+    balanced = spec.balance != "none" and spec.method == "grpo"  # a caption to imitate has no answer to pay
+    if balanced:
+        items, metrics["train/skipped_single_answer"] = drop_single_answer_types(items, spec.node, spec.balance)
         if not items and int(cfg.train.min_items) > 0:
-            raise ValueError(f"{spec.node}: every item of {', '.join(spec.sets)} belongs to a question type with "
-                             f"a single answer (nothing to balance; train.balance: none trains on them)")
+            raise ValueError(f"{spec.node}: every item of {', '.join(spec.sets)} belongs to a group with a single "
+                             f"answer (train.balance: {spec.balance}; nothing to balance; none trains on them)")
     items = order_items(items, spec.difficulty, rates)
     steps = spec.steps
     if not items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)
         log.warning("%s: no items in %s; training 0 of %d steps", spec.node, ", ".join(spec.sets), spec.steps)
         metrics["train/empty_set"], steps = 1, 0
-    weights = answer_balance_weights(items) if spec.balance == "answer" and items else None
-    if items:
+    weights = answer_balance_weights(items, spec.balance) if balanced and items else None
+    if items:  # what a blind policy earns on the draws: one answer a question type, one a question text
         metrics["data/const_answer_reward"] = constant_answer_reward(items, weights)
+        metrics["data/question_prior_reward"] = constant_answer_reward(items, weights, by="question")
     stream = PromptStream(items or [None], seed=seed, shuffle=spec.difficulty == "none", weights=weights)
     if spec.method == "sft":
         return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
@@ -264,10 +277,24 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
     held_out = {name: world.items(*CAPABILITIES[SET_MODES[name]], "test", limit=int(ecfg.n)) for name in spec.sets}
 
+    # The stage's own set held out (D_perc's val and test splits, a math set's val): what the stage learnt
+    # of its data's distribution, beside a blind answer per question text learnt from the train split.
+    set_held_out = {name: held_out_set_items(name, sets_dir, raw_dir) for name in spec.sets}
+    for name, its in set_held_out.items():
+        if its:
+            blind = no_look_correct(train_rows[name], [it.example for it in its])
+            metrics[f"set/{name}/no_look"], metrics[f"set/{name}/n"] = sum(blind) / len(blind), len(blind)
     flags: dict[str, dict[str, list[bool]]] = {}
 
     def measure(tag: str) -> dict[str, float]:
         out, rows = _evaluate(model, processor, world, int(ecfg.n), tag, flags, lean=lean)
+        for name, its in set_held_out.items():
+            if its:
+                done = score(its, generate(model, processor, its, max_new_tokens=int(ecfg.max_new_tokens),
+                                           desc=f"{tag} {name} held out", lean=lean))
+                flags[tag][f"set/{name}"] = [r["correct"] for r in done]
+                out.update({f"{tag}/set/{name}/{k}": v for k, v in accuracy(flags[tag][f"set/{name}"]).items()
+                            if k != "n"})
         for name, its in held_out.items():
             greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
             h, _ = headroom(model, processor, its, group_size=int(ecfg.group_size), greedy_rows=greedy,
@@ -361,6 +388,9 @@ def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, d
     mean_a = [sum(x) / 3 for x in zip(*(flags["after"][c] for c in caps))]
     d = paired_delta(mean_b, mean_a)
     out["delta/mean_acc"], out["delta/mean_acc/se"] = d["delta"], d["se"]
+    for key in sorted(k for k in flags["before"] if k.startswith("set/") and k in flags["after"]):
+        d = paired_delta(flags["before"][key], flags["after"][key])
+        out[f"delta/{key}"], out[f"delta/{key}/se"] = d["delta"], d["se"]
     return out
 
 
