@@ -277,9 +277,10 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
     held_out = {name: world.items(*CAPABILITIES[SET_MODES[name]], "test", limit=int(ecfg.n)) for name in spec.sets}
 
-    # The stage's own set held out (D_perc's val and test splits, a math set's val): what the stage learnt
-    # of its data's distribution, beside a blind answer per question text learnt from the train split.
-    set_held_out = {name: held_out_set_items(name, sets_dir, raw_dir) for name in spec.sets}
+    # The stage's own set held out (D_perc's val and test splits, a math set's val; the first train.eval.n
+    # items): what the stage learnt of its data's distribution, beside a blind answer per question text
+    # learnt from the train split.
+    set_held_out = {name: held_out_set_items(name, sets_dir, raw_dir)[:int(ecfg.n)] for name in spec.sets}
     for name, its in set_held_out.items():
         if its:
             blind = no_look_correct(train_rows[name], [it.example for it in its])
