@@ -112,3 +112,10 @@ def test_question_balance_groups_by_normalised_text_within_a_type_and_drops_sing
     assert w[8] == pytest.approx(5 / 3)  # the third answer of the (normalised) red-object question
     with pytest.raises(ValueError, match="balance by 'label'"):
         answer_balance_weights(kept, "label")
+
+
+def test_a_question_text_seen_once_is_no_prior_and_counts_under_its_type():
+    # free-form questions (the paper's LLM writes each one new): a per-question prior would be a lookup table
+    unique = [_q(i, f"What shape is object number {i}?", a) for i, a in enumerate(["cross", "cross", "circle", "square"])]
+    assert constant_answer_reward(unique, by="question") == pytest.approx(constant_answer_reward(unique)) == 0.5
+    assert constant_answer_reward(unique + _question_skewed(), by="question") == pytest.approx((2 + 3 + 3) / 12)

@@ -24,7 +24,9 @@ def stage_env(tmp_path, world, processor, model):
                                                              "answer_type": "number"}])
     write_jsonl(sets / "perc" / "perc_val.jsonl", read_jsonl(world_dir / "perception_pretrain.jsonl")[12:17])
     init = save_pretrained_dir(model, processor, tmp_path / "init")
-    cfg = compose(["profile=smoke", "train.eval.n=4", "train.eval.group_size=2"], config_dir=ROOT / "conf")
+    # type-balanced: the fixture's 12 questions barely repeat, so balancing per question text would drop them
+    cfg = compose(["profile=smoke", "train.eval.n=4", "train.eval.group_size=2", "train.balance=answer"],
+                  config_dir=ROOT / "conf")
     return cfg, raw, world_dir, sets, init, tmp_path
 
 
@@ -33,6 +35,17 @@ def test_unparseable_gold_answers_are_skipped_and_counted(stage_env):
     items, counts = load_set_items("perc", sets, raw)
     assert counts == {"data/perc/items": 12, "data/perc/skipped_ungradeable": 1}
     assert all(it.mode == "perc_image" and Path(it.image_path).exists() for it in items)
+
+
+def test_question_balance_on_free_form_questions_fails_before_training_naming_the_key(stage_env):
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    rows = [{**r, "question": f"{r['question']} (asked {i} ways)"} for i, r in enumerate(read_jsonl(sets / "perc/perc_train.jsonl"))]
+    write_jsonl(sets / "perc" / "perc_train.jsonl", rows)  # every question text unique, as an LLM writes them
+    cfg = OmegaConf.merge(cfg, {"train": {"balance": "question", "min_items": 1}})
+    with pytest.raises(ValueError, match=r"train_1: every item of perc .*train.balance: question"):
+        run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
+                  world_dir=world_dir, out_dir=tmp / "out", resume_dir=tmp / "resume")
+    assert not (tmp / "out").exists()
 
 
 @pytest.mark.parametrize("method", ["grpo", "sft"])

@@ -83,10 +83,13 @@ def constant_answer_reward(items: Sequence[Item], weights: Sequence[float] | Non
                            by: str = "answer") -> float:
     """The accuracy a blind policy earns on these draws by always giving each question type's (`by=
     "question"`: each question text's) most common answer: how much of the reward a set hands out
-    without looking."""
+    without looking. A question text that occurs once is no prior (free-form questions, as the paper's
+    LLM writes them, are all unique): its item counts under its type."""
     weights = list(weights) if weights is not None else [1.0] * len(items)
+    seen = Counter(_group(it, by) for it in items)
     mass: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for it, w in zip(items, weights, strict=True):
-        mass[_group(it, by)][normalize(str(it.example["answer"]))] += w
+        group = _group(it, by) if seen[_group(it, by)] > 1 else _group(it)
+        mass[group][normalize(str(it.example["answer"]))] += w
     total = sum(weights)
     return sum(max(c.values()) for c in mass.values()) / total if total else 0.0
