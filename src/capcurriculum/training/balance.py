@@ -41,15 +41,17 @@ def _group(it: Item, by: str = "answer") -> tuple[str, str]:
 
 
 def drop_single_answer_types(items: Sequence[Item], where: str, by: str = "answer") -> tuple[list[Item], int]:
-    """Items whose question type has one distinct answer in the set: a blind constant answer earns them
-    all, so under `balance: answer` they teach a prior, not seeing (the differential filter keeps such
-    types where the filter models err one way, e.g. every kept size question "small")."""
+    """Items whose group (question type, or question text under `by="question"`) has one distinct answer
+    in the set: a blind constant answer earns them all, so they teach a prior, not seeing (the
+    differential filter keeps such groups where the filter models err one way, e.g. every kept size
+    question "small")."""
+    keys = [_group(it, by) for it in items]
     answers: dict[tuple[str, str], set] = defaultdict(set)
-    for it in items:
-        answers[_group(it, by)].add(normalize(str(it.example["answer"])))
+    for it, key in zip(items, keys):
+        answers[key].add(normalize(str(it.example["answer"])))
     single = {g: next(iter(a)) for g, a in answers.items() if g[1] and len(a) == 1}
-    kept = [it for it in items if _group(it, by) not in single]
-    counts = Counter(_group(it, by) for it in items if _group(it, by) in single)
+    kept = [it for it, key in zip(items, keys) if key not in single]
+    counts = Counter(key for key in keys if key in single)
     shown = sorted(single.items(), key=lambda kv: -counts[kv[0]])
     for (mode, group), answer in shown[:10]:
         log.warning("%s: all %d %s questions of %s answer %r; dropped (balance: %s cannot balance them)",
@@ -65,15 +67,16 @@ def answer_balance_weights(items: Sequence[Item], by: str = "answer") -> list[fl
     `by="question"`) each answer gets an equal share of the group's draws; a group's total weight is its
     size, so the mix of groups is unchanged. Items without a question type (math: the answer is
     computed, not a label) keep weight 1."""
+    keys = [_group(it, by) for it in items]
     groups: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for it in items:
-        groups[_group(it, by)][normalize(str(it.example["answer"]))] += 1
+    for it, key in zip(items, keys):
+        groups[key][normalize(str(it.example["answer"]))] += 1
     weights = []
-    for it in items:
-        if not _group(it, by)[1]:
+    for it, key in zip(items, keys):
+        if not key[1]:
             weights.append(1.0)
             continue
-        answers = groups[_group(it, by)]
+        answers = groups[key]
         size = sum(answers.values())
         weights.append(size / (len(answers) * answers[normalize(str(it.example["answer"]))]))
     return weights
@@ -86,10 +89,10 @@ def constant_answer_reward(items: Sequence[Item], weights: Sequence[float] | Non
     without looking. A question text that occurs once is no prior (free-form questions, as the paper's
     LLM writes them, are all unique): its item counts under its type."""
     weights = list(weights) if weights is not None else [1.0] * len(items)
-    seen = Counter(_group(it, by) for it in items)
+    keys = [_group(it, by) for it in items]
+    seen = Counter(keys)
     mass: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for it, w in zip(items, weights, strict=True):
-        group = _group(it, by) if seen[_group(it, by)] > 1 else _group(it)
-        mass[group][normalize(str(it.example["answer"]))] += w
+    for it, key, w in zip(items, keys, weights, strict=True):
+        mass[key if seen[key] > 1 else _group(it)][normalize(str(it.example["answer"]))] += w
     total = sum(weights)
     return sum(max(c.values()) for c in mass.values()) / total if total else 0.0
