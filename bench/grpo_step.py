@@ -321,11 +321,13 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
     import torch
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.models.attention import attention_implementation
+    from capcurriculum.models.attention import attention_implementation, batch_vision_attention
     from capcurriculum.training.grpo import GRPOTrainer
 
     torch.set_num_threads(threads)
     policy.set_attn_implementation(attention_implementation(attn))
+    if attn == "sdpa_gqa":  # as load_model_and_processor does for the ref below and for the DAG's stages
+        batch_vision_attention(policy)
     ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
     trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref,
                           vision_lr_scale=vision_scale, merger_lr_scale=vision_scale, lean=lean,

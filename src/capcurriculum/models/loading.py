@@ -128,7 +128,8 @@ def load_model_and_processor(
     `dtype`: "float32" / "bfloat16" / "float16" / "auto" or a torch dtype. `padding_side`
     (default "left", what generation and TRL's GRPO need for Qwen3-VL) is set on the tokenizer;
     None keeps the checkpoint's. Extra keyword arguments go to `from_pretrained` (e.g.
-    `attn_implementation`).
+    `attn_implementation`; the project's `sdpa_gqa` also batches the vision tower's attention, see
+    models/attention.py).
     """
     from transformers import AutoModelForImageTextToText
 
@@ -143,6 +144,10 @@ def load_model_and_processor(
     )
     if device is not None and "device_map" not in model_kwargs:
         model = model.to(device)
+    if model_kwargs.get("attn_implementation") == "sdpa_gqa":
+        from capcurriculum.models.attention import batch_vision_attention
+
+        batch_vision_attention(model)
     model.eval()
     return model, processor
 
