@@ -8,6 +8,7 @@ builds a variant D_perc in a temporary directory, split by scene as `perc_filter
 workspace's train_1 recipe (`run_stage`, the same settings, balance and evaluation) on it:
 
 - `--keep kept` (default): the filter's own verdicts, the D_perc the DAG trains on (the control);
+- `--keep kept:<model>[,<model>]`: what those models kept (image wrong, caption right), e.g. filter_small alone;
 - `--keep image_wrong:<model>[,<model>]`: every candidate each named model answered wrong from the image,
   whatever it answered from the caption: D_perc as if the filters read every caption right. With
   `perception.filter.cascade: true` only the first model was asked about every candidate.
@@ -32,15 +33,15 @@ from capcurriculum.training.curriculum import run_stage, stage_spec
 
 
 def variant(workspace: Path, keep: str, filter_models: list[str]) -> list[dict]:
-    """The candidates the rule keeps (`kept` or `image_wrong:<models>`), in the candidates' order. A verdict
-    row is one model's: `kept` is the intersection over `filter_models`, as `perc_filter` keeps."""
+    """The candidates the rule keeps, in the candidates' order. A verdict row is one model's: `kept` is the
+    intersection of the keeps over `filter_models`, as `perc_filter` keeps; `kept:<models>` over those."""
     rows = read_jsonl(workspace / "data/perception/filter/filter_verdicts.jsonl")
-    if keep == "kept":
-        models, passes = filter_models, lambda r: r["keep"]
+    if keep == "kept" or keep.startswith("kept:"):
+        models, passes = keep.split(":", 1)[1].split(",") if ":" in keep else filter_models, lambda r: r["keep"]
     elif keep.startswith("image_wrong:"):
         models, passes = keep.split(":", 1)[1].split(","), lambda r: r["image_correct"] is False and not r["image_skipped"]
     else:
-        raise SystemExit(f"--keep: expected `kept` or `image_wrong:<model>[,<model>]`, got {keep!r}")
+        raise SystemExit(f"--keep: expected `kept[:<model>,...]` or `image_wrong:<model>[,<model>]`, got {keep!r}")
     ids = collections.defaultdict(set)
     for r in rows:
         if r["model"] in models and passes(r):

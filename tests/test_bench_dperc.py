@@ -35,6 +35,7 @@ def workspace(tmp_path):
 def test_kept_is_the_intersection_of_the_filter_models(workspace):
     models = ["filter_small", "filter_large"]
     assert [c["id"] for c in probe.variant(workspace, "kept", models)] == ["a"]
+    assert [c["id"] for c in probe.variant(workspace, "kept:filter_small", models)] == ["a", "b"]
 
 
 def test_image_wrong_ignores_the_caption(workspace):

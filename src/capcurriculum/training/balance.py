@@ -11,7 +11,7 @@ counted and logged (`drop_single_answer_types`).
 per question, not per type. Templated questions repeat across scenes, and the filter keeps a question
 where the filter models' usual answer *to that question* is wrong, so the kept answers of "What shape
 is the yellow object?" avoid that usual answer (tiny D_perc: a blind answer per question text earns 0.64
-of its held-out items, 0.55 of its shape questions; README, "What the miniature learns").
+of its held-out items, 0.55 of its shape questions; docs/miniature.md, "What the miniature learns").
 """
 
 from __future__ import annotations
