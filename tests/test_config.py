@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,21 @@ def test_runner_modes_agree_with_the_container_runner():
     assert RUNNER_MODES == MODES
     with pytest.raises(ConfigError, match="^runner.mode: "):
         validate(_compose("runner.mode=podman"))
+
+
+def test_merged_steps_are_the_stages_total_and_a_stale_total_is_refused():
+    cfg = compose(["profile=smoke", "curriculum.steps=[1,2,3]"])
+    assert cfg.merged.steps == 6
+    cfg.merged.steps = 7  # a params.yaml edited by hand after its steps changed
+    with pytest.raises(ConfigError, match="merged.steps"):
+        validate(cfg)
+
+
+def test_dvc_composition_derives_merged_steps_through_the_hydra_plugin(tmp_path):
+    # A fresh process, as `dvc exp run` composes: the resolver comes only from hydra_plugins/.
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "params.yaml"
+    code = ("from dvc.utils.hydra import compose_and_dump; import sys; "
+            "compose_and_dump(sys.argv[1], sys.argv[2], None, 'config', sys.argv[3], ['curriculum.steps=[5,0,7]'])")
+    subprocess.run([sys.executable, "-c", code, str(out), str(root / "conf"), str(root)], check=True, cwd=tmp_path)
+    assert OmegaConf.load(out).merged.steps == 12

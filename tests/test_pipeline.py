@@ -210,6 +210,10 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     sft = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.method.perc=sft"], repo, env).stdout
     assert all(f"Running stage '{n}'" in sft for n in ("train_1", "train_2", "train_3"))  # perc's slot and after
     assert "Running stage 'merged'" not in sft and "Running stage 'perc_filter'" not in sft
+    # a new split of the same total: the stages re-run, the merged baseline (merged.steps = the total) does not
+    split = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.steps=[1,2,3]"], repo, env).stdout
+    assert all(f"Running stage '{n}'" in split for n in ("train_1", "train_3"))
+    assert "Running stage 'merged'" not in split and "Running stage 'evaluate@merged'" not in split
 
 
 def test_a_queued_sweep_of_orders_runs_every_experiment(smoke_repo):

@@ -56,12 +56,26 @@ def workdir_root() -> Path:
     return here
 
 
+SUM_RESOLVER = "capcurriculum.sum"
+
+
+def register_resolvers() -> None:
+    """`${capcurriculum.sum:${curriculum.steps}}` in conf/config.yaml: the merged baseline's steps, derived when
+    conf/ is composed, so the merged node declares `merged.steps` and a new split of the same total does not
+    re-run it. DVC's composition registers it through hydra_plugins/ (its default `hydra.plugins_path` is the
+    repository root). A steps list that is not all integers sums to None; validation names curriculum.steps."""
+    if not OmegaConf.has_resolver(SUM_RESOLVER):
+        OmegaConf.register_new_resolver(SUM_RESOLVER, lambda xs: sum(xs) if all(
+            isinstance(x, int) and not isinstance(x, bool) for x in xs) else None)
+
+
 def compose(overrides: Iterable[str] = (), config_dir: str | Path | None = None) -> DictConfig:
     """Compose conf/ with Hydra exactly as `dvc exp run` does, resolved."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     config_dir = Path(config_dir or workdir_root() / "conf").resolve()
+    register_resolvers()
     with initialize_config_dir(str(config_dir), version_base=None):
         cfg = hydra_compose(config_name="config", overrides=list(overrides))
     OmegaConf.resolve(cfg)
@@ -185,6 +199,10 @@ def validate(cfg: DictConfig) -> None:
             if slot is not None and (slot.get("set") != name or slot.get("steps") != select(cfg, "curriculum.steps")[k]):
                 raise ConfigError(f"curriculum.s{k + 1}", f"is {dict(slot)} but curriculum.order/steps give set "
                                   f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")
+        merged_steps = OmegaConf.select(cfg, "merged.steps")
+        if merged_steps is not None and merged_steps != sum(select(cfg, "curriculum.steps")):
+            raise ConfigError("merged.steps", f"is {merged_steps!r} but curriculum.steps sum to "
+                              f"{sum(select(cfg, 'curriculum.steps'))}: recompose params.yaml (python -m capcurriculum.config)")
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
                          ("train.balance", BALANCES),
                          ("train.attn_implementation", ATTN_IMPLEMENTATIONS),
