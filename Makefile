@@ -27,7 +27,7 @@ test: env
 	$(PY) -m pytest -q
 
 lint: env
-	.venv/bin/ruff check src stages tests bench
+	.venv/bin/ruff check src stages tests bench hydra_plugins
 
 clean-env:
 	rm -rf .venv .venv-uv
