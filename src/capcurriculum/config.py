@@ -199,10 +199,10 @@ def validate(cfg: DictConfig) -> None:
             if slot is not None and (slot.get("set") != name or slot.get("steps") != select(cfg, "curriculum.steps")[k]):
                 raise ConfigError(f"curriculum.s{k + 1}", f"is {dict(slot)} but curriculum.order/steps give set "
                                   f"{name!r}: recompose params.yaml (python -m capcurriculum.config)")
-        merged_steps = OmegaConf.select(cfg, "merged.steps")
-        if merged_steps is not None and merged_steps != sum(select(cfg, "curriculum.steps")):
-            raise ConfigError("merged.steps", f"is {merged_steps!r} but curriculum.steps sum to "
-                              f"{sum(select(cfg, 'curriculum.steps'))}: recompose params.yaml (python -m capcurriculum.config)")
+        merged_steps, total = OmegaConf.select(cfg, "merged.steps"), sum(select(cfg, "curriculum.steps"))
+        if merged_steps is not None and merged_steps != total:
+            raise ConfigError("merged.steps", f"is {merged_steps!r} but curriculum.steps sum to {total}: "
+                              "recompose params.yaml (python -m capcurriculum.config)")
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
                          ("train.balance", BALANCES),
                          ("train.attn_implementation", ATTN_IMPLEMENTATIONS),

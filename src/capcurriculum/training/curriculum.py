@@ -94,9 +94,8 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
               "reference": str(select(cfg, "grpo.reference"))}
     if node == "merged":
         # the sets in a fixed order, so the merged baseline does not depend on the staged order
-        total = OmegaConf.select(cfg, "merged.steps", default=None)  # derived: the sum (validated)
-        return StageSpec("merged", list(SET_MODES), sum(steps) if total is None else int(total),
-                         _lr_scale(cfg, "merged.vision_lr_scale"),
+        total = int(OmegaConf.select(cfg, "merged.steps", default=sum(steps)))  # derived at composition: the sum
+        return StageSpec("merged", list(SET_MODES), total, _lr_scale(cfg, "merged.vision_lr_scale"),
                          merger_lr_scale=_lr_scale(cfg, "merged.merger_lr_scale", 1.0), **common)
     if node not in SLOTS:
         raise ConfigError("stage", f"unknown training node {node!r}; expected one of {', '.join(SLOTS)}, merged")
