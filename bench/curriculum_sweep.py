@@ -48,6 +48,7 @@ def run_job(variant: str, seed: int, args: dict) -> dict:
     if (out / "eval" / "summary.json").exists():
         return {"variant": variant, "seed": seed, "cached": True}
     cfg = compose([f"profile={args['profile']}", f"train.seed={seed}", f"train.eval.n={args['stage_eval_n']}",
+                   f"train.eval.headroom_n={args['stage_eval_n']}",
                    "train.eval.group_size=2", *args["overrides"], *VARIANTS[variant]], config_dir=Path(args["root"]) / "conf")
     data = Path(args["data"])
     where = {"base_dir": data / "models/base/policy", "sets_dir": data / "sets", "raw_dir": data / "raw",

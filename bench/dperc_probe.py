@@ -14,7 +14,7 @@ workspace's train_1 recipe (`run_stage`, the same settings, balance and evaluati
   `perception.filter.cascade: true` only the first model was asked about every candidate.
 
 It prints the variant's composition by question type, then the stage's paired Δ ± se on the held-out
-capabilities (n = `train.eval.n`) and its reward's first and last tenth, and writes them as JSON (--out).
+capabilities (`train.eval.n`: the whole test split by default) and its reward's first and last tenth, and writes them as JSON (--out).
 """
 
 from __future__ import annotations
@@ -77,10 +77,11 @@ def main() -> None:
         metrics = run_stage(cfg, spec, init_dir=ws / "data/models/base/policy", base_dir=ws / "data/models/base/policy",
                             sets_dir=Path(tmp) / "sets", raw_dir=ws / "data/raw", world_dir=ws / "data/world",
                             out_dir=Path(tmp) / "model", resume_dir=Path(tmp) / "resume")
-    print(f"\n{args.keep}, {spec.steps} steps (n = {cfg.train.eval.n} a capability)\n")
-    print("| capability | before | Δ ± se |\n|---|---|---|")
+    print(f"\n{args.keep}, {spec.steps} steps\n")
+    print("| capability | n | before | Δ ± se |\n|---|---|---|---|")
     for cap in ("perc_image", "text_math", "vis_math", "set/perc"):
-        print(f"| {cap} | {metrics[f'before/{cap}/acc']:.3f} | {metrics[f'delta/{cap}']:+.3f} ± "
+        n = metrics.get(f"before/{cap}/n", metrics.get(f"{cap}/n"))
+        print(f"| {cap} | {n} | {metrics[f'before/{cap}/acc']:.3f} | {metrics[f'delta/{cap}']:+.3f} ± "
               f"{metrics[f'delta/{cap}/se']:.3f} |")
     print(f"\nreward {metrics['reward/first_tenth']:.3f} -> {metrics['reward/last_tenth']:.3f}; blind answer per "
           f"question text {metrics['data/question_prior_reward']:.3f}")

@@ -59,6 +59,9 @@ def test_compile_without_the_lean_path_fails_naming_its_key():
     ("train.precision=fp16", "train.precision"),
     ("train.compile=yes", "train.compile"),
     ("train.compile=[true]", "train.compile"),
+    ("train.eval.n=0", "train.eval.n"),
+    ("train.eval.headroom_n=null", "train.eval.headroom_n"),  # the tiny default's n is null: the slice is needed
+    ("evaluation.n=many", "evaluation.n"),
 ])
 def test_a_wrong_value_fails_naming_its_key(override, key):
     if key is None:

@@ -211,6 +211,12 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None:
             check_choice(key, value, allowed)
+    for key in ("train.eval.n", "evaluation.n"):  # null: the whole test split
+        if OmegaConf.select(cfg, key) is not None:
+            _positive(cfg, key)
+    if OmegaConf.select(cfg, "train.eval") is not None and (
+            OmegaConf.select(cfg, "train.eval.n") is None or OmegaConf.select(cfg, "train.eval.headroom_n") is not None):
+        _positive(cfg, "train.eval.headroom_n")
     compiled = OmegaConf.select(cfg, "train.compile")
     if compiled is not None and not isinstance(compiled, bool):
         raise ConfigError("train.compile", f"expected true or false, got {compiled!r}")

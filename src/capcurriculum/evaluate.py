@@ -61,7 +61,7 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
         from capcurriculum.models.loading import load_model_and_processor
 
         model, processor = load_model_and_processor(model_ref)
-        results.update(evaluate_tiny(model, processor, raw_dir, world_dir, tiny, n=int(settings["n"]),
+        results.update(evaluate_tiny(model, processor, raw_dir, world_dir, tiny, n=None if settings.get("n") is None else int(settings["n"]),
                                      max_new_tokens=int(settings["max_new_tokens"]),
                                      batch_size=int(settings.get("batch_size", 64)), judge=judge))
     if hub:
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", required=True, help="a from_pretrained directory or a hub id")
     ap.add_argument("--benchmarks", required=True, help="comma-separated: tiny_* and/or hub benchmark names")
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--n", type=int, default=400, help="items per tiny benchmark")
+    ap.add_argument("--n", type=int, default=None, help="items per tiny benchmark (default: the whole test split)")
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"))

@@ -25,8 +25,8 @@ def stage_env(tmp_path, world, processor, model):
     write_jsonl(sets / "perc" / "perc_val.jsonl", read_jsonl(world_dir / "perception_pretrain.jsonl")[12:17])
     init = save_pretrained_dir(model, processor, tmp_path / "init")
     # type-balanced: the fixture's 12 questions barely repeat, so balancing per question text would drop them
-    cfg = compose(["profile=smoke", "train.eval.n=4", "train.eval.group_size=2", "train.balance=answer"],
-                  config_dir=ROOT / "conf")
+    cfg = compose(["profile=smoke", "train.eval.n=4", "train.eval.headroom_n=4", "train.eval.group_size=2",
+                   "train.balance=answer"], config_dir=ROOT / "conf")
     return cfg, raw, world_dir, sets, init, tmp_path
 
 
@@ -68,10 +68,29 @@ def test_a_stage_trains_and_records_its_boundary(stage_env, method):
         assert "reward/last_tenth" in m and "before/headroom/perc/pass_at_2" in m
         assert 0 <= m["before/headroom/perc/greedy_mass"] <= 1 and 0 <= m["after/headroom/perc/greedy_mass"] <= 1
         assert 0 < m["data/const_answer_reward"] <= m["data/question_prior_reward"] <= 1
-        # the stage's own set held out (perc_val here, capped at train.eval.n), against a blind answer per question text
+        # the stage's own set held out (perc_val here, capped at train.eval.headroom_n), against a blind answer
+        # per question text
         assert m["set/perc/n"] == 4 and 0 <= m["set/perc/no_look"] <= 1
         assert {"before/set/perc/acc", "after/set/perc/acc", "delta/set/perc", "delta/set/perc/se"} <= set(m)
         assert (tmp / "out/trainer_state/optimizer.safetensors").exists()
+
+
+def test_held_out_accuracy_covers_the_whole_test_split_and_headroom_its_first_items(stage_env):
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    cfg = OmegaConf.merge(cfg, {"train": {"eval": {"n": None, "headroom_n": 3}}})
+    m = run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
+                  world_dir=world_dir, out_dir=tmp / "out", resume_dir=tmp / "resume")
+    whole = {name: len(read_jsonl(world_dir / f"{name}_test.jsonl")) for name in ("perception", "text_math", "vis_math")}
+    assert whole["perception"] > whole["text_math"] > 3  # the fixture's world: 3 questions a test scene
+    for tag in ("before", "after"):
+        assert m[f"{tag}/perc_image/n"] == whole["perception"]
+        assert (m[f"{tag}/text_math/n"], m[f"{tag}/vis_math/n"]) == (whole["text_math"], whole["vis_math"])
+        assert m[f"{tag}/perc_caption/n"] == m[f"{tag}/headroom/perc/n"] == 3
+    assert m["set/perc/n"] == 3
+    # capabilities of different n: the mean's change is the mean of theirs, their variances added
+    caps = ("perc_image", "text_math", "vis_math")
+    assert m["delta/mean_acc"] == pytest.approx(sum(m[f"delta/{c}"] for c in caps) / 3)
+    assert m["delta/mean_acc/se"] == pytest.approx(sum(m[f"delta/{c}/se"] ** 2 for c in caps) ** 0.5 / 3)
 
 
 def test_a_wrong_stage_config_fails_before_training(stage_env):

@@ -76,7 +76,7 @@ def judge_wrong_answers(judge, records: list[dict], questions: Sequence[str]) ->
 
 
 def evaluate_tiny(model, processor, raw_dir: str | Path, world_dir: str | Path, names: Sequence[str], *,
-                  n: int, max_new_tokens: int, batch_size: int = 64, split: str = "test",
+                  n: int | None, max_new_tokens: int, batch_size: int = 64, split: str = "test",
                   judge=None) -> dict[str, tuple[list[dict], dict]]:
     """{benchmark: (records, summary)} on the world's held-out split, greedy, the training prompt.
     With a judge, wrong visual-math answers are also judged, and its agreement with the exact

@@ -69,14 +69,16 @@ class WorldData:
         return pools
 
 
-def evaluate_capabilities(model, processor, data: WorldData, n: int, *, split: str = "test",
-                          baseline_split: str = "pretrain", lean: bool = False) -> tuple[dict[str, float], list[dict]]:
+def evaluate_capabilities(model, processor, data: WorldData, n: int | None, *, split: str = "test",
+                          baseline_split: str = "pretrain", lean: bool = False,
+                          limits: dict[str, int | None] | None = None) -> tuple[dict[str, float], list[dict]]:
     """Greedy held-out accuracy per capability with standard error and the no-look baseline (`lean`: decoded
-    through models/lean.py, the same tokens)."""
+    through models/lean.py, the same tokens). `n`: the first n items of each capability's split (None: all);
+    `limits`: another n for the named capabilities."""
     metrics: dict[str, float] = {}
     all_rows: list[dict] = []
     for cap, (name, mode) in CAPABILITIES.items():
-        items = data.items(name, mode, split, limit=n)
+        items = data.items(name, mode, split, limit=(limits or {}).get(cap, n))
         rows = score(items, generate(model, processor, items, desc=f"eval {cap}", lean=lean))
         acc = accuracy([r["correct"] for r in rows])
         blind_flags = no_look_correct(data.examples(name, baseline_split), [it.example for it in items])

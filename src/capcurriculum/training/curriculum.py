@@ -15,6 +15,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -276,12 +277,13 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     model = trainer.model  # the unwrapped module (the same object without an accelerator)
 
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
-    held_out = {name: world.items(*CAPABILITIES[SET_MODES[name]], "test", limit=int(ecfg.n)) for name in spec.sets}
+    n, headroom_n = eval_sizes(ecfg)
+    held_out = {name: world.items(*CAPABILITIES[SET_MODES[name]], "test", limit=n) for name in spec.sets}
 
-    # The stage's own set held out (D_perc's val and test splits, a math set's val; the first train.eval.n
-    # items): what the stage learnt of its data's distribution, beside a blind answer per question text
+    # The stage's own set held out (D_perc's val and test splits, a math set's val; the first
+    # train.eval.headroom_n items): what the stage learnt of its data's distribution, beside a blind answer per question text
     # learnt from the train split.
-    set_held_out = {name: held_out_set_items(name, sets_dir, raw_dir)[:int(ecfg.n)] for name in spec.sets}
+    set_held_out = {name: held_out_set_items(name, sets_dir, raw_dir)[:headroom_n] for name in spec.sets}
     for name, its in set_held_out.items():
         if its:
             blind = no_look_correct(train_rows[name], [it.example for it in its])
@@ -289,7 +291,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     flags: dict[str, dict[str, list[bool]]] = {}
 
     def measure(tag: str) -> dict[str, float]:
-        out, rows = _evaluate(model, processor, world, int(ecfg.n), tag, flags, lean=lean)
+        out, rows = _evaluate(model, processor, world, n, tag, flags, lean=lean, caption_n=headroom_n)
         for name, its in set_held_out.items():
             if its:
                 done = score(its, generate(model, processor, its, max_new_tokens=int(ecfg.max_new_tokens),
@@ -299,9 +301,9 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
                             if k != "n"})
         for name, its in held_out.items():
             greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
-            h, _ = headroom(model, processor, its, group_size=int(ecfg.group_size), greedy_rows=greedy,
-                            max_new_tokens=int(ecfg.max_new_tokens), reward_cfg=reward_cfg, desc=f"{tag} {name}",
-                            lean=lean)
+            h, _ = headroom(model, processor, its[:headroom_n], greedy_rows=greedy[:headroom_n],
+                            group_size=int(ecfg.group_size), max_new_tokens=int(ecfg.max_new_tokens),
+                            reward_cfg=reward_cfg, desc=f"{tag} {name}", lean=lean)
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
         return out
 
@@ -357,12 +359,24 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     return metrics
 
 
-def _evaluate(model, processor, world, n: int, tag: str, flags: dict,
-              lean: bool = False) -> tuple[dict[str, float], list[dict]]:
-    """Held-out greedy accuracy per capability as `<tag>/...` metrics; per-item flags kept for paired deltas."""
+def eval_sizes(ecfg: DictConfig) -> tuple[int | None, int]:
+    """(`train.eval.n`: items per capability for the held-out greedy accuracy, None = the whole test split;
+    `train.eval.headroom_n`: the slice that headroom sampling, the stage's own held-out set and the caption-mode
+    diagnostic use, `n` when unset)."""
+    n = None if ecfg.get("n") is None else int(ecfg.n)
+    headroom_n = ecfg.get("headroom_n") or n
+    if headroom_n is None:
+        raise ConfigError("train.eval.headroom_n", "required when train.eval.n is null (the whole test split)")
+    return n, int(headroom_n)
+
+
+def _evaluate(model, processor, world, n: int | None, tag: str, flags: dict, lean: bool = False,
+              caption_n: int | None = None) -> tuple[dict[str, float], list[dict]]:
+    """Held-out greedy accuracy per capability as `<tag>/...` metrics; per-item flags kept for paired deltas.
+    `caption_n`: the answer-from-caption diagnostic's items (its prompts are ~5x longer; no delta is read off it)."""
     from capcurriculum.training.base import evaluate_capabilities
 
-    out, rows = evaluate_capabilities(model, processor, world, n, lean=lean)
+    out, rows = evaluate_capabilities(model, processor, world, n, lean=lean, limits={"perc_caption": caption_n or n})
     flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
     return {f"{tag}/{k}": v for k, v in out.items()}, rows
 
@@ -385,11 +399,10 @@ def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, d
     for cap in caps:
         d = paired_delta(flags["before"][cap], flags["after"][cap])
         out[f"delta/{cap}"], out[f"delta/{cap}/se"] = d["delta"], d["se"]
-    # the mean over capabilities, paired per item (every capability has the same n)
-    mean_b = [sum(x) / 3 for x in zip(*(flags["before"][c] for c in caps))]
-    mean_a = [sum(x) / 3 for x in zip(*(flags["after"][c] for c in caps))]
-    d = paired_delta(mean_b, mean_a)
-    out["delta/mean_acc"], out["delta/mean_acc/se"] = d["delta"], d["se"]
+    # the mean over capabilities: their items are disjoint (and their n may differ), so the paired deltas'
+    # variances add
+    out["delta/mean_acc"] = sum(out[f"delta/{c}"] for c in caps) / 3
+    out["delta/mean_acc/se"] = math.sqrt(sum(out[f"delta/{c}/se"] ** 2 for c in caps)) / 3
     for key in sorted(k for k in flags["before"] if k.startswith("set/") and k in flags["after"]):
         d = paired_delta(flags["before"][key], flags["after"][key])
         out[f"delta/{key}"], out[f"delta/{key}/se"] = d["delta"], d["se"]
@@ -426,7 +439,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
     metrics.update({"sft/images": len(captions), "sft/images_without_caption": missing})
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
     lean = uses_lean(cfg, model)
-    n = int(cfg.train.eval.n)
+    n, caption_n = eval_sizes(cfg.train.eval)
     flags: dict[str, dict[str, list[bool]]] = {}
     history: list[dict] = []
     for tag in ("before", "after"):
@@ -441,7 +454,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
             history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, training_seed(cfg)),
                                pcfg, on_log=on_log, log_every=1)
             metrics["train/seconds"] = time.time() - t0
-        metrics.update(_evaluate(model, processor, world, n, tag, flags, lean=lean)[0])
+        metrics.update(_evaluate(model, processor, world, n, tag, flags, lean=lean, caption_n=caption_n)[0])
     metrics.setdefault("train/seconds", 0.0)
     metrics.update(summarize(history, metrics, flags, spec))
     save_pretrained_dir(model, processor, out_dir)
