@@ -39,6 +39,17 @@ def test_cli_writes_every_item_and_recomputable_scores(eval_world, tmp_path, cap
     assert "overall\t" in capsys.readouterr().out
 
 
+def test_without_n_the_cli_reads_each_benchmarks_whole_test_split(eval_world, tmp_path):
+    raw, world, model = eval_world
+    out = tmp_path / "out"
+    assert main(["--model", str(model), "--benchmarks", "tiny_perception,tiny_text_math", "--max-new-tokens", "4",
+                 "--out", str(out), "--raw", str(raw), "--world", str(world)]) == 0
+    for bench, split in (("tiny_perception", "perception_test"), ("tiny_text_math", "text_math_test")):
+        ids = [r["id"] for r in read_jsonl(out / f"{bench}.jsonl")]
+        assert ids == [r["id"] for r in read_jsonl(world / f"{split}.jsonl")]
+    assert len(read_jsonl(out / "tiny_perception.jsonl")) == 16  # 8 test scenes x 2 questions: more than n=5 above
+
+
 def test_unknown_benchmark_fails_before_loading_a_model(tmp_path):
     with pytest.raises(LookupError, match="unknown benchmark 'mmmu'"):
         run_evaluation(tmp_path / "no-model", ["mmmu"], tmp_path / "out", settings=SETTINGS)
