@@ -50,6 +50,15 @@ def test_without_n_the_cli_reads_each_benchmarks_whole_test_split(eval_world, tm
     assert len(read_jsonl(out / "tiny_perception.jsonl")) == 16  # 8 test scenes x 2 questions: more than n=5 above
 
 
+def test_overall_delta_is_the_mean_of_the_benchmarks_with_their_variances_added():
+    from capcurriculum.evaluation.paired import mean_delta
+
+    d = mean_delta([{"delta": 0.02, "se": 0.008}, {"delta": 0.06, "se": 0.013}, {"delta": 0.04, "se": 0.012}])
+    assert d["delta"] == pytest.approx(0.04)
+    assert d["se"] == pytest.approx((0.008 ** 2 + 0.013 ** 2 + 0.012 ** 2) ** 0.5 / 3)
+    assert mean_delta([{"delta": 0.02, "se": 0.008}, None]) is None  # one benchmark unpaired: no Overall change
+
+
 def test_unknown_benchmark_fails_before_loading_a_model(tmp_path):
     with pytest.raises(LookupError, match="unknown benchmark 'mmmu'"):
         run_evaluation(tmp_path / "no-model", ["mmmu"], tmp_path / "out", settings=SETTINGS)
@@ -78,7 +87,7 @@ def test_report_pairs_models_over_the_same_items(tmp_path):
     paths = write_report(dirs, tmp_path / "report", profile="tiny")
     md = paths["md"].read_text()
     # staged vs base: differences (0, +1, +1, 0) -> mean +50 points, paired se 100*sqrt(1/3/4) = 28.9
-    assert "| staged | +50.0 ± 28.9 |" in md
+    assert "| staged | +50.0 ± 28.9 | +50.0 ± 28.9 |" in md  # one benchmark: Overall's change is its own
     assert "| staged | 75.0 ± 10.0 | 75.0 |" in md  # accuracy ± se, and Overall
     assert "| staged | tiny_vis_math | 1 | 1 / 0 / 0 | not run | – |" in md
     html = paths["html"].read_text()

@@ -15,3 +15,12 @@ def paired_delta(before: Sequence[bool], after: Sequence[bool]) -> dict[str, flo
     mean = sum(d) / n
     var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 0.0
     return {"delta": mean, "se": math.sqrt(var / n), "n": n}
+
+
+def mean_delta(deltas: Sequence[dict[str, float] | None]) -> dict[str, float] | None:
+    """The change of an unweighted mean over capabilities or benchmarks: the mean of their paired deltas,
+    their variances added (different items, possibly of different n). None if any is missing."""
+    if not deltas or any(d is None for d in deltas):
+        return None
+    k = len(deltas)
+    return {"delta": sum(d["delta"] for d in deltas) / k, "se": math.sqrt(sum(d["se"] ** 2 for d in deltas)) / k}

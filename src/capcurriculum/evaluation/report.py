@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from capcurriculum.evaluation.evaluator import overall
-from capcurriculum.evaluation.paired import paired_delta
+from capcurriculum.evaluation.paired import mean_delta, paired_delta
 from capcurriculum.io import read_json, read_jsonl, write_text
 
 # The paper's published accuracies (%), Qwen3-VL-8B, from its comparison table (paper-summary.txt).
@@ -37,11 +37,14 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def _delta_cell(a: list[dict], b: list[dict]) -> str:
+def _delta(a: list[dict], b: list[dict]) -> dict[str, float] | None:
     if not a or [r["id"] for r in a] != [r["id"] for r in b]:
-        return "n/a"  # no items, or not the same ones: no paired delta
-    d = paired_delta([r["correct"] for r in a], [r["correct"] for r in b])
-    return f"{100 * d['delta']:+.1f} ± {100 * d['se']:.1f}"
+        return None  # no items, or not the same ones: no paired delta
+    return paired_delta([r["correct"] for r in a], [r["correct"] for r in b])
+
+
+def _delta_cell(d: dict[str, float] | None) -> str:
+    return "n/a" if d is None else f"{100 * d['delta']:+.1f} ± {100 * d['se']:.1f}"
 
 
 def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
@@ -61,12 +64,12 @@ def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
         if ref not in models:
             continue
         lines += ["", f"## Δ vs {ref} (points, paired over the same items, ± se)", "",
-                  "| model | " + " | ".join(benches) + " |", "|---" * (len(benches) + 1) + "|"]
+                  "| model | " + " | ".join(benches) + " | Overall |", "|---" * (len(benches) + 2) + "|"]
         for m in names:
             if m == ref:
                 continue
-            cells = [_delta_cell(models[ref]["records"][b], models[m]["records"][b]) for b in benches]
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            deltas = [_delta(models[ref]["records"][b], models[m]["records"][b]) for b in benches]
+            lines.append(f"| {m} | " + " | ".join(map(_delta_cell, deltas)) + f" | {_delta_cell(mean_delta(deltas))} |")
     lines += ["", "## Response length (tokens, mean) and unreadable answers", "",
               "| model | " + " | ".join(benches) + " | no answer | failed | skipped rows |",
               "|---" * (len(benches) + 4) + "|"]

@@ -15,7 +15,6 @@ import copy
 import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -384,7 +383,7 @@ def _evaluate(model, processor, world, n: int | None, tag: str, flags: dict, lea
 def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, dict[str, list[bool]]],
               spec: StageSpec) -> dict[str, float]:
     """Reward's first and last tenth; held-out change per capability, paired over the same items."""
-    from capcurriculum.evaluation.paired import paired_delta
+    from capcurriculum.evaluation.paired import mean_delta, paired_delta
 
     out: dict[str, float] = {}
     if history:
@@ -399,10 +398,8 @@ def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, d
     for cap in caps:
         d = paired_delta(flags["before"][cap], flags["after"][cap])
         out[f"delta/{cap}"], out[f"delta/{cap}/se"] = d["delta"], d["se"]
-    # the mean over capabilities: their items are disjoint (and their n may differ), so the paired deltas'
-    # variances add
-    out["delta/mean_acc"] = sum(out[f"delta/{c}"] for c in caps) / 3
-    out["delta/mean_acc/se"] = math.sqrt(sum(out[f"delta/{c}/se"] ** 2 for c in caps)) / 3
+    d = mean_delta([{"delta": out[f"delta/{c}"], "se": out[f"delta/{c}/se"]} for c in caps])
+    out["delta/mean_acc"], out["delta/mean_acc/se"] = d["delta"], d["se"]
     for key in sorted(k for k in flags["before"] if k.startswith("set/") and k in flags["after"]):
         d = paired_delta(flags["before"][key], flags["after"][key])
         out[f"delta/{key}"], out[f"delta/{key}/se"] = d["delta"], d["se"]
