@@ -214,9 +214,10 @@ def validate(cfg: DictConfig) -> None:
     for key in ("train.eval.n", "evaluation.n"):  # null: the whole test split
         if OmegaConf.select(cfg, key) is not None:
             _positive(cfg, key)
-    if OmegaConf.select(cfg, "train.eval") is not None and (
-            OmegaConf.select(cfg, "train.eval.n") is None or OmegaConf.select(cfg, "train.eval.headroom_n") is not None):
-        _positive(cfg, "train.eval.headroom_n")
+    if OmegaConf.select(cfg, "train.eval") is not None:
+        whole = OmegaConf.select(cfg, "train.eval.n") is None
+        if whole or OmegaConf.select(cfg, "train.eval.headroom_n") is not None:  # required with the whole split
+            _positive(cfg, "train.eval.headroom_n")
     compiled = OmegaConf.select(cfg, "train.compile")
     if compiled is not None and not isinstance(compiled, bool):
         raise ConfigError("train.compile", f"expected true or false, got {compiled!r}")

@@ -61,7 +61,8 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
         from capcurriculum.models.loading import load_model_and_processor
 
         model, processor = load_model_and_processor(model_ref)
-        results.update(evaluate_tiny(model, processor, raw_dir, world_dir, tiny, n=None if settings.get("n") is None else int(settings["n"]),
+        n = None if settings.get("n") is None else int(settings["n"])  # None: the whole test split
+        results.update(evaluate_tiny(model, processor, raw_dir, world_dir, tiny, n=n,
                                      max_new_tokens=int(settings["max_new_tokens"]),
                                      batch_size=int(settings.get("batch_size", 64)), judge=judge))
     if hub:

@@ -69,7 +69,8 @@ def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
             if m == ref:
                 continue
             deltas = [_delta(models[ref]["records"][b], models[m]["records"][b]) for b in benches]
-            lines.append(f"| {m} | " + " | ".join(map(_delta_cell, deltas)) + f" | {_delta_cell(mean_delta(deltas))} |")
+            cells = [*map(_delta_cell, deltas), _delta_cell(mean_delta(deltas))]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "## Response length (tokens, mean) and unreadable answers", "",
               "| model | " + " | ".join(benches) + " | no answer | failed | skipped rows |",
               "|---" * (len(benches) + 4) + "|"]

@@ -280,8 +280,8 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     held_out = {name: world.items(*CAPABILITIES[SET_MODES[name]], "test", limit=n) for name in spec.sets}
 
     # The stage's own set held out (D_perc's val and test splits, a math set's val; the first
-    # train.eval.headroom_n items): what the stage learnt of its data's distribution, beside a blind answer per question text
-    # learnt from the train split.
+    # train.eval.headroom_n items): what the stage learnt of its data's distribution, beside a blind answer
+    # per question text learnt from the train split.
     set_held_out = {name: held_out_set_items(name, sets_dir, raw_dir)[:headroom_n] for name in spec.sets}
     for name, its in set_held_out.items():
         if its:
