@@ -369,13 +369,13 @@ def eval_sizes(ecfg: DictConfig) -> tuple[int | None, int]:
     return n, int(headroom_n)
 
 
-def _evaluate(model, processor, world, n: int | None, tag: str, flags: dict, lean: bool = False,
-              caption_n: int | None = None) -> tuple[dict[str, float], list[dict]]:
+def _evaluate(model, processor, world, n: int | None, tag: str, flags: dict, *, caption_n: int,
+              lean: bool = False) -> tuple[dict[str, float], list[dict]]:
     """Held-out greedy accuracy per capability as `<tag>/...` metrics; per-item flags kept for paired deltas.
     `caption_n`: the answer-from-caption diagnostic's items (its prompts are ~5x longer; no delta is read off it)."""
     from capcurriculum.training.base import evaluate_capabilities
 
-    out, rows = evaluate_capabilities(model, processor, world, n, lean=lean, limits={"perc_caption": caption_n or n})
+    out, rows = evaluate_capabilities(model, processor, world, n, lean=lean, limits={"perc_caption": caption_n})
     flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
     return {f"{tag}/{k}": v for k, v in out.items()}, rows
 
