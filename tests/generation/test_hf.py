@@ -154,3 +154,27 @@ def test_backend_options_are_checked(tiny_model_dir):
         HFBackend(tiny_model_dir, batch_size=0)
     with pytest.raises(ValueError, match="model_ref"):
         HFBackend()
+    with pytest.raises(ValueError, match="lean must be true or false"):
+        HFBackend(tiny_model_dir, lean="yes")
+
+
+def test_lean_decoding_gives_generates_tokens(backend, image_paths, monkeypatch):
+    """`lean`: one-image and text-only batches decode through models/lean.py with the same greedy tokens
+    (and eos handling) as `generate`; the two-image request and sampled requests still use `generate`."""
+    import capcurriculum.training.rollout as rollout
+
+    calls = []
+    real = rollout.decode
+    monkeypatch.setattr(rollout, "decode", lambda *a, **k: calls.append(a[1]["input_ids"].shape[0]) or real(*a, **k))
+    reqs = mixed_requests(image_paths)
+    plain = backend.generate(reqs, GREEDY)
+    lean = HFBackend(model=backend.model, processor=backend.processor, batch_size=8, progress=False, threads=1,
+                     lean=True)
+    got = lean.generate(reqs, GREEDY)
+    assert sorted(calls) == [3, 4]  # the three text prompts, the four one-image prompts; not the two-image one
+    assert [r.texts for r in got] == [r.texts for r in plain]
+    assert [r.n_tokens for r in got] == [r.n_tokens for r in plain]
+    assert [r.finish_reasons for r in got] == [r.finish_reasons for r in plain]
+    calls.clear()
+    lean.generate(reqs, SamplingConfig(max_new_tokens=4, temperature=1.0, n=2, seed=0))
+    assert calls == []

@@ -49,7 +49,10 @@ class HFBackend(Backend):
     `device` ("cpu", "cuda", "cuda:1"), `threads` (torch intra-op threads while generating, restored
     afterwards; None leaves torch's setting. On a CPU shared with other jobs, 1 can be far faster
     for a tiny model: OpenMP threads that wait for a descheduled sibling stall every small op),
-    `attn_implementation`, `trust_remote_code`, `progress` (a tqdm bar over batches).
+    `attn_implementation`, `trust_remote_code`, `progress` (a tqdm bar over batches), `lean` (greedy
+    batches whose prompts all hold one image, or none, decode through models/lean.py: the same tokens
+    as `generate` without transformers' per-token machinery; Qwen3-VL models only; sampled requests and
+    mixed batches still go through `generate`).
     `model` and `processor` may be given instead of `model_ref` to generate with a model already
     in memory (a training loop's policy); it is then not moved or cast.
     """
@@ -67,6 +70,7 @@ class HFBackend(Backend):
         attn_implementation: str | None = None,
         trust_remote_code: bool = False,
         progress: bool = True,
+        lean: bool = False,
         model=None,
         processor=None,
     ) -> None:
@@ -94,6 +98,13 @@ class HFBackend(Backend):
         if self.tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; batched generation needs one")
         self.eos_ids = _eos_ids(self.tokenizer, self.model)
+        if not isinstance(lean, bool):
+            raise ValueError(f"lean must be true or false, got {lean!r}")
+        from capcurriculum.models.lean import SUPPORTED, supports
+
+        if lean and not supports(self.model):
+            raise ValueError(f"lean decodes {SUPPORTED} models only, not {self.model.config.model_type!r}")
+        self.lean = lean
         self._image_token_estimate = self._image_tokens_per_pixel()
 
     # -- preparing prompts -------------------------------------------------------------------------
@@ -130,7 +141,13 @@ class HFBackend(Backend):
             except Exception as e:  # noqa: BLE001 - this request fails, the others go on
                 results[i] = Result.failed(req.id, error_text(e))
         prepared.sort(key=lambda p: (p[3], p[0]))
-        batches = [prepared[k : k + self.batch_size] for k in range(0, len(prepared), self.batch_size)]
+        # lean: prompts with one image and text-only prompts in batches of their own (its decoder takes
+        # one kind at a time); otherwise one run of batches
+        groups: dict[int, list] = {}
+        for p in prepared:
+            groups.setdefault(len(p[2]) if self.lean else 0, []).append(p)
+        batches = [g[k : k + self.batch_size] for _, g in sorted(groups.items())
+                   for k in range(0, len(g), self.batch_size)]
 
         device = getattr(self.model, "device", torch.device("cpu"))
         devices = [device] if device.type == "cuda" else []
@@ -203,8 +220,16 @@ class HFBackend(Backend):
                 top_k=0,
                 num_return_sequences=n,
             )
-        out = self.model.generate(**enc, **gen_kwargs)
-        new = out[:, enc["input_ids"].shape[1] :].tolist()
+        if self.lean and sampling.greedy and len({len(p[2]) for p in batch}) == 1 and len(batch[0][2]) <= 1:
+            from capcurriculum.training.rollout import decode
+
+            _, new_ids, _ = decode(self.model, enc, group_size=1, max_new_tokens=sampling.max_new_tokens,
+                                   eos_ids=self.eos_ids, pad_id=self.tokenizer.pad_token_id, temperature=0,
+                                   lean=True)
+            new = new_ids.tolist()
+        else:
+            out = self.model.generate(**enc, **gen_kwargs)
+            new = out[:, enc["input_ids"].shape[1] :].tolist()
         per = 1 if sampling.greedy else n
         results = []
         for b, p in enumerate(batch):

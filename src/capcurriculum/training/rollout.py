@@ -128,11 +128,28 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     `suppress_vision`: never sample an image placeholder (a GRPO update cannot score one); off, greedy
     decoding is transformers' `generate`."""
     tok = processor.tokenizer
-    dev = model.device
-    enc = {k: v.to(dev) for k, v in encode_prompts(processor, items).items()}
+    enc = {k: v.to(model.device) for k, v in encode_prompts(processor, items).items()}
     n_images = int(enc["image_grid_thw"].shape[0]) if "image_grid_thw" in enc else 0
     if n_images not in (0, len(items)):
         raise ValueError("a GRPO batch must be all image prompts (one image each) or all text prompts")
+    suppress = (vision_token_ids(tok) if suppress_vision else []) + ([tok.eos_token_id] if ignore_eos else [])
+    positions, completion, completion_mask = decode(
+        model, enc, group_size=group_size, max_new_tokens=max_new_tokens, eos_ids=[tok.eos_token_id],
+        pad_id=tok.pad_token_id, temperature=temperature, top_p=top_p, suppress=suppress, lean=lean,
+        compile=compile)
+    texts = [tok.decode(c[m.bool()], skip_special_tokens=True)
+             for c, m in zip(completion.cpu(), completion_mask.cpu())]
+    return Rollout(items, group_size, dict(enc), positions, completion, completion_mask, texts)
+
+
+@torch.no_grad()
+def decode(model, enc: dict[str, torch.Tensor], *, group_size: int, max_new_tokens: int, eos_ids: list[int],
+           pad_id: int, temperature: float = 1.0, top_p: float = 1.0, suppress: list[int] | tuple = (),
+           lean: bool = False, compile: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """G completions of each encoded, left-padded prompt (`enc` on the model's device; all prompts with one
+    image each, or none). Returns the prompts' rotary positions (3, P, Lp), the completion ids (P*G, C) and
+    their mask (P*G, C): 1 up to and including the first of `eos_ids`, 0 on the padding after it."""
+    dev = model.device
     was_training = model.training
     model.eval()
     positions = prompt_positions(model, enc)
@@ -141,19 +158,21 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
     mask = torch.cat([enc["attention_mask"].repeat_interleave(group_size, dim=0),
                       torch.ones(N, max_new_tokens, dtype=enc["attention_mask"].dtype, device=dev)], dim=1)
     steps = _next_positions(positions, group_size, max_new_tokens)
-    suppress = (vision_token_ids(tok) if suppress_vision else []) + ([tok.eos_token_id] if ignore_eos else [])
-    ids = torch.full((N, max_new_tokens), tok.pad_token_id, dtype=torch.long, device=dev)
+    eos = torch.tensor(eos_ids, dtype=torch.long, device=dev)
+    ids = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=dev)
     done = torch.zeros(N, dtype=torch.bool, device=dev)
+    suppress = list(suppress)
     Lp = enc["input_ids"].shape[1]
     if lean:
         decoder = LeanDecoder(model, compile=compile)
         state = decoder.start(_prefix(cache), enc["attention_mask"], steps, max_new_tokens, group_size)
     for t in range(max_new_tokens):
-        logits[:, suppress] = float("-inf")
+        if suppress:
+            logits[:, suppress] = float("-inf")
         nxt = logits.argmax(-1) if temperature == 0 else _sample_token(logits, temperature, top_p)
-        nxt = nxt.masked_fill(done, tok.pad_token_id)
+        nxt = nxt.masked_fill(done, pad_id)
         ids[:, t] = nxt
-        done |= nxt == tok.eos_token_id
+        done |= torch.isin(nxt, eos)
         if done.all() or t == max_new_tokens - 1:
             break
         if lean:
@@ -164,12 +183,10 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
         logits = out.logits[:, -1]
     model.train(was_training)
     completion = ids[:, :t + 1]
-    is_eos = completion == tok.eos_token_id
+    is_eos = torch.isin(completion, eos)
     # keep tokens up to and including the first eos; everything after is padding
     completion_mask = ((is_eos.cumsum(1) - is_eos.long()) == 0).long()
-    texts = [tok.decode(c[m.bool()], skip_special_tokens=True)
-             for c, m in zip(completion.cpu(), completion_mask.cpu())]
-    return Rollout(items, group_size, dict(enc), positions, completion, completion_mask, texts)
+    return positions, completion, completion_mask
 
 
 def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool = False,
