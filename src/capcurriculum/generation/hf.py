@@ -220,7 +220,8 @@ class HFBackend(Backend):
                 top_k=0,
                 num_return_sequences=n,
             )
-        if self.lean and sampling.greedy and len({len(p[2]) for p in batch}) == 1 and len(batch[0][2]) <= 1:
+        # a lean backend's batches hold one kind of prompt (grouped in _generate); more than one image: generate
+        if self.lean and sampling.greedy and len(batch[0][2]) <= 1:
             from capcurriculum.training.rollout import decode
 
             _, new_ids, _ = decode(self.model, enc, group_size=1, max_new_tokens=sampling.max_new_tokens,
