@@ -5,11 +5,13 @@ set named by curriculum.order[k]; a killed run resumes from .resume/<node>/ when
 """
 
 import argparse
+import logging
+import sys
 from pathlib import Path
 
 from capcurriculum.config import load_params
 from capcurriculum.io import write_json
-from capcurriculum.runtime import METRICS_DIR, launched_accelerator, run_file, setup_logging
+from capcurriculum.runtime import METRICS_DIR, launched_accelerator, relaunch_data_parallel, run_file, setup_logging
 from capcurriculum.tracking import node_run
 from capcurriculum.training.curriculum import SLOTS, run_stage, stage_params, stage_spec
 
@@ -21,15 +23,18 @@ def main() -> None:
     setup_logging()
     cfg = load_params()
     spec = stage_spec(cfg, node)
+    if spec.method == "grpo":  # train.processes > 1: torchrun starts this script again, as each process
+        relaunch_data_parallel(cfg.train.get("processes", 1), sys.argv)
     k = SLOTS.index(node) if node in SLOTS else 0
     init_dir = "data/models/base/policy" if k == 0 else f"data/models/{SLOTS[k - 1]}"
     # Curves on the curriculum's global step, so the staged runs line up with the merged one in MLflow.
     offset = sum(list(cfg.curriculum.steps)[:k]) if node in SLOTS else 0
-    accelerator = launched_accelerator()  # `accelerate launch --use_deepspeed ... stages/train.py <node>`
+    accelerator = launched_accelerator()  # `accelerate launch --use_deepspeed ... stages/train.py <node>`, torchrun
     where = {"init_dir": init_dir, "base_dir": "data/models/base/policy", "sets_dir": "data/sets", "raw_dir": "data/raw",
              "world_dir": "data/world", "out_dir": f"data/models/{node}", "resume_dir": Path(".resume") / node,
              "difficulty_dir": "data/difficulty"}
     if accelerator is not None and not accelerator.is_main_process:  # only the main process logs and writes
+        logging.getLogger().setLevel(logging.WARNING)
         run_stage(cfg, spec, **where, accelerator=accelerator)
         return
     with node_run(node, stage_params(cfg, spec), run_file(node), experiment=cfg.tracking.experiment) as run:

@@ -62,6 +62,9 @@ def test_compile_without_the_lean_path_fails_naming_its_key():
     ("train.eval.n=0", "train.eval.n"),
     ("train.eval.headroom_n=null", "train.eval.headroom_n"),  # the tiny default's n is null: the slice is needed
     ("evaluation.n=many", "evaluation.n"),
+    ("train.processes=0", "train.processes"),
+    ("train.processes=two", "train.processes"),
+    ("train.processes=3", "train.processes"),  # 128 prompts do not split into 3 equal shares
 ])
 def test_a_wrong_value_fails_naming_its_key(override, key):
     if key is None:

@@ -251,10 +251,11 @@ def test_a_training_node_runs_under_accelerate_launch_with_deepspeed(smoke_repo)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    out = _run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-                "--mixed_precision", "bf16", "--dynamo_backend", "no", "--main_process_port", str(port),
-                "--use_deepspeed", "--deepspeed_config_file", "conf/deepspeed/zero2.json",
-                "stages/train.py", "train_2"], repo, {k: v for k, v in env.items() if not k.startswith("ACCELERATE")})
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+           "--mixed_precision", "bf16", "--dynamo_backend", "no", "--main_process_port", str(port),
+           "--use_deepspeed", "--deepspeed_config_file", "conf/deepspeed/zero2.json", "stages/train.py", "train_2"]
+    env = {k: v for k, v in env.items() if not k.startswith("ACCELERATE")}
+    out = _run(cmd, repo, env)
     boundary = json.loads((repo / "data/models/train_2/trainer_state/boundary.json").read_text())
     assert boundary["launcher"].startswith("accelerate (DEEPSPEED"), (boundary, out.stderr[-2000:])
     assert boundary["steps_done"] == 2
@@ -263,3 +264,75 @@ def test_a_training_node_runs_under_accelerate_launch_with_deepspeed(smoke_repo)
     from transformers import AutoModelForImageTextToText
 
     AutoModelForImageTextToText.from_pretrained(repo / "data/models/train_2")
+    # killed mid-way, it resumes through DeepSpeed's own checkpoint (the engine holds the optimizer)
+    at = cmd.index("--main_process_port") + 1
+    _kill_at_the_first_point_and_resume(cmd[:at] + [str(port + 1)] + cmd[at + 1:], repo, env,
+                                        again=cmd[:at] + [str(port + 2)] + cmd[at + 1:])
+    assert _stable(json.loads((repo / "data/metrics/train/train_2.json").read_text())) == _stable(m)
+
+
+def _kill_at_the_first_point_and_resume(cmd: list[str], repo: Path, env: dict,
+                                        again: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Start `cmd` (a launcher of train_2) in a session of its own, SIGKILL that session at train_2's first
+    resumable point, check that no worker outlived it, then run `again` (default `cmd`) to the end."""
+    import signal
+    import time
+
+    state = repo / ".resume/train_2/state.json"
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 600
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the stage ended before its first resumable point"
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher's group; torchrun's workers have sessions of their own
+    proc.wait()
+    deadline = time.time() + 30
+    while _processes_running("stages/train.py", repo) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _processes_running("stages/train.py", repo), "a worker outlived its launcher"
+    assert json.loads(state.read_text())["step"] == 1
+    out = _run(again or cmd, repo, {**env, "CAPCURRICULUM_LOG": "INFO"})
+    assert "resumed at step 1 of 2" in out.stderr
+    assert not state.exists()
+    return out
+
+
+def _processes_running(script: str, cwd: Path) -> list[int]:
+    """Pids whose command line runs `script` from `cwd` (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if script.encode() in cmd and Path(os.readlink(proc / "cwd")) == cwd:
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_a_data_parallel_node_dies_with_its_launcher_resumes_and_matches(smoke_repo):
+    # Last in this module with the DeepSpeed one: it rewrites train_2's outputs outside DVC.
+    import yaml
+
+    repo, env, _ = smoke_repo
+    params = repo / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["train"]["processes"] = 2
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    metrics_file = repo / "data/metrics/train/train_2.json"
+    history_file = repo / "data/models/train_2/trainer_state/history.jsonl"
+    try:
+        _run([sys.executable, "stages/train.py", "train_2"], repo, env)
+        boundary = json.loads((repo / "data/models/train_2/trainer_state/boundary.json").read_text())
+        assert boundary["launcher"] == "accelerate (MULTI_CPU, 2 processes)" and boundary["steps_done"] == 2
+        uninterrupted, history = json.loads(metrics_file.read_text()), history_file.read_text().splitlines()
+        assert all(json.loads(r)["prompts_per_s"] > 0 for r in history)
+
+        _kill_at_the_first_point_and_resume([sys.executable, "stages/train.py", "train_2"], repo, env)
+        assert _stable(json.loads(metrics_file.read_text())) == _stable(uninterrupted)
+        again = history_file.read_text().splitlines()
+        assert [_stable(json.loads(r)) for r in again] == [_stable(json.loads(r)) for r in history]
+    finally:
+        params.write_text(original)

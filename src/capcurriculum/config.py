@@ -223,6 +223,13 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("train.compile", f"expected true or false, got {compiled!r}")
     if compiled and OmegaConf.select(cfg, "train.completion_forward") != "lean":
         raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
+    if OmegaConf.select(cfg, "train.processes") is not None:  # data-parallel GRPO processes (stages/train.py)
+        _positive(cfg, "train.processes")
+        processes = select(cfg, "train.processes")
+        for key in ("grpo.rollout_batch_size", "grpo.update_batch_size"):
+            size = OmegaConf.select(cfg, key)
+            if isinstance(size, int) and size % processes:
+                raise ConfigError("train.processes", f"{processes} processes cannot share {key} = {size} evenly")
     if OmegaConf.select(cfg, "grpo") is not None:
         from capcurriculum.training.grpo_config import GRPOSettings
 

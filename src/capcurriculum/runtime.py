@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +35,55 @@ def run_file(node: str) -> Path:
 
 
 def launched_accelerator():
-    """An `accelerate.Accelerator` when `accelerate launch` started this process with DeepSpeed or more
-    than one process (it sets ACCELERATE_USE_DEEPSPEED / WORLD_SIZE); None for a plain `python` run."""
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true" and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+    """An `accelerate.Accelerator` when a launcher (`accelerate launch`, torchrun, `train.processes`) started
+    this process with DeepSpeed or as one of several (it sets ACCELERATE_USE_DEEPSPEED / WORLD_SIZE); None
+    for a plain `python` run. Without CUDA the processes are CPU data parallel over gloo."""
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+    if not deepspeed and int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return None
-    from accelerate import Accelerator
+    _die_with_launcher()
+    from datetime import timedelta
 
-    return Accelerator()
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    # The main process evaluates alone before and after training while the others wait in a collective.
+    wait = InitProcessGroupKwargs(timeout=timedelta(hours=4))
+    return Accelerator(cpu=not (deepspeed or torch.cuda.is_available()), kwargs_handlers=[wait])
+
+
+def relaunch_data_parallel(processes: int, argv: list[str]) -> None:
+    """Re-run this script as `processes` data-parallel processes under torchrun, when the config asks for
+    more than one (`train.processes`, checked by config.validate) and no launcher started it already;
+    returns only when there is nothing to do."""
+    if processes == 1 or "WORLD_SIZE" in os.environ or os.environ.get("ACCELERATE_USE_DEEPSPEED"):
+        return
+
+    # --standalone: a rendezvous on a free local port, so two nodes of one machine never collide.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *argv]
+    logging.getLogger(__name__).info("train.processes = %d: %s", processes, " ".join(cmd))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # exec keeps the pid: torchrun's agent is the workers' parent
+    os.execv(sys.executable, cmd)
+
+
+LAUNCHER_PID = "CAPCURRICULUM_LAUNCHER_PID"
+
+
+def _die_with_launcher() -> None:
+    """torchrun (and `accelerate launch` with DeepSpeed, through it) starts each worker in a session of its
+    own, so a SIGKILL of the launcher (by DVC, a test, the OOM killer) would leave the workers training and
+    writing the node's outputs. On Linux the kernel kills this worker when its launcher dies; a launcher
+    already gone kills it now."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    launcher = int(os.environ.get(LAUNCHER_PID, os.getppid()))
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != launcher:
+        os.kill(os.getpid(), signal.SIGKILL)

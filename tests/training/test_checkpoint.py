@@ -1,8 +1,17 @@
 """Training state round-trips through safetensors + JSON, with no pickle."""
 
+import json
+import random
+
 import torch
 
-from capcurriculum.training.checkpoint import load_optimizer, load_resume, save_optimizer, save_resume
+from capcurriculum.training.checkpoint import (
+    load_optimizer,
+    load_resume,
+    restore_resume,
+    save_optimizer,
+    save_resume,
+)
 
 
 def _trained_optimizer():
@@ -36,3 +45,34 @@ def test_a_resume_point_from_other_inputs_is_discarded(tmp_path, processor, mode
     assert load_resume(tmp_path / "r", "abc")["step"] == 3
     assert not any(p.suffix in (".pt", ".bin", ".pkl") for p in (tmp_path / "r").rglob("*"))
     assert load_resume(tmp_path / "r", "other") is None and not (tmp_path / "r").exists()
+
+
+def test_a_resume_point_restores_weights_optimizer_and_rng(tmp_path, processor, model):
+    _, opt = _trained_optimizer()
+    torch.manual_seed(7)
+    random.seed(7)
+    save_resume(tmp_path / "r", model, processor, opt, {"fingerprint": "abc", "step": 3})
+    expected = (torch.rand(3), random.random())
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    fresh = torch.optim.AdamW([{"params": opt.param_groups[0]["params"]}, {"params": opt.param_groups[1]["params"]}])
+    assert load_resume(tmp_path / "r", "abc")["processes"] == 1
+    restore_resume(tmp_path / "r", model, fresh)
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    got = (torch.rand(3), random.random())
+    assert torch.equal(got[0], expected[0]) and got[1] == expected[1]  # the random streams go on where they were
+
+
+def test_a_resume_point_missing_a_process_or_from_another_world_size_is_discarded(tmp_path, processor, model):
+    _, opt = _trained_optimizer()
+    point = tmp_path / "r"
+    save_resume(point, model, processor, opt, {"fingerprint": "abc", "step": 3})
+    state = json.loads((point / "state.json").read_text())
+    (point / "state.json").write_text(json.dumps({**state, "processes": 2}))  # rng_1 never written
+    assert load_resume(point, "abc") is None and not point.exists()
+    save_resume(point, model, processor, opt, {"fingerprint": "abc", "step": 3})
+    (point / "rng_0.safetensors").unlink()  # a point from before per-process RNG files
+    assert load_resume(point, "abc") is None and not point.exists()

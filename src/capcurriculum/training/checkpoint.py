@@ -4,11 +4,13 @@
     opt.load_state_dict(load_optimizer(dir))
     save_resume(dir, model, processor, opt, state)  # a whole resumable point, written atomically
     resumed = load_resume(dir, fingerprint)         # None when absent or from other inputs
+    restore_resume(dir, model, opt)                 # weights, optimizer, this process's RNG
+Each takes `accelerator=` under `accelerate launch` (all processes call it) and `engine=` with DeepSpeed.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from capcurriculum.io import atomic_path, read_json, write_json
+from capcurriculum.io import read_json, write_json
 
 
 def save_optimizer(opt: torch.optim.Optimizer, out_dir: str | Path) -> None:
@@ -45,34 +47,93 @@ def load_optimizer(in_dir: str | Path) -> dict[str, Any]:
 
 def rng_state() -> tuple[dict[str, torch.Tensor], Any]:
     v, state, gauss = random.getstate()
-    return {"torch": torch.get_rng_state()}, [v, list(state), gauss]
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["cuda"] = torch.cuda.get_rng_state()
+    return tensors, [v, list(state), gauss]
 
 
 def set_rng_state(tensors: dict[str, torch.Tensor], py_state: Any) -> None:
     torch.set_rng_state(tensors["torch"])
+    if "cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["cuda"])
     random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
 
 
-def save_resume(out_dir: str | Path, model, processor, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """One resumable point: weights, optimizer, RNG and `state` (step, data position, history, fingerprint)."""
+def _ranks(accelerator) -> tuple[int, int]:
+    return (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+
+
+def _barrier(accelerator) -> None:
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+
+
+def _deepspeed(accelerator) -> bool:
+    return accelerator is not None and accelerator.state.deepspeed_plugin is not None
+
+
+def save_resume(out_dir: str | Path, model, processor, opt: torch.optim.Optimizer, state: dict[str, Any], *,
+                accelerator=None, engine=None) -> None:
+    """One resumable point: weights, optimizer, every process's RNG and `state` (step, data position, history,
+    fingerprint). All processes call it under accelerate: each writes its own RNG (DeepSpeed: and its
+    optimizer partition, through `engine.save_checkpoint`) into one temporary directory that the main
+    process renames onto `out_dir` once all have written, so a kill at any moment leaves the last whole point."""
     from capcurriculum.models.tiny import save_pretrained_dir
 
-    with atomic_path(out_dir) as tmp:
+    out_dir = Path(out_dir)
+    rank, world = _ranks(accelerator)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+    _barrier(accelerator)
+    if _deepspeed(accelerator):  # ZeRO partitions the optimizer: each process saves its own share
+        engine.save_checkpoint(str(tmp / "deepspeed"), tag="resume")
+    tensors, py_state = rng_state()
+    save_file(tensors, str(tmp / f"rng_{rank}.safetensors"))
+    write_json(tmp / f"rng_{rank}.json", py_state)
+    if rank == 0:
         save_pretrained_dir(model, processor, tmp / "model")
-        save_optimizer(opt, tmp / "optimizer")
-        tensors, py_state = rng_state()
-        save_file(tensors, str(tmp / "rng.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({**state, "python_rng": py_state}), encoding="utf-8")
+        if not _deepspeed(accelerator):  # data parallel: every process holds the same optimizer state
+            save_optimizer(opt, tmp / "optimizer")
+        write_json(tmp / "state.json", {**state, "processes": world})
+    _barrier(accelerator)
+    if rank == 0:
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    _barrier(accelerator)
 
 
-def load_resume(in_dir: str | Path, fingerprint: str) -> dict[str, Any] | None:
-    """The saved state if `in_dir` holds a complete point made from the same inputs, else None."""
+def load_resume(in_dir: str | Path, fingerprint: str, *, accelerator=None) -> dict[str, Any] | None:
+    """The saved state if `in_dir` holds a complete point made from the same inputs by as many processes,
+    else None (and the main process removes what is there: never resume across inputs)."""
     in_dir = Path(in_dir)
-    if not (in_dir / "state.json").exists():
-        return None
-    state = read_json(in_dir / "state.json")
-    if state.get("fingerprint") != fingerprint:
-        shutil.rmtree(in_dir)  # another config's leftovers: never resume across inputs
-        return None
+    rank, world = _ranks(accelerator)
+    state = read_json(in_dir / "state.json") if (in_dir / "state.json").exists() else None
+    whole = state is not None and state.get("processes", 1) == world and all(
+        (in_dir / f"rng_{r}.safetensors").exists() for r in range(world))
+    if state is not None and (state.get("fingerprint") != fingerprint or not whole):
+        state = None
+        _barrier(accelerator)  # every process has read before the main one removes
+        if rank == 0:
+            shutil.rmtree(in_dir)
+    _barrier(accelerator)
     return state
+
+
+def restore_resume(in_dir: str | Path, model, opt: torch.optim.Optimizer, *, accelerator=None,
+                   engine=None) -> None:
+    """Weights, optimizer and this process's RNG from a point `load_resume` accepted."""
+    from capcurriculum.models.loading import load_model_and_processor
+
+    in_dir = Path(in_dir)
+    rank, _ = _ranks(accelerator)
+    if _deepspeed(accelerator):
+        engine.load_checkpoint(str(in_dir / "deepspeed"), tag="resume")
+    else:
+        saved, _ = load_model_and_processor(in_dir / "model")
+        model.load_state_dict(saved.state_dict())
+        opt.load_state_dict(load_optimizer(in_dir / "optimizer"))
+    set_rng_state(load_file(str(in_dir / f"rng_{rank}.safetensors")), read_json(in_dir / f"rng_{rank}.json"))

@@ -192,9 +192,10 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
               sets_dir: str | Path, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path,
               resume_dir: str | Path, on_log: Callable[[int, dict], None] | None = None,
               accelerator=None, difficulty_dir: str | Path | None = None) -> dict[str, float]:
-    """`accelerator`: set under `accelerate launch` (stages/train.py): the GRPO update runs through it
-    (DeepSpeed ZeRO, DDP). Resumable points and the optimizer-state carry then stay off: a DeepSpeed
-    optimizer's partitioned state is not the single-process state they store."""
+    """`accelerator`: set under a launcher (stages/train.py: `accelerate launch`, or `train.processes` > 1):
+    each process rolls out and updates on its share of every batch (DeepSpeed ZeRO, or plain data parallel
+    with gradients summed across processes); the main process measures and writes, every process takes
+    part in the resumable points. The optimizer-state carry needs plain data parallel (ZeRO partitions it)."""
     from capcurriculum.evaluation.headroom import headroom
     from capcurriculum.models.attention import attention_implementation
     from capcurriculum.models.lean import uses_lean
@@ -204,9 +205,9 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     from capcurriculum.training.checkpoint import (
         load_optimizer,
         load_resume,
+        restore_resume,
         save_optimizer,
         save_resume,
-        set_rng_state,
     )
     from capcurriculum.training.grpo import GRPOTrainer, PromptStream
 
@@ -214,7 +215,9 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     settings = GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
     reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
     ecfg = cfg.train.eval
-    torch.set_num_threads(int(cfg.train.threads))
+    main = accelerator is None or accelerator.is_main_process
+    threads, processes = int(cfg.train.threads), accelerator.num_processes if accelerator is not None else 1
+    torch.set_num_threads(max(1, threads // processes))  # data-parallel processes share the cores while training
     seed = training_seed(cfg)
     seed_everything(seed)
 
@@ -266,8 +269,9 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     opt_state = None
     if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():
         opt_state = load_optimizer(carried)
-    if accelerator is not None and spec.optimizer_state == "carry":
-        raise ConfigError("train.optimizer_state", "carry is not supported under accelerate launch; use fresh")
+    if accelerator is not None and accelerator.state.deepspeed_plugin is not None and spec.optimizer_state == "carry":
+        raise ConfigError("train.optimizer_state", "carry is not supported under DeepSpeed (its optimizer state is "
+                                                   "partitioned); use fresh")
     lean = uses_lean(cfg, model)
     trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=spec.vision_lr_scale,
                           merger_lr_scale=spec.merger_lr_scale, optimizer_state=opt_state, accelerator=accelerator, lean=lean,
@@ -290,6 +294,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     flags: dict[str, dict[str, list[bool]]] = {}
 
     def measure(tag: str) -> dict[str, float]:
+        torch.set_num_threads(threads)  # the main process measures alone: the others wait in a collective
         out, rows = _evaluate(model, processor, world, n, tag, flags, lean=lean, caption_n=headroom_n)
         for name, its in set_held_out.items():
             if its:
@@ -304,31 +309,27 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
                             group_size=int(ecfg.group_size), max_new_tokens=int(ecfg.max_new_tokens),
                             reward_cfg=reward_cfg, desc=f"{tag} {name}", lean=lean)
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
+        torch.set_num_threads(max(1, threads // processes))
         return out
 
     fp = fingerprint(stage_params(cfg, spec), init_dir)
-    resumed = load_resume(resume_dir, fp) if accelerator is None else None
+    resumed = load_resume(resume_dir, fp, accelerator=accelerator)
     history: list[dict] = []
     if resumed:
-        model_r, _ = load_model_and_processor(resume_dir / "model")
-        model.load_state_dict(model_r.state_dict())
-        trainer.opt.load_state_dict(load_optimizer(resume_dir / "optimizer"))
-        from safetensors.torch import load_file
-
-        set_rng_state(load_file(str(resume_dir / "rng.safetensors")), resumed["python_rng"])
+        restore_resume(resume_dir, model, trainer.opt, accelerator=accelerator, engine=trainer.engine)
         stream.load_state(resumed["stream"])
         trainer.step_count, history = resumed["step"], resumed["history"]
         metrics.update(resumed["before"])
         flags["before"] = resumed["before_flags"]
         log.info("%s: resumed at step %d of %d from %s", spec.node, trainer.step_count, spec.steps, resume_dir)
-    else:
+    elif main:
         metrics.update(measure("before"))
 
     def checkpoint(step: int) -> None:
         save_resume(resume_dir, model, processor, trainer.opt,
                     {"fingerprint": fp, "step": step, "stream": stream.state(), "history": history,
                      "before": {k: v for k, v in metrics.items() if k.startswith("before/")},
-                     "before_flags": flags["before"]})
+                     "before_flags": flags.get("before")}, accelerator=accelerator, engine=trainer.engine)
 
     def logged(step: int, row: dict) -> None:
         history.append({"step": step, **row})
@@ -337,15 +338,14 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
 
     t0 = time.time()
     trainer.train(stream, steps, on_log=logged, checkpoint=checkpoint,
-                  checkpoint_every=int(cfg.train.checkpoint_every) if accelerator is None else 0)
+                  checkpoint_every=int(cfg.train.checkpoint_every), progress=main)
     metrics["train/seconds"] = time.time() - t0
+    if not main:  # only the main process measures and writes
+        return metrics
     metrics.update(measure("after"))
     metrics.update(summarize(history, metrics, flags, spec))
-
-    if accelerator is not None and not accelerator.is_main_process:
-        return metrics
     save_pretrained_dir(model, processor, out_dir)
-    if accelerator is None:
+    if not trainer.deepspeed:
         save_optimizer(trainer.opt, out_dir / TRAINER_STATE)
     write_json(out_dir / TRAINER_STATE / "boundary.json", {
         **asdict(spec), "started_from": str(init_dir), "carried_optimizer": opt_state is not None,

@@ -130,14 +130,20 @@ class GRPOTrainer:
         if settings.rollout_batch_size % self.world or settings.update_batch_size % self.world:
             raise ValueError(f"grpo.rollout_batch_size and grpo.update_batch_size must divide by the "
                              f"{self.world} processes")
-        if accelerator is not None:
-            ds = accelerator.state.deepspeed_plugin
-            if ds is not None:  # no DataLoader goes through prepare() to fill DeepSpeed's "auto" batch sizes
-                ds.deepspeed_config["train_micro_batch_size_per_gpu"] = settings.update_batch_size // self.world
-                ds.deepspeed_config["gradient_accumulation_steps"] = 1
-                ds.deepspeed_config["train_batch_size"] = settings.update_batch_size * accelerator.num_processes
-                if ds.deepspeed_config.get("gradient_clipping") == "auto":
-                    ds.deepspeed_config["gradient_clipping"] = settings.max_grad_norm
+        ds = accelerator.state.deepspeed_plugin if accelerator is not None else None
+        self.deepspeed = ds is not None
+        if accelerator is not None and not self.deepspeed:
+            # Plain data parallel without DDP's wrapper: the lean path calls the model's submodules, which
+            # DDP's hooks do not follow; gradients are summed across processes by hand (_sum_gradients).
+            model.to(accelerator.device)
+            if self.ref_model is not None:
+                self.ref_model.to(accelerator.device)
+        if self.deepspeed:  # no DataLoader goes through prepare() to fill DeepSpeed's "auto" batch sizes
+            ds.deepspeed_config["train_micro_batch_size_per_gpu"] = settings.update_batch_size // self.world
+            ds.deepspeed_config["gradient_accumulation_steps"] = 1
+            ds.deepspeed_config["train_batch_size"] = settings.update_batch_size * accelerator.num_processes
+            if ds.deepspeed_config.get("gradient_clipping") == "auto":
+                ds.deepspeed_config["gradient_clipping"] = settings.max_grad_norm
             self.engine, self.opt = accelerator.prepare(model, self.opt)
             self.model = accelerator.unwrap_model(self.engine)
         self.step_count = 0
@@ -152,29 +158,7 @@ class GRPOTrainer:
             chunks = [[self._rollout(part) for part in by_mode(mb)] for mb in minibatches]
         t_rollout = time.time() - t0
 
-        self.model.train()
-        stats: list[dict[str, float]] = []
-        for mb in chunks:
-            n_tokens = sum(int(c.ro.completion_mask.sum()) for c in mb)
-            self.opt.zero_grad(set_to_none=True)
-            losses = []
-            for c in mb:
-                with autocast(self.precision, self.model.device):
-                    logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean,
-                                               compile=self.compile)
-                old = c.old_logp if c.old_logp is not None else logp.detach()
-                loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
-                stats.append(st)
-                if self.acc is None:
-                    loss.backward()  # chunk by chunk: only one chunk's activations alive at a time
-                else:
-                    losses.append(loss)
-            if self.acc is None:
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
-            else:  # one backward per optimizer step: DeepSpeed steps inside accelerator.backward
-                self.acc.backward(torch.stack(losses).sum())
-                grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
-            self.opt.step()
+        stats, grad_norm = self.update(chunks)
         self.step_count += 1
 
         rewards = torch.cat([c.ro.rewards for mb in chunks for c in mb])
@@ -187,7 +171,57 @@ class GRPOTrainer:
                     "lr": self.opt.param_groups[0]["lr"],
                     "time/rollout_s": t_rollout, "time/update_s": time.time() - t0 - t_rollout,
                     "prompts_per_s": len(prompts) / (time.time() - t0)})
+        if self.world > 1:  # over every process's share, so the curves describe the whole batch
+            keys = sorted(out)
+            totals = self.acc.reduce(torch.tensor([out[k] for k in keys], dtype=torch.float64), "sum").tolist()
+            # the loss terms are each process's part of the whole batch's token mean (not under DeepSpeed)
+            summed = {"prompts_per_s"} | (set() if self.deepspeed else {"pg_loss", "loss", "kl"})
+            out = {k: v if k in summed else v / self.world for k, v in zip(keys, totals)}
         return out
+
+    def update(self, minibatches: list[list[Chunk]]) -> tuple[list[dict[str, float]], torch.Tensor]:
+        """One optimizer step per mini-batch of rolled-out chunks: the loss of each chunk with the mini-batch's
+        token count (over every process) as denominator, gradients summed across processes."""
+        s = self.s
+        self.model.train()
+        stats: list[dict[str, float]] = []
+        for mb in minibatches:
+            n_tokens = sum(int(c.ro.completion_mask.sum()) for c in mb)
+            if self.world > 1 and not self.deepspeed:  # the token mean over every process's share: the
+                n_tokens = self.acc.reduce(torch.tensor(float(n_tokens)), "sum").item()  # 1-process loss
+            self.opt.zero_grad(set_to_none=True)
+            losses = []
+            for c in mb:
+                with autocast(self.precision, self.model.device):
+                    logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean,
+                                               compile=self.compile)
+                old = c.old_logp if c.old_logp is not None else logp.detach()
+                loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
+                stats.append(st)
+                if not self.deepspeed:
+                    loss.backward()  # chunk by chunk: only one chunk's activations alive at a time
+                else:
+                    losses.append(loss)
+            if not self.deepspeed:
+                if self.world > 1:
+                    self._sum_gradients()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+            else:  # one backward per optimizer step: DeepSpeed steps inside accelerator.backward
+                self.acc.backward(torch.stack(losses).sum())
+                grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+            self.opt.step()
+        return stats, grad_norm
+
+    def _sum_gradients(self) -> None:
+        """All-reduce (sum) every trainable parameter's gradient in one flat buffer; a parameter this
+        process's share did not reach (a text-only share and the vision tower) contributes zeros."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        flat = self.acc.reduce(flat, "sum")
+        offset = 0
+        for p in params:
+            p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
 
     @torch.no_grad()
     def _rollout(self, items: list[Item]) -> Chunk:
