@@ -33,10 +33,13 @@ def _rank_update(rank, world, port, model_dir, chunks, out_dir):
                       WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     from capcurriculum.models import load_model_and_processor
 
+    AcceleratorState._reset_state(reset_partial_state=True)  # a forked child inherits the parent's singleton
     acc = Accelerator(cpu=True)
+    assert acc.num_processes == world
     model, processor = load_model_and_processor(model_dir)
     trainer = GRPOTrainer(model, processor, SETTINGS, RewardConfig(), vision_lr_scale=1.0, accelerator=acc,
                           reward_fn=_reward)
