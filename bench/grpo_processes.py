@@ -31,6 +31,7 @@ from grpo_step import WARMUP_STEPS, build_fixture, load_prompts, summarise  # no
 
 def worker(args) -> None:
     """One side: every process runs this; the main one writes the timings to --out."""
+    import copy
     import dataclasses
 
     import torch
@@ -53,7 +54,7 @@ def worker(args) -> None:
                                    rollout_batch_size=args.prompts, update_batch_size=args.prompts)
     attn = attention_implementation(cfg.train.attn_implementation)
     model, processor = load_model_and_processor(args.model, attn_implementation=attn)
-    ref, _ = load_model_and_processor(args.model, attn_implementation=attn)
+    ref = copy.deepcopy(model)  # the stage's start model, as training/curriculum.py makes it
     trainer = GRPOTrainer(model, processor, settings, RewardConfig(**OmegaConf.to_container(cfg.train.reward)),
                           ref_model=ref, vision_lr_scale=0.0, merger_lr_scale=0.0, accelerator=acc,
                           lean=cfg.train.completion_forward == "lean", precision=cfg.train.precision,
@@ -78,8 +79,9 @@ def side(args, processes: int, out: Path) -> dict:
     own = [str(Path(__file__).resolve()), "--worker", "--out", str(out), "--model", str(args.model),
            "--raw", str(args.raw), "--world", str(args.world), "--mode", args.mode, "--prompts", str(args.prompts),
            "--steps", str(args.steps), "--threads", str(args.threads), "--params", args.params, "--seed", str(args.seed)]
-    launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
-    subprocess.run([sys.executable, *launch, *own], check=True)
+    from capcurriculum.runtime import torchrun_command
+
+    subprocess.run(torchrun_command(processes, own) if processes > 1 else [sys.executable, *own], check=True)
     return json.loads(out.read_text())
 
 

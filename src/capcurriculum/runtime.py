@@ -53,23 +53,27 @@ def launched_accelerator():
     return Accelerator(cpu=not (deepspeed or torch.cuda.is_available()), kwargs_handlers=[wait])
 
 
+LAUNCHER_PID = "CAPCURRICULUM_LAUNCHER_PID"
+
+
+def torchrun_command(processes: int, argv: list[str]) -> list[str]:
+    """`argv` (a script and its arguments) as `processes` workers under torchrun; --standalone: a rendezvous
+    on a free local port, so two nodes of one machine never collide."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *argv]
+
+
 def relaunch_data_parallel(processes: int, argv: list[str]) -> None:
     """Re-run this script as `processes` data-parallel processes under torchrun, when the config asks for
     more than one (`train.processes`, checked by config.validate) and no launcher started it already;
     returns only when there is nothing to do."""
     if processes == 1 or "WORLD_SIZE" in os.environ or os.environ.get("ACCELERATE_USE_DEEPSPEED"):
         return
-
-    # --standalone: a rendezvous on a free local port, so two nodes of one machine never collide.
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *argv]
+    cmd = torchrun_command(processes, argv)
     logging.getLogger(__name__).info("train.processes = %d: %s", processes, " ".join(cmd))
     sys.stdout.flush()
     sys.stderr.flush()
     os.environ[LAUNCHER_PID] = str(os.getpid())  # exec keeps the pid: torchrun's agent is the workers' parent
     os.execv(sys.executable, cmd)
-
-
-LAUNCHER_PID = "CAPCURRICULUM_LAUNCHER_PID"
 
 
 def _die_with_launcher() -> None:
