@@ -33,6 +33,20 @@ def test_nodes_of_one_repro_share_a_parent_and_record_their_run(store):
     assert run.data.tags["mlflow.parentRunId"] == a.parent_run_id
 
 
+def test_a_node_records_the_machine_it_ran_on(store):
+    import torch
+
+    with tracking.node_run("base@policy", {}, store / "runs/base.json") as run:
+        pass
+    machine = json.loads((store / "runs/base.json").read_text())["machine"]
+    assert machine["packages"]["torch"] == torch.__version__
+    assert machine["packages"]["math-verify"]  # a distribution name, not the import name
+    assert machine["cpu"] and machine["torch_threads"] == torch.get_num_threads()
+    tags = mlflow.MlflowClient(tracking.tracking_uri()).get_run(run.run_id).data.tags
+    assert tags["machine.packages.torch"] == torch.__version__
+    assert tags["machine.cpu"] == machine["cpu"]
+
+
 def test_a_failed_node_writes_no_run_record(store):
     with pytest.raises(RuntimeError):
         with tracking.node_run("broken", {}, store / "runs/broken.json"):

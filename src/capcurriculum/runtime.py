@@ -21,6 +21,48 @@ def setup_logging(level: str | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# The libraries whose arithmetic or data handling a node's numbers depend on.
+RECORDED_PACKAGES = ("torch", "transformers", "accelerate", "trl", "numpy", "pillow", "tokenizers", "math-verify")
+# CPU features that choose torch's kernels, and with them the order of float sums.
+RECORDED_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine_record() -> dict[str, object]:
+    """What a node ran on: package versions, CPU model and kernel-choosing flags, threads, GPUs. A seed fixes
+    a node's numbers on one such machine; pre-training on another CPU or torch lands elsewhere (float sums in
+    another order), so runs that disagree can be told apart by this record."""
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    packages = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    packages["torch"] = torch.__version__   # with its build tag (+cpu, +cu130)
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():   # the first processor's block
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    # A virtual machine may name only the vendor ("AMD EPYC"); family/model/stepping tell generations apart.
+    cpu = info.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in info:
+        cpu += f" (family {info['cpu family']}, model {info.get('model')}, stepping {info.get('stepping')})"
+    flags = set(info.get("flags", "").split())
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return {"python": platform.python_version(), "packages": packages, "cpu": cpu,
+            "cpu_flags": sorted(f for f in RECORDED_CPU_FLAGS if f in flags), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "gpus": gpus}
+
+
 def seed_everything(seed: int) -> None:
     import torch
 
