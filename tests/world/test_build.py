@@ -94,6 +94,24 @@ def test_same_seed_same_bytes_and_other_seed_differs(built, tmp_path):
     assert _tree(sets)["text_math_train.jsonl"] != _tree(sets3)["text_math_train.jsonl"]
 
 
+def test_a_larger_test_split_keeps_the_items_and_images_it_had(built, tmp_path):
+    # Each split draws from its own stream, so held-out sets can grow (the tiny profile's did: 400 -> 1,600
+    # scenes, 400 -> 2,000 math items) while every model's data and the old test items stay the same.
+    raw, sets, _ = built
+    cfg = _config()
+    cfg.scenes["test"], cfg.text_math["test"], cfg.vis_math["test"] = 9, 7, 6
+    build_world(cfg, tmp_path / "raw", tmp_path / "sets", progress=False)
+    old, new = _tree(raw) | _tree(sets), _tree(tmp_path / "raw") | _tree(tmp_path / "sets")
+    assert {name for name in new if name not in old and name.startswith(("images/", "vis_images/"))}
+    for name, data in old.items():
+        if name.endswith("_test.jsonl") or name in ("docci_descriptions.jsonlines", "ground_truth.jsonl"):
+            lines = data.decode().splitlines()
+            assert new[name].decode().splitlines()[:len(lines)] == lines, name
+            assert len(new[name].decode().splitlines()) > len(lines), name
+        elif name != "manifest.json":
+            assert new[name] == data, name
+
+
 def test_a_crash_leaves_nothing_half_written(tmp_path, monkeypatch):
     raw, sets, _ = _build(tmp_path)
     before = _tree(tmp_path)
