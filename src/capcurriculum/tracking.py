@@ -110,10 +110,12 @@ def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experim
         "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "")}) as run:
         flat = to_flat_dict(params)
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
-        machine = machine_record()
-        mlflow.set_tags({f"machine.{k}": str(v)[:5000] for k, v in to_flat_dict(machine).items()})
         log.info("MLflow run %s (node %s, parent %s) at %s", run.info.run_id, node, parent, tracking_uri())
-        yield NodeRun(run.info.run_id, parent)
+        try:
+            yield NodeRun(run.info.run_id, parent)
+        finally:  # after the node's body, so the threads are the ones it set; a failed run is tagged too
+            machine = machine_record()
+            mlflow.set_tags({f"machine.{k}": str(v)[:5000] for k, v in to_flat_dict(machine).items()})
     write_json(run_file, {"run_id": run.info.run_id, "parent_run_id": parent, "node": node,
                           "experiment_id": run.info.experiment_id, "machine": machine})
 
