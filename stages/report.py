@@ -1,21 +1,32 @@
-"""DVC node `report`: base vs staged vs merged on the evaluation benchmarks (Markdown, HTML, plots),
-attached to the experiment's MLflow parent run with every evaluate node linked to it."""
+"""DVC node `report`: base vs staged vs merged on the evaluation benchmarks (Markdown, HTML, plots) and how
+long each node took, attached to the experiment's MLflow parent run with every node's run linked to it."""
 
-from capcurriculum.config import load_params
+from capcurriculum.config import MODEL_ROLES, load_params
+from capcurriculum.evaluation import node_times
 from capcurriculum.evaluation.report import write_report
+from capcurriculum.io import write_json
 from capcurriculum.runtime import RUNS_DIR, setup_logging
-from capcurriculum.tracking import attach_artifacts, finish_experiment
+from capcurriculum.tracking import attach_artifacts, finish_experiment, find_or_create_parent, log_parent_metrics
 
 MODELS = ("base", "staged", "merged")
+# Every node that records a run, in the DAG's order (dvc.yaml lists the same files as this node's deps).
+NODES = ("raw", "init_models", *(f"base@{r}" for r in MODEL_ROLES), "qa_generate", "perc_filter", "sets@text",
+         "sets@vis", "difficulty", "train_1", "train_2", "train_3", "merged", *(f"evaluate@{m}" for m in MODELS))
 
 
 def main() -> None:
     setup_logging()
     cfg = load_params()
-    paths = write_report({m: f"data/eval/{m}" for m in MODELS}, "data/reports/eval", profile=cfg.profile)
+    runs = [RUNS_DIR / f"{n}.json" for n in NODES]
+    parent = find_or_create_parent(cfg.tracking.experiment)
+    times = node_times.node_times(runs, parent)
+    paths = write_report({m: f"data/eval/{m}" for m in MODELS}, "data/reports/eval", profile=cfg.profile,
+                         appendix=node_times.markdown(times))
+    write_json("data/reports/eval/node_times.json", {"nodes": times, **node_times.totals(times)})
     print(paths["md"].read_text())
-    parent = finish_experiment([RUNS_DIR / f"evaluate@{m}.json" for m in MODELS], experiment=cfg.tracking.experiment)
-    attach_artifacts(parent, list(paths.values()), artifact_path="reports/eval")
+    log_parent_metrics(parent, {f"dag/{k}": v for k, v in node_times.totals(times).items()})
+    finish_experiment(runs, experiment=cfg.tracking.experiment)
+    attach_artifacts(parent, [*paths.values(), "data/reports/eval/node_times.json"], artifact_path="reports/eval")
 
 
 if __name__ == "__main__":

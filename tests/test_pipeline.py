@@ -130,7 +130,13 @@ def test_evaluation_report_compares_base_staged_and_merged(smoke_repo):
     assert "overall" in client.get_run(run_id).data.metrics
     parent = json.loads((repo / "data/runs/evaluate@staged.json").read_text())["parent_run_id"]
     artifacts = [a.path for a in client.list_artifacts(parent, "reports/eval")]
-    assert "reports/eval/report.md" in artifacts
+    assert "reports/eval/report.md" in artifacts and "reports/eval/node_times.json" in artifacts
+    times = json.loads((repo / "data/reports/eval/node_times.json").read_text())
+    assert times["ran"] + times["restored"] == 17 and times["untimed"] == 0
+    assert {r["node"] for r in times["nodes"]} >= {"raw", "perc_filter", "train_3", "merged", "evaluate@merged"}
+    assert all(r["seconds"] >= 0 for r in times["nodes"]) and times["minutes"] > 0
+    assert "## Node times" in report and "| merged |" in report.split("## Node times")[1]
+    assert client.get_run(parent).data.metrics["dag/minutes"] == pytest.approx(times["minutes"])
 
 
 def test_curriculum_stages_chain_checkpoints_and_report(smoke_repo):

@@ -47,6 +47,16 @@ def test_a_node_records_the_machine_it_ran_on(store):
     assert tags["machine.cpu"] == machine["cpu"]
 
 
+def test_a_node_records_when_it_started_and_how_long_its_body_took(store):
+    import time
+
+    with tracking.node_run("train_1", {}, store / "runs/train_1.json"):
+        time.sleep(0.3)
+    rec = json.loads((store / "runs/train_1.json").read_text())
+    assert 0.3 <= rec["seconds"] < 30
+    assert time.strptime(rec["started_at"], "%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_a_failed_node_writes_no_run_record(store):
     with pytest.raises(RuntimeError):
         with tracking.node_run("broken", {}, store / "runs/broken.json"):

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,8 @@ class NodeRun:
 @contextlib.contextmanager
 def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experiment: str = "capcurriculum",
              params_path: str | Path = "params.yaml") -> Iterator[NodeRun]:
-    """A nested MLflow run for one DVC node; its id is written to `run_file` when the node succeeds."""
+    """A nested MLflow run for one DVC node; its id, the wall time of the node's body and the machine are
+    written to `run_file` when the node succeeds."""
     mlflow, _ = _client()
     parent = find_or_create_parent(experiment, params_path)
     with mlflow.start_run(run_name=node, parent_run_id=parent, tags={
@@ -111,13 +113,16 @@ def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experim
         flat = to_flat_dict(params)
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
         log.info("MLflow run %s (node %s, parent %s) at %s", run.info.run_id, node, parent, tracking_uri())
+        started, t0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.monotonic()
         try:
             yield NodeRun(run.info.run_id, parent)
         finally:  # after the node's body, so the threads are the ones it set; a failed run is tagged too
+            seconds = round(time.monotonic() - t0, 1)
             machine = machine_record()
             mlflow.set_tags({f"machine.{k}": str(v)[:5000] for k, v in to_flat_dict(machine).items()})
     write_json(run_file, {"run_id": run.info.run_id, "parent_run_id": parent, "node": node,
-                          "experiment_id": run.info.experiment_id, "machine": machine})
+                          "experiment_id": run.info.experiment_id, "started_at": started, "seconds": seconds,
+                          "machine": machine})
 
 
 def _tag_safe(node: str) -> str:
@@ -146,3 +151,10 @@ def attach_artifacts(run_id: str, paths: Sequence[str | Path], artifact_path: st
     _, client = _client()
     for path in paths:
         client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+
+def log_parent_metrics(run_id: str, metrics: dict[str, float]) -> None:
+    """Numbers about the whole experiment (the DAG's node time) on its parent run, to compare experiments."""
+    _, client = _client()
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, float(value))

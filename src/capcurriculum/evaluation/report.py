@@ -155,14 +155,16 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write_report(eval_dirs: Mapping[str, str | Path], out_dir: str | Path, *, profile: str) -> dict[str, Path]:
-    """out_dir/report.md, report.html and the plots; returns their paths by kind."""
+def write_report(eval_dirs: Mapping[str, str | Path], out_dir: str | Path, *, profile: str,
+                 appendix: str = "") -> dict[str, Path]:
+    """out_dir/report.md, report.html and the plots; returns their paths by kind. `appendix`: Markdown
+    sections after the tables (the DAG's node times)."""
     out_dir = Path(out_dir)
     models = _load(eval_dirs)
     body = tables(models, profile)
     images = plots(models, out_dir)
     md = f"# Evaluation report ({profile} profile)\n\n" + body + "\n" + "".join(
-        f"![{p.stem}]({p.name})\n" for p in images)
+        f"![{p.stem}]({p.name})\n" for p in images) + (f"\n{appendix}" if appendix else "")
     write_text(out_dir / "report.md", md)
     write_text(out_dir / "report.html", _html(md, images, profile))
     return {"md": out_dir / "report.md", "html": out_dir / "report.html", **{p.stem: p for p in images}}
