@@ -24,6 +24,7 @@ import time
 
 import torch
 
+from capcurriculum.evaluation.capabilities import generate, score
 from capcurriculum.evaluation.headroom import answer_key, headroom
 from capcurriculum.evaluation.paired import paired_delta
 from capcurriculum.io import write_json
@@ -63,9 +64,13 @@ def main() -> None:
     ap.add_argument("--completion-forward", choices=["lean", "transformers"], default="lean",
                     help="train.completion_forward: the same tokens and loss, lean is faster")
     ap.add_argument("--compile", action="store_true", help="train.compile: the lean path under torch.compile")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the tiny profile's train.threads: 2)")
+    ap.add_argument("--eval-every", type=int, default=0,
+                    help="also measure greedy accuracy on the test items every K steps: the lift as a function "
+                         "of training time, from one run (grpo only)")
     a = ap.parse_args()
     lean = a.completion_forward == "lean"
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     random.seed(a.seed)
     data = WorldData(a.raw, a.world)
@@ -99,11 +104,24 @@ def main() -> None:
         trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref,
                               vision_lr_scale=a.vision_lr_scale, merger_lr_scale=a.merger_lr_scale, lean=lean,
                               precision=a.precision, compile=a.compile and lean)
-        history = trainer.train(PromptStream(train_items, seed=a.seed), a.steps)
+        curve, eval_s = [], [0.0]
+
+        def point(step: int) -> None:  # greedy only, timed apart from training
+            t = time.time()
+            rows = score(test, generate(model, processor, test, max_new_tokens=a.max_new_tokens, lean=lean))
+            d = paired_delta([r["correct"] for r in before], [r["correct"] for r in rows])
+            eval_s[0] += time.time() - t
+            curve.append({"step": step, "train_s": time.time() - t0 - eval_s[0], "delta": d["delta"], "se": d["se"]})
+            print(f"step {step}: {curve[-1]['train_s']:.0f} s of training, greedy delta {d['delta']:+.4f} "
+                  f"± {d['se']:.4f}", flush=True)
+
+        history = trainer.train(PromptStream(train_items, seed=a.seed), a.steps, checkpoint=point,
+                                checkpoint_every=a.eval_every)
+        summary["curve"] = curve
         key = "reward"
     k = max(1, len(history) // 10)
     first, last = (sum(r[key] for r in rows) / k for rows in (history[:k], history[-k:]))
-    train_s = time.time() - t0
+    train_s = time.time() - t0 - (eval_s[0] if a.method == "grpo" else 0.0)
     print(f"{a.method}: trained {a.steps} steps in {train_s:.0f} s; {key} first tenth {first:.3f}, "
           f"last tenth {last:.3f}")
     summary["training"] = {"seconds": train_s, f"{key}_first_tenth": first, f"{key}_last_tenth": last}
