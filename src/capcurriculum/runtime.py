@@ -38,11 +38,10 @@ def machine_record() -> dict[str, object]:
 
     packages = {}
     for name in RECORDED_PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
+        try:  # torch's own version string carries its build tag (+cpu, +cu130); its metadata may not
+            packages[name] = torch.__version__ if name == "torch" else metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
-    packages["torch"] = torch.__version__   # with its build tag (+cpu, +cu130)
     info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():   # the first processor's block
