@@ -4,9 +4,15 @@ long each node took, attached to the experiment's MLflow parent run with every n
 from capcurriculum.config import MODEL_ROLES, load_params
 from capcurriculum.evaluation import node_times
 from capcurriculum.evaluation.report import write_report
-from capcurriculum.io import write_json
+from capcurriculum.io import read_json, write_json
 from capcurriculum.runtime import RUNS_DIR, setup_logging
-from capcurriculum.tracking import attach_artifacts, finish_experiment, find_or_create_parent, log_parent_metrics
+from capcurriculum.tracking import (
+    attach_artifacts,
+    find_or_create_parent,
+    finish_experiment,
+    log_parent_metrics,
+    run_durations,
+)
 
 MODELS = ("base", "staged", "merged")
 # Every node that records a run, in the DAG's order (dvc.yaml lists the same files as this node's deps).
@@ -19,7 +25,9 @@ def main() -> None:
     cfg = load_params()
     runs = [RUNS_DIR / f"{n}.json" for n in NODES]
     parent = find_or_create_parent(cfg.tracking.experiment)
-    times = node_times.node_times(runs, parent)
+    # records from before nodes kept their time: their MLflow runs' durations
+    untimed = [info["run_id"] for info in map(read_json, runs) if info.get("seconds") is None and "run_id" in info]
+    times = node_times.node_times(runs, parent, run_durations(untimed) if untimed else None)
     paths = write_report({m: f"data/eval/{m}" for m in MODELS}, "data/reports/eval", profile=cfg.profile,
                          appendix=node_times.markdown(times))
     write_json("data/reports/eval/node_times.json", {"nodes": times, **node_times.totals(times)})

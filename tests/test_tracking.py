@@ -57,6 +57,15 @@ def test_a_node_records_when_it_started_and_how_long_its_body_took(store):
     assert time.strptime(rec["started_at"], "%Y-%m-%dT%H:%M:%SZ")
 
 
+def test_run_durations_read_mlflow_and_name_unknown_runs_none(store):
+    import time
+
+    with tracking.node_run("raw", {}, store / "runs/raw.json") as run:
+        time.sleep(0.2)
+    got = tracking.run_durations([run.run_id, "0" * 32])
+    assert 0.2 <= got[run.run_id] < 30 and got["0" * 32] is None
+
+
 def test_a_failed_node_writes_no_run_record(store):
     with pytest.raises(RuntimeError):
         with tracking.node_run("broken", {}, store / "runs/broken.json"):

@@ -158,3 +158,19 @@ def log_parent_metrics(run_id: str, metrics: dict[str, float]) -> None:
     _, client = _client()
     for key, value in metrics.items():
         client.log_metric(run_id, key, float(value))
+
+
+def run_durations(run_ids: Sequence[str]) -> dict[str, float | None]:
+    """Each MLflow run's wall time in seconds (None for a run the store lacks or that has not ended)."""
+    from mlflow.exceptions import MlflowException
+
+    _, client = _client()
+    out: dict[str, float | None] = {}
+    for run_id in run_ids:
+        try:
+            info = client.get_run(run_id).info
+        except MlflowException:
+            out[run_id] = None
+            continue
+        out[run_id] = (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None
+    return out
