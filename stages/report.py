@@ -4,7 +4,7 @@ long each node took, attached to the experiment's MLflow parent run with every n
 from capcurriculum.config import MODEL_ROLES, load_params
 from capcurriculum.evaluation import node_times
 from capcurriculum.evaluation.report import write_report
-from capcurriculum.io import read_json, write_json
+from capcurriculum.io import write_json
 from capcurriculum.runtime import RUNS_DIR, setup_logging
 from capcurriculum.tracking import (
     attach_artifacts,
@@ -25,14 +25,13 @@ def main() -> None:
     cfg = load_params()
     runs = [RUNS_DIR / f"{n}.json" for n in NODES]
     parent = find_or_create_parent(cfg.tracking.experiment)
-    # records from before nodes kept their time: their MLflow runs' durations
-    untimed = [info["run_id"] for info in map(read_json, runs) if info.get("seconds") is None and "run_id" in info]
-    times = node_times.node_times(runs, parent, run_durations(untimed) if untimed else None)
+    times = node_times.node_times(runs, parent, durations=run_durations)  # older records: MLflow's durations
+    totals = node_times.totals(times)
     paths = write_report({m: f"data/eval/{m}" for m in MODELS}, "data/reports/eval", profile=cfg.profile,
                          appendix=node_times.markdown(times))
-    write_json("data/reports/eval/node_times.json", {"nodes": times, **node_times.totals(times)})
+    write_json("data/reports/eval/node_times.json", {"nodes": times, **totals})
     print(paths["md"].read_text())
-    log_parent_metrics(parent, {f"dag/{k}": v for k, v in node_times.totals(times).items()})
+    log_parent_metrics(parent, {f"dag/{k}": v for k, v in totals.items()})
     finish_experiment(runs, experiment=cfg.tracking.experiment)
     attach_artifacts(parent, [*paths.values(), "data/reports/eval/node_times.json"], artifact_path="reports/eval")
 

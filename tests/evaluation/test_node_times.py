@@ -49,6 +49,6 @@ def test_a_bad_run_record_names_its_file_and_key(tmp_path, bad, message):
 def test_a_record_without_its_time_takes_its_mlflow_runs_duration(tmp_path):
     rows = node_times.node_times([_record(tmp_path / "raw.json", "raw", "p", seconds=None),
                                   _record(tmp_path / "qa.json", "qa_generate", "p", seconds=None)], "p",
-                                 durations={"run-raw": 120.0, "run-qa_generate": None})
+                                 durations=lambda ids: {"run-raw": 120.0, "run-qa_generate": None})
     assert [r["seconds"] for r in rows] == [120.0, None]
     assert node_times.totals(rows) == {"minutes": 2.0, "ran": 2, "restored": 0, "untimed": 1}

@@ -3,12 +3,12 @@
 Every node's record holds the wall time of its body (`seconds`, written by tracking.node_run). A node DVC
 restored from its run-cache did not run in this experiment: its record is an earlier run's, so it is listed
 apart and left out of this experiment's total. A record written before the time was kept takes its MLflow
-run's duration when the store still holds it (`durations`), else shows no time.
+run's duration when the store still holds it (`durations`: tracking.run_durations), else shows no time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +16,27 @@ from capcurriculum.io import read_json
 
 
 def node_times(run_files: Sequence[str | Path], parent_run_id: str,
-               durations: Mapping[str, float | None] | None = None) -> list[dict[str, Any]]:
-    """One row a node, in the order given: its seconds (the record's, else `durations[run_id]`, else None),
-    whether it ran under `parent_run_id` (this experiment) or was restored, and the machine it ran on."""
-    rows = []
+               durations: Callable[[list[str]], Mapping[str, float | None]] | None = None) -> list[dict[str, Any]]:
+    """One row a node, in the order given: its seconds (the record's, else what `durations` says of its run
+    id, asked once for every untimed record, else None), whether it ran under `parent_run_id` (this experiment)
+    or was restored, and the machine it ran on."""
+    records = []
     for path in run_files:
         info = read_json(path)
         for key in ("node", "parent_run_id"):
             if key not in info:
                 raise ValueError(f"{path}: run record has no {key!r}")
-        machine = info.get("machine") or {}
+        records.append((path, info))
+    untimed = [info["run_id"] for _, info in records if info.get("seconds") is None and "run_id" in info]
+    found = durations(untimed) if durations and untimed else {}
+    rows = []
+    for path, info in records:
         seconds = info.get("seconds")
-        if seconds is None and durations:
-            seconds = durations.get(info.get("run_id"))
+        if seconds is None:
+            seconds = found.get(info.get("run_id"))
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0):
             raise ValueError(f"{path}: 'seconds' must be a number >= 0, got {seconds!r}")
+        machine = info.get("machine") or {}
         rows.append({"node": info["node"], "seconds": seconds, "started_at": info.get("started_at"),
                      "ran": info["parent_run_id"] == parent_run_id, "threads": machine.get("torch_threads"),
                      "cpu": machine.get("cpu")})
