@@ -179,14 +179,22 @@ class LeanDecoder:
 
 
 _COMPILED_RUN = None
+# Graphs `_run` legitimately needs, against dynamo's default limit of 8 per function: decoding at token 0
+# and after, scoring with and without gradients, and, per scoring mode, one graph per power-of-two range of
+# scored tokens (inductor's CPU kernels guard on it: <=1024, <=2048, ...). A 128-prompt step of mixed
+# capabilities scores 1-40k tokens a chunk, which passed 8 in the merged baseline (step 249) and left the
+# rest of the stage eager. 64 bounds the same ranges up to 2^30 tokens.
+RECOMPILE_LIMIT = 64
 
 
 def compiled_run():
     """`LeanDecoder._run` under torch.compile, built once per process: its graphs (scoring with and without
-    gradients, decoding; per model) are traced on first use and reused by every later decoder."""
+    gradients, decoding; per model) are traced on first use and reused by every later decoder. Its own
+    recompile limit (RECOMPILE_LIMIT) applies whatever dynamo's process-wide one is."""
     global _COMPILED_RUN
     if _COMPILED_RUN is None:
-        _COMPILED_RUN = torch.compile(LeanDecoder._run, dynamic=True)
+        compiled = torch.compile(LeanDecoder._run, dynamic=True)
+        _COMPILED_RUN = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)(compiled)
     return _COMPILED_RUN
 
 
