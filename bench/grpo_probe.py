@@ -130,6 +130,8 @@ def main() -> None:
     # a policy that only sharpens keeps its greedy answers: the share that changed tells it from learning
     changed = sum(answer_key(b["pred"]) != answer_key(x["pred"]) for b, x in zip(before, after, strict=True))
     d["greedy_answers_changed"] = changed / len(before)
+    if a.method == "grpo" and a.eval_every:  # the trainer skips the last step's point: "after" is it
+        summary["curve"].append({"step": a.steps, "train_s": train_s, "delta": d["delta"], "se": d["se"]})
     print(f"greedy delta {d['delta']:+.4f} ± {d['se']:.4f} (paired, n={d['n']}); greedy answers changed on "
           f"{d['greedy_answers_changed']:.1%} of items; greedy mass {summary['before']['greedy_mass']:.3f} -> "
           f"{summary['after']['greedy_mass']:.3f}")
