@@ -181,9 +181,9 @@ class LeanDecoder:
 _COMPILED_RUN = None
 # Graphs `_run` legitimately needs, against dynamo's default limit of 8 per function: decoding at token 0
 # and after, scoring with and without gradients, and, per scoring mode, one graph per power-of-two range of
-# scored tokens (inductor's CPU kernels guard on it: <=1024, <=2048, ...). A 128-prompt step of mixed
-# capabilities scores 1-40k tokens a chunk, which passed 8 in the merged baseline (step 249) and left the
-# rest of the stage eager. 64 bounds the same ranges up to 2^30 tokens.
+# scored tokens (inductor's CPU kernels guard on it: <=1024, 1025-2048, 2049-4096, ... seen with
+# TORCH_LOGS=recompiles). Mixed-capability chunks passed 8 in the merged baseline (step 249) and left the
+# rest of the stage eager; 64 leaves room for ~30 ranges per gradient mode.
 RECOMPILE_LIMIT = 64
 
 
