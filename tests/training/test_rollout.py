@@ -178,9 +178,17 @@ def test_lean_greedy_generation_is_transformers_generate(world, processor, model
 def test_compiled_lean_path_scores_and_samples_what_the_eager_one_does(world, processor, model):
     """train.compile: the lean stack under torch.compile is the same function, gradients included; its graphs
     (here scoring with gradients, decoding at token 0 and after) do not count against dynamo's process-wide
-    recompile limit, which a merged stage's mix of chunk sizes used to exhaust (the rest then ran eager)."""
+    recompile limit, which a merged stage's mix of chunk sizes used to exhaust (the rest then ran eager), and
+    none bypasses AOTAutograd's on-disk cache (the attention's autocast switch did), so the next process, the
+    next DVC node, loads them instead of compiling them again."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()  # compile here, whatever ran before in this process
+    counters["aot_autograd"].clear()
     with torch._dynamo.config.patch(recompile_limit=1, fail_on_recompile_limit_hit=True):
         _compiled_equals_eager(world, processor, model)
+    assert counters["aot_autograd"]["total"] > 0
+    assert counters["aot_autograd"]["autograd_cache_bypass"] == 0, dict(counters["aot_autograd"])
 
 
 def _compiled_equals_eager(world, processor, model):

@@ -185,15 +185,23 @@ _COMPILED_RUN = None
 # TORCH_LOGS=recompiles). Mixed-capability chunks passed 8 in the merged baseline (step 249) and left the
 # rest of the stage eager; 64 leaves room for ~30 ranges per gradient mode.
 RECOMPILE_LIMIT = 64
+# AOTAutograd caches a compiled graph across processes only if every function in it is on its allowlist;
+# autocast's enter/exit (the attention's fp32 island inside a bf16 forward, `no_autocast`) are not, so every
+# GRPO node re-ran AOTAutograd on a warm inductor cache ("Bypassing autograd cache ... _enter_autocast"). They
+# are pure given the arguments the graph records, so they are marked cacheable, keyed by torch's version:
+# the same graphs and numbers; a warm first GRPO step 57 -> 44 s (the rest is dynamo's tracing; docs/miniature.md).
+AUTOCAST_CACHEABLE = {f"torch.amp.autocast_mode.{f}": torch.__version__ for f in ("_enter_autocast", "_exit_autocast")}
 
 
 def compiled_run():
     """`LeanDecoder._run` under torch.compile, built once per process: its graphs (scoring with and without
     gradients, decoding; per model) are traced on first use and reused by every later decoder. Its own
-    recompile limit (RECOMPILE_LIMIT) applies whatever dynamo's process-wide one is."""
+    recompile limit (RECOMPILE_LIMIT) applies whatever dynamo's process-wide one is, and its graphs go to
+    AOTAutograd's on-disk cache (AUTOCAST_CACHEABLE)."""
     global _COMPILED_RUN
     if _COMPILED_RUN is None:
         compiled = torch.compile(LeanDecoder._run, dynamic=True)
+        compiled = torch._inductor.config.patch(unsafe_marked_cacheable_functions=AUTOCAST_CACHEABLE)(compiled)
         _COMPILED_RUN = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)(compiled)
     return _COMPILED_RUN
 
