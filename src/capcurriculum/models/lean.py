@@ -15,7 +15,7 @@ LM head: the same parameters, so gradients land where transformers' forward puts
 
 `compile=True` runs the same stack under `torch.compile` (dynamic shapes, one compiled function per
 process shared by every decoder): the norms, rotary embedding, activations and casts between the matrix
-products fuse, ~25% off a 128-prompt GRPO step here after ~80 s of compiling (README, "GRPO step").
+products fuse, ~25% off a 128-prompt GRPO step here after 45-65 s of compiling (README, "GRPO step").
 
 Attention runs in the weights' dtype whatever the forward's autocast dtype (`precision: bf16` on float32
 weights): the CPU's bfloat16 SDPA kernel was 4x slower than its float32 one at these shapes, while bfloat16
