@@ -8,6 +8,8 @@ Not collected by pytest (the file name does not start with test_).
 
 from __future__ import annotations
 
+import faulthandler
+import gc
 import json
 import sys
 from pathlib import Path
@@ -29,6 +31,8 @@ class TwoLayerNet(nn.Module):
 
 
 def main(summary_path: Path, steps: int = 4) -> None:
+    # A SIGABRT in library teardown (seen once in CI, stop 30) printed no stack; this prints every thread's.
+    faulthandler.enable()
     torch.manual_seed(0)
     accelerator = Accelerator()
     x = torch.randn(64, 8)
@@ -62,6 +66,12 @@ def main(summary_path: Path, steps: int = 4) -> None:
             "param_dtype": str(next(model.parameters()).dtype),
         }
         summary_path.write_text(json.dumps(summary, indent=2))
+    # Tear down while the interpreter is whole: ZeRO-3's engine holds hooks and gloo work handles, and
+    # freeing those during interpreter finalisation is the known way such a process aborts at exit
+    # (pytorch/pytorch#179291). Engine first, then the process group.
+    del model, optimizer, loader, batches
+    accelerator.free_memory()
+    gc.collect()
     accelerator.end_training()
 
 
