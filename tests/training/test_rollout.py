@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -180,15 +182,36 @@ def test_compiled_lean_path_scores_and_samples_what_the_eager_one_does(world, pr
     (here scoring with gradients, decoding at token 0 and after) do not count against dynamo's process-wide
     recompile limit, which a merged stage's mix of chunk sizes used to exhaust (the rest then ran eager), and
     none bypasses AOTAutograd's on-disk cache (the attention's autocast switch did), so the next process, the
-    next DVC node, loads them instead of compiling them again."""
+    next DVC node, loads them instead of compiling them again; and none is traced twice (symbolic module floats
+    made dynamo restart its analyses)."""
     from torch._dynamo.utils import counters
 
+    restarts = _RecordsStartingWith("Restarting analysis")
+    dynamo_log = logging.getLogger("torch._dynamo.convert_frame")  # where dynamo reports a restart, at INFO
+    level = dynamo_log.level
+    dynamo_log.addHandler(restarts)
+    dynamo_log.setLevel(logging.INFO)
     torch._dynamo.reset()  # compile here, whatever ran before in this process
     counters["aot_autograd"].clear()
-    with torch._dynamo.config.patch(recompile_limit=1, fail_on_recompile_limit_hit=True):
-        _compiled_equals_eager(world, processor, model)
+    try:
+        with torch._dynamo.config.patch(recompile_limit=1, fail_on_recompile_limit_hit=True):
+            _compiled_equals_eager(world, processor, model)
+    finally:
+        dynamo_log.removeHandler(restarts)
+        dynamo_log.setLevel(level)
     assert counters["aot_autograd"]["total"] > 0
     assert counters["aot_autograd"]["autograd_cache_bypass"] == 0, dict(counters["aot_autograd"])
+    assert restarts.messages == []
+
+
+class _RecordsStartingWith(logging.Handler):
+    def __init__(self, prefix: str) -> None:
+        super().__init__(logging.INFO)
+        self.prefix, self.messages = prefix, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.prefix):
+            self.messages.append(record.getMessage())
 
 
 def _compiled_equals_eager(world, processor, model):

@@ -191,18 +191,23 @@ RECOMPILE_LIMIT = 64
 # are pure given the arguments the graph records, so they are marked cacheable, keyed by torch's version:
 # the same graphs and numbers; a warm first GRPO step 57 -> 44 s (the rest is dynamo's tracing; docs/miniature.md).
 AUTOCAST_CACHEABLE = {f"torch.amp.autocast_mode.{f}": torch.__version__ for f in ("_enter_autocast", "_exit_autocast")}
+# Float attributes of the modules (the norms' eps, the attention's scaling) were traced as symbolic floats;
+# in three of the four graphs the scalar-tensorify pass then failed and dynamo restarted the analysis, so
+# each GRPO node traced those graphs twice, and the wasted first analyses (never cached) cost ~25 s of a warm
+# first step. They are constants of the model: specialised from the start (bench/compile_first_step.py).
+DYNAMO_CONFIG = {"recompile_limit": RECOMPILE_LIMIT, "specialize_float": True}
 
 
 def compiled_run():
     """`LeanDecoder._run` under torch.compile, built once per process: its graphs (scoring with and without
     gradients, decoding; per model) are traced on first use and reused by every later decoder. Its own
-    recompile limit (RECOMPILE_LIMIT) applies whatever dynamo's process-wide one is, and its graphs go to
-    AOTAutograd's on-disk cache (AUTOCAST_CACHEABLE)."""
+    dynamo settings (DYNAMO_CONFIG: recompile limit, floats specialised) apply whatever the process-wide ones
+    are, and its graphs go to AOTAutograd's on-disk cache (AUTOCAST_CACHEABLE)."""
     global _COMPILED_RUN
     if _COMPILED_RUN is None:
         compiled = torch.compile(LeanDecoder._run, dynamic=True)
         compiled = torch._inductor.config.patch(unsafe_marked_cacheable_functions=AUTOCAST_CACHEABLE)(compiled)
-        _COMPILED_RUN = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)(compiled)
+        _COMPILED_RUN = torch._dynamo.config.patch(**DYNAMO_CONFIG)(compiled)
     return _COMPILED_RUN
 
 
