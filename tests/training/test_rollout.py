@@ -202,6 +202,8 @@ def test_compiled_lean_path_scores_and_samples_what_the_eager_one_does(world, pr
     assert counters["aot_autograd"]["total"] > 0
     assert counters["aot_autograd"]["autograd_cache_bypass"] == 0, dict(counters["aot_autograd"])
     assert restarts.messages == []
+    # what keeps inductor's backward from atomic adds, whose order made seeded two-thread steps differ
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
 
 
 class _RecordsStartingWith(logging.Handler):

@@ -202,9 +202,15 @@ def compiled_run():
     """`LeanDecoder._run` under torch.compile, built once per process: its graphs (scoring with and without
     gradients, decoding; per model) are traced on first use and reused by every later decoder. Its own
     dynamo settings (DYNAMO_CONFIG: recompile limit, floats specialised) apply whatever the process-wide ones
-    are, and its graphs go to AOTAutograd's on-disk cache (AUTOCAST_CACHEABLE)."""
+    are, its graphs go to AOTAutograd's on-disk cache (AUTOCAST_CACHEABLE), and building it turns on
+    deterministic algorithms for the process."""
     global _COMPILED_RUN
     if _COMPILED_RUN is None:
+        # Inductor lowers the backward of the padding-free gather (`x[index]`) to a threaded scatter with atomic
+        # adds unless deterministic algorithms are on, and two runs of a seeded two-thread GRPO step then differed
+        # in the grad norm's last bits (docs/miniature.md). Process-wide, because the backward graph is lowered at
+        # the first backward(), outside any context held here; warn_only, as eager CPU ops need nothing more.
+        torch.use_deterministic_algorithms(True, warn_only=True)
         compiled = torch.compile(LeanDecoder._run, dynamic=True)
         compiled = torch._inductor.config.patch(unsafe_marked_cacheable_functions=AUTOCAST_CACHEABLE)(compiled)
         _COMPILED_RUN = torch._dynamo.config.patch(**DYNAMO_CONFIG)(compiled)
