@@ -15,7 +15,8 @@ LM head: the same parameters, so gradients land where transformers' forward puts
 
 `compile=True` runs the same stack under `torch.compile` (dynamic shapes, one compiled function per
 process shared by every decoder): the norms, rotary embedding, activations and casts between the matrix
-products fuse, ~25% off a 128-prompt GRPO step here after 45-65 s of compiling (README, "GRPO step").
+products fuse, ~25% off a 128-prompt GRPO step here after ~100 s of compiling at a DAG's first GRPO node and
+20-40 s at later ones, which read inductor's on-disk cache (README, "GRPO step"; bench/compile_first_step.py).
 
 Attention runs in the weights' dtype whatever the forward's autocast dtype (`precision: bf16` on float32
 weights): the CPU's bfloat16 SDPA kernel was 4x slower than its float32 one at these shapes, while bfloat16
@@ -189,7 +190,7 @@ RECOMPILE_LIMIT = 64
 # autocast's enter/exit (the attention's fp32 island inside a bf16 forward, `no_autocast`) are not, so every
 # GRPO node re-ran AOTAutograd on a warm inductor cache ("Bypassing autograd cache ... _enter_autocast"). They
 # are pure given the arguments the graph records, so they are marked cacheable, keyed by torch's version:
-# the same graphs and numbers; a warm first GRPO step 57 -> 44 s (the rest is dynamo's tracing; docs/miniature.md).
+# the same graphs and numbers; a warm first GRPO step 58 -> 35 s (bench/compile_first_step.py, unmarked vs shipped).
 AUTOCAST_CACHEABLE = {f"torch.amp.autocast_mode.{f}": torch.__version__ for f in ("_enter_autocast", "_exit_autocast")}
 # Float attributes of the modules (the norms' eps, the attention's scaling) were traced as symbolic floats;
 # in three of the four graphs the scalar-tensorify pass then failed and dynamo restarted the analysis, so
