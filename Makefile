@@ -17,7 +17,7 @@ env: .venv/.installed
 .venv/.installed: pyproject.toml
 	@command -v uv >/dev/null 2>&1 || (python3 -m venv .venv-uv && .venv-uv/bin/pip install -q uv==0.9.*)
 	$(UV) venv -q --allow-existing -p 3.11 .venv
-	$(UV) pip install -q --python $(PY) -e ".[cpu,dev]"
+	$(UV) pip install -q --compile-bytecode --python $(PY) -e ".[cpu,dev]"
 	@touch $@
 
 repro: env
