@@ -41,6 +41,15 @@ def _as_number(s: str) -> float | None:
         return None
 
 
+_PLAIN_DECIMAL = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def plain_decimal(answer: str) -> bool:
+    """Whether `answer` normalises to a bare decimal number ("6", "-2.5", "1,000"): no exponent, fraction,
+    unit or LaTeX, nothing another grader could read as a different value."""
+    return _PLAIN_DECIMAL.fullmatch(normalize(answer).replace(",", "")) is not None
+
+
 def _choice_letter(s: str) -> str:
     """'(b)', 'b.', 'b) red' -> 'b'; anything else unchanged."""
     m = re.fullmatch(r"\(?([a-z])\)?(?:[.)]?\s.*|[.)])?", s)

@@ -55,3 +55,32 @@ def test_unparseable_gold_is_not_gradeable():
     assert gold_is_gradeable("6", "number") and gold_is_gradeable("\\frac{1}{2}", "number")
     assert not gold_is_gradeable("", "text")
     assert not gold_is_gradeable("see the figure", "number")
+
+
+def _grade_through_math_verify(pred: str, gold: str) -> bool:
+    """The grade before plain numbers skipped math-verify: the shared matcher, then math-verify."""
+    from capcurriculum.answers import is_correct
+    from capcurriculum.training.rewards import _math_verify_main
+
+    return is_correct(pred, gold, "number") or _math_verify_main(pred, gold, 2)
+
+
+def test_plain_numbers_are_graded_as_math_verify_would():
+    import random
+
+    from capcurriculum.answers import plain_decimal
+    from capcurriculum.training.rewards import grade
+
+    rng = random.Random(0)
+    golds = ["6", "0", "-3", "12.5", "1,000", "0.333333", "1000000", "2.718282"]
+    pairs = [(p, g) for g in golds for p in ("6", "6.0", "06", "+6", "-0", "0.0", "1000", "1,000", "1000.0000001",
+                                             "12.50", "0.3333333", "2.71828", "2.718281", "7", "5.999999")]
+    pairs += [(str(rng.randint(-20, 20)), str(rng.randint(-20, 20))) for _ in range(100)]
+    pairs += [(f"{rng.uniform(-50, 50):.{rng.randint(0, 7)}f}", f"{rng.uniform(-50, 50):.{rng.randint(0, 7)}f}")
+              for _ in range(100)]
+    assert all(plain_decimal(p) and plain_decimal(g) for p, g in pairs)
+    disagree = [(p, g) for p, g in pairs if grade(p, g, "number") != _grade_through_math_verify(p, g)]
+    assert disagree == []
+    # and the shortcut is taken only for bare decimals: these still reach math-verify
+    assert not any(plain_decimal(x) for x in ("1e3", "\\frac{1}{2}", "5%", "nan", "inf", ".5", "3 cm", "2^3"))
+    assert grade("\\frac{1}{2}", "0.5", "number") and grade("5", "five", "number")
