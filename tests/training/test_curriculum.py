@@ -175,3 +175,45 @@ def test_a_bad_tower_or_merger_rate_names_its_key(stage_env):
         stage_spec(OmegaConf.merge(cfg, {"train": {"vision_lr_scale": "frozen"}}), "train_2")
     with pytest.raises(ConfigError, match="^merged.vision_lr_scale"):
         stage_spec(OmegaConf.merge(cfg, {"merged": {"vision_lr_scale": -0.5}}), "merged")
+
+
+def _chain(stage_env, cfg=None):
+    """train_1 then train_2 (text) from its checkpoint; train_2's metrics."""
+    base_cfg, raw, world_dir, sets, init, tmp = stage_env
+    cfg = cfg or base_cfg
+    write_jsonl(sets / "text" / "text_train.jsonl", read_jsonl(world_dir / "text_math_pretrain.jsonl")[:12])
+    where = {"base_dir": init, "sets_dir": sets, "raw_dir": raw, "world_dir": world_dir}
+    first = run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, out_dir=tmp / "t1", resume_dir=tmp / "r1",
+                      **where)
+    return first, lambda c=cfg: run_stage(c, stage_spec(c, "train_2"), init_dir=tmp / "t1", out_dir=tmp / "t2",
+                                          resume_dir=tmp / "r2", **where)
+
+
+def test_the_next_stage_reuses_the_closing_held_out_pass_and_it_equals_a_fresh_one(stage_env):
+    first, second = _chain(stage_env)
+    record = stage_env[5] / "t1/trainer_state/held_out_eval.json"
+    reused = second()
+    assert reused["before/reused"] == 1.0
+    caps = [k[len("after/"):] for k in first if k.startswith("after/") and "/headroom/" not in k
+            and "/set/" not in k and k != "after/mean_acc"]
+    assert {"perc_image/acc", "text_math/acc", "vis_math/acc", "perc_caption/acc"} <= set(caps)
+    assert all(reused[f"before/{k}"] == first[f"after/{k}"] for k in caps)
+    record.unlink()  # the same stage, measuring afresh
+    fresh = second()
+    assert "before/reused" not in fresh
+    same = [k for k in fresh if k.startswith(("before/", "delta/")) and "/headroom/" not in k]
+    assert len(same) > 20 and {k: reused[k] for k in same} == {k: fresh[k] for k in same}
+    # headroom samples afresh either way; its greedy part comes from the reused rows
+    assert reused["before/headroom/text/greedy_pass_at_1"] == fresh["before/headroom/text/greedy_pass_at_1"]
+
+
+def test_a_record_of_other_weights_or_settings_is_not_reused(stage_env):
+    cfg, *_, tmp = stage_env
+    _, second = _chain(stage_env)
+    path = tmp / "t1/trainer_state/held_out_eval.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "key": {**record["key"], "weights_sha256": "0" * 64}}))
+    assert "before/reused" not in second()
+    path.write_text(json.dumps(record))
+    assert "before/reused" not in second(OmegaConf.merge(cfg, {"train": {"eval": {"n": 3}}}))
+    assert second()["before/reused"] == 1.0

@@ -210,6 +210,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         save_resume,
     )
     from capcurriculum.training.grpo import GRPOTrainer, PromptStream
+    from capcurriculum.training.held_out_record import fingerprint_items, load_record, record_key, save_record
 
     init_dir, base_dir, out_dir, resume_dir = map(Path, (init_dir, base_dir, out_dir, resume_dir))
     settings = GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
@@ -281,7 +282,10 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
 
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
     n, headroom_n = eval_sizes(ecfg)
-    held_out = {name: world.items(*CAPABILITIES[SET_MODES[name]], "test", limit=n) for name in spec.sets}
+    # every capability's held-out items (perc_caption, a diagnostic with ~5x longer prompts: the first headroom_n)
+    evaluated = {cap: world.items(name, mode, "test", limit=headroom_n if cap == "perc_caption" else n)
+                 for cap, (name, mode) in CAPABILITIES.items()}
+    held_out = {name: evaluated[SET_MODES[name]] for name in spec.sets}
 
     # The stage's own set held out (D_perc's val and test splits, a math set's val; the first
     # train.eval.headroom_n items): what the stage learnt of its data's distribution, beside a blind answer
@@ -292,10 +296,21 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
             blind = no_look_correct(train_rows[name], [it.example for it in its])
             metrics[f"set/{name}/no_look"], metrics[f"set/{name}/n"] = sum(blind) / len(blind), len(blind)
     flags: dict[str, dict[str, list[bool]]] = {}
+    # The held-out pass's identity, to reuse the previous stage's closing pass (training/held_out_record.py)
+    eval_settings = {"n": n, "caption_n": headroom_n, "lean": lean, "threads": threads}
+    items_sha = fingerprint_items(evaluated)
+    closing: dict[str, Any] = {}
 
-    def measure(tag: str) -> dict[str, float]:
+    def measure(tag: str, record: dict | None = None) -> dict[str, float]:
         torch.set_num_threads(threads)  # the main process measures alone: the others wait in a collective
-        out, rows = _evaluate(model, processor, world, n, tag, flags, lean=lean, caption_n=headroom_n)
+        if record is not None:  # the previous stage's closing pass, on these weights and items
+            out, rows = {f"{tag}/{k}": v for k, v in record["metrics"].items()}, record["rows"]
+            flags[tag] = dict(record["flags"])
+            out[f"{tag}/reused"] = 1.0
+        else:
+            out, rows = _evaluate(model, processor, world, n, tag, flags, lean=lean, caption_n=headroom_n)
+        closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items() if not k.endswith("/reused")},
+                       rows=rows, flags=dict(flags[tag]))  # the capabilities' flags, before the stage's own set joins
         for name, its in set_held_out.items():
             if its:
                 done = score(its, generate(model, processor, its, max_new_tokens=int(ecfg.max_new_tokens),
@@ -323,7 +338,11 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         flags["before"] = resumed["before_flags"]
         log.info("%s: resumed at step %d of %d from %s", spec.node, trainer.step_count, spec.steps, resume_dir)
     elif main:
-        metrics.update(measure("before"))
+        record = load_record(init_dir / TRAINER_STATE, record_key(init_dir, items_sha, eval_settings))
+        if record is not None:
+            log.info("%s: held-out accuracy before training from %s (the same weights and items)", spec.node,
+                     init_dir / TRAINER_STATE)
+        metrics.update(measure("before", record))
 
     def checkpoint(step: int) -> None:
         save_resume(resume_dir, model, processor, trainer.opt,
@@ -345,6 +364,8 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     metrics.update(measure("after"))
     metrics.update(summarize(history, metrics, flags, spec))
     save_pretrained_dir(model, processor, out_dir)
+    save_record(out_dir / TRAINER_STATE, record_key(out_dir, items_sha, eval_settings), closing["metrics"],
+                closing["flags"], closing["rows"], rows_per_mode=headroom_n)
     if not trainer.deepspeed:
         save_optimizer(trainer.opt, out_dir / TRAINER_STATE)
     write_json(out_dir / TRAINER_STATE / "boundary.json", {
