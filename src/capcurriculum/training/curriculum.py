@@ -210,7 +210,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         save_resume,
     )
     from capcurriculum.training.grpo import GRPOTrainer, PromptStream
-    from capcurriculum.training.held_out_record import fingerprint_items, load_record, record_key, save_record
+    from capcurriculum.training.held_out_record import fingerprint_items, load_record, save_record
 
     init_dir, base_dir, out_dir, resume_dir = map(Path, (init_dir, base_dir, out_dir, resume_dir))
     settings = GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
@@ -338,10 +338,10 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         flags["before"] = resumed["before_flags"]
         log.info("%s: resumed at step %d of %d from %s", spec.node, trainer.step_count, spec.steps, resume_dir)
     elif main:
-        record = load_record(init_dir / TRAINER_STATE, record_key(init_dir, items_sha, eval_settings))
+        record = load_record(init_dir, items_sha, eval_settings)
         if record is not None:
-            log.info("%s: held-out accuracy before training from %s (the same weights and items)", spec.node,
-                     init_dir / TRAINER_STATE)
+            log.info("%s: held-out accuracy before training from %s's closing pass (the same weights and items)",
+                     spec.node, init_dir)
         metrics.update(measure("before", record))
 
     def checkpoint(step: int) -> None:
@@ -364,8 +364,8 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     metrics.update(measure("after"))
     metrics.update(summarize(history, metrics, flags, spec))
     save_pretrained_dir(model, processor, out_dir)
-    save_record(out_dir / TRAINER_STATE, record_key(out_dir, items_sha, eval_settings), closing["metrics"],
-                closing["flags"], closing["rows"], rows_per_mode=headroom_n)
+    save_record(out_dir, items_sha, eval_settings, closing["metrics"], closing["flags"], closing["rows"],
+                rows_per_mode=headroom_n)
     if not trainer.deepspeed:
         save_optimizer(trainer.opt, out_dir / TRAINER_STATE)
     write_json(out_dir / TRAINER_STATE / "boundary.json", {

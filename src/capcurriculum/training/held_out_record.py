@@ -1,8 +1,8 @@
 """A stage's closing held-out evaluation, kept with its checkpoint so that the next stage need not repeat it.
 
-    key = record_key(out_dir, fingerprint_items(...), settings)
-    save_record(out_dir / "trainer_state", key, metrics, flags, rows)
-    record = load_record(init_dir / "trainer_state", record_key(init_dir, ...))   # None: measure afresh
+    items_sha = fingerprint_items(items_by_mode)
+    save_record(out_dir, items_sha, settings, metrics, flags, rows, rows_per_mode=...)  # next to the weights
+    record = load_record(init_dir, items_sha, settings)   # None: measure afresh
 
 Stage k's `before` pass evaluates the very weights stage k-1's `after` pass evaluated, on the same held-out
 items with the same settings, and greedy decoding gives the same tokens both times (a test checks the
@@ -23,14 +23,15 @@ from capcurriculum.io import read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
-FILE = "held_out_eval.json"
+FILE = "trainer_state/held_out_eval.json"  # in a checkpoint directory
 ROW_FIELDS = ("id", "mode", "correct", "pred")  # what the headroom report reads of a greedy row
 
 
-def weights_sha256(model_dir: str | Path) -> str:
+def weights_sha256(model_dir: str | Path) -> str | None:
+    """None for a directory without safetensors weights (a hub reference): nothing a record could match."""
     files = sorted(Path(model_dir).glob("*.safetensors"))
     if not files:
-        raise FileNotFoundError(f"{model_dir}: no *.safetensors weights to fingerprint")
+        return None
     return hashlib.sha256("".join(f"{f.name}:{sha256_file(f)};" for f in files).encode()).hexdigest()
 
 
@@ -47,24 +48,28 @@ def record_key(model_dir: str | Path, items_sha256: str, settings: dict[str, Any
     return {"weights_sha256": weights_sha256(model_dir), "items_sha256": items_sha256, **settings}
 
 
-def save_record(state_dir: str | Path, key: dict[str, Any], metrics: dict[str, float],
+def save_record(model_dir: str | Path, items_sha256: str, settings: dict[str, Any], metrics: dict[str, float],
                 flags: dict[str, list[bool]], rows: list[dict[str, Any]], rows_per_mode: int) -> Path:
-    """`metrics` unprefixed (`perc_image/acc`, ...); `flags` per capability; the first `rows_per_mode` greedy
+    """The held-out pass on the weights saved in `model_dir`. `metrics` unprefixed (`perc_image/acc`, ...); `flags` per capability; the first `rows_per_mode` greedy
     rows of each mode (the headroom slice)."""
     kept, seen = [], {}
     for r in rows:
         seen[r["mode"]] = seen.get(r["mode"], 0) + 1
         if seen[r["mode"]] <= rows_per_mode:
             kept.append({k: r[k] for k in ROW_FIELDS})
-    path = Path(state_dir) / FILE
-    write_json(path, {"key": key, "metrics": metrics, "flags": flags, "rows": kept})
+    path = Path(model_dir) / FILE
+    write_json(path, {"key": record_key(model_dir, items_sha256, settings), "metrics": metrics, "flags": flags, "rows": kept})
     return path
 
 
-def load_record(state_dir: str | Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The record if it was measured on exactly `key`; None (and the reason logged) otherwise."""
-    path = Path(state_dir) / FILE
+def load_record(model_dir: str | Path, items_sha256: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The record kept with `model_dir` if it was measured on its weights, these items and settings; None (and
+    the reason logged) otherwise."""
+    path = Path(model_dir) / FILE
     if not path.exists():
+        return None
+    key = record_key(model_dir, items_sha256, settings)
+    if key["weights_sha256"] is None:
         return None
     record = read_json(path)
     differ = sorted(k for k in set(key) | set(record.get("key", {})) if record.get("key", {}).get(k) != key.get(k))
