@@ -178,7 +178,7 @@ def test_a_bad_tower_or_merger_rate_names_its_key(stage_env):
 
 
 def _chain(stage_env, cfg=None):
-    """train_1 then train_2 (text) from its checkpoint; train_2's metrics."""
+    """train_1's metrics, and a call that runs train_2 (text) from train_1's checkpoint (optionally on another config)."""
     base_cfg, raw, world_dir, sets, init, tmp = stage_env
     cfg = cfg or base_cfg
     write_jsonl(sets / "text" / "text_train.jsonl", read_jsonl(world_dir / "text_math_pretrain.jsonl")[:12])

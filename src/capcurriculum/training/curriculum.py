@@ -306,11 +306,12 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         if record is not None:  # the previous stage's closing pass, on these weights and items
             out, rows = {f"{tag}/{k}": v for k, v in record["metrics"].items()}, record["rows"]
             flags[tag] = dict(record["flags"])
-            out[f"{tag}/reused"] = 1.0
         else:
             out, rows = _evaluate(model, processor, world, n, tag, flags, lean=lean, caption_n=headroom_n)
-        closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items() if not k.endswith("/reused")},
+        closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items()},
                        rows=rows, flags=dict(flags[tag]))  # the capabilities' flags, before the stage's own set joins
+        if record is not None:
+            out[f"{tag}/reused"] = 1.0
         for name, its in set_held_out.items():
             if its:
                 done = score(its, generate(model, processor, its, max_new_tokens=int(ecfg.max_new_tokens),

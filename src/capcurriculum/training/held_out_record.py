@@ -50,15 +50,16 @@ def record_key(model_dir: str | Path, items_sha256: str, settings: dict[str, Any
 
 def save_record(model_dir: str | Path, items_sha256: str, settings: dict[str, Any], metrics: dict[str, float],
                 flags: dict[str, list[bool]], rows: list[dict[str, Any]], rows_per_mode: int) -> Path:
-    """The held-out pass on the weights saved in `model_dir`. `metrics` unprefixed (`perc_image/acc`, ...); `flags` per capability; the first `rows_per_mode` greedy
-    rows of each mode (the headroom slice)."""
+    """The held-out pass on the weights saved in `model_dir`: `metrics` unprefixed (`perc_image/acc`, ...),
+    `flags` per capability, and the first `rows_per_mode` greedy rows of each mode (the headroom slice)."""
     kept, seen = [], {}
     for r in rows:
         seen[r["mode"]] = seen.get(r["mode"], 0) + 1
         if seen[r["mode"]] <= rows_per_mode:
             kept.append({k: r[k] for k in ROW_FIELDS})
     path = Path(model_dir) / FILE
-    write_json(path, {"key": record_key(model_dir, items_sha256, settings), "metrics": metrics, "flags": flags, "rows": kept})
+    key = record_key(model_dir, items_sha256, settings)
+    write_json(path, {"key": key, "metrics": metrics, "flags": flags, "rows": kept})
     return path
 
 
