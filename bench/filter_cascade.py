@@ -38,19 +38,15 @@ def main() -> None:
 
     import contextlib
 
-    from omegaconf import OmegaConf
+    from filter_inputs import load
 
-    from capcurriculum.data.docci import load_docci
-    from capcurriculum.generation import SamplingConfig, make_backend
-    from capcurriculum.io import read_jsonl
+    from capcurriculum.generation import make_backend
     from capcurriculum.perception.filter import ask_filter_models
 
     ws = args.workspace
-    fcfg = OmegaConf.load(ws / "params.yaml").perception.filter
-    examples = read_jsonl(ws / "data/perception/qa/candidates.jsonl")[: args.n]
-    captions = {r.example_id: r.description for r in load_docci(ws / "data/raw").records}
-    sampling = SamplingConfig.from_mapping(OmegaConf.to_container(fcfg.sampling, resolve=True))
-    spec = OmegaConf.to_container(fcfg.backend, resolve=True) | {"progress": False}
+    inputs = load(ws, args.n)
+    fcfg, examples, captions, sampling, spec = (inputs.fcfg, inputs.examples, inputs.captions, inputs.sampling,
+                                                inputs.backend)
     rows, keeps = [], {}
     for cascade in (False, True):
         asked: list[int] = []

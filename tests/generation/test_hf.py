@@ -103,7 +103,8 @@ def test_batch_size_1_and_8_agree_and_order_is_restored(backend, tiny_model_dir,
     assert [r.id for r in rev] == [r.id for r in reversed(reqs)]
     assert {r.id: r.texts for r in rev} == {r.id: r.texts for r in batched}
     # the prompts really differ in length, so the sort did reorder them
-    keys = [backend._length_key(backend._prompt_text(r), []) for r in reqs]
+    keys = [backend._length_key(backend.tokenizer(backend._prompt_text(r), add_special_tokens=False).input_ids, [])
+            for r in reqs]
     assert keys != sorted(keys)
 
 
@@ -165,7 +166,11 @@ def test_lean_decoding_gives_generates_tokens(backend, image_paths, monkeypatch)
 
     calls = []
     real = rollout.decode
-    monkeypatch.setattr(rollout, "decode", lambda *a, **k: calls.append(a[1]["input_ids"].shape[0]) or real(*a, **k))
+    def rows(enc, prefilled=None):   # a text batch arrives prefilled (generation/shared_prefix.py)
+        return enc["input_ids"].shape[0] if enc is not None else prefilled[0].shape[0]
+
+    monkeypatch.setattr(rollout, "decode",
+                        lambda *a, **k: calls.append(rows(a[1], k.get("prefilled"))) or real(*a, **k))
     reqs = mixed_requests(image_paths)
     plain = backend.generate(reqs, GREEDY)
     lean = HFBackend(model=backend.model, processor=backend.processor, batch_size=8, progress=False, threads=1,

@@ -24,6 +24,8 @@ from capcurriculum.generation.base import (
     load_request_images,
     template_messages,
 )
+from capcurriculum.generation.shared_prefix import prefill_shared
+from capcurriculum.generation.vision_cache import VisionFeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,11 @@ class HFBackend(Backend):
     for a tiny model: OpenMP threads that wait for a descheduled sibling stall every small op),
     `attn_implementation`, `trust_remote_code`, `progress` (a tqdm bar over batches), `lean` (greedy
     batches whose prompts all hold one image, or none, decode through models/lean.py: the same tokens
-    as `generate` without transformers' per-token machinery; Qwen3-VL models only; sampled requests and
-    mixed batches still go through `generate`).
+    as `generate` without transformers' per-token machinery, and each distinct image of a call goes
+    through the processor and the vision tower once (generation/vision_cache.py; `vision_cache: false` turns
+    that off), and text prompts that begin alike for at least `shared_prefix` tokens (a caption's questions)
+    are batched together and prefill their common part once (generation/shared_prefix.py; null turns that
+    off); Qwen3-VL models only; sampled requests and mixed batches still go through `generate`).
     `model` and `processor` may be given instead of `model_ref` to generate with a model already
     in memory (a training loop's policy); it is then not moved or cast.
     """
@@ -71,6 +76,8 @@ class HFBackend(Backend):
         trust_remote_code: bool = False,
         progress: bool = True,
         lean: bool = False,
+        vision_cache: bool = True,
+        shared_prefix: int | None = 16,
         model=None,
         processor=None,
     ) -> None:
@@ -104,7 +111,13 @@ class HFBackend(Backend):
 
         if lean and not supports(self.model):
             raise ValueError(f"lean decodes {SUPPORTED} models only, not {self.model.config.model_type!r}")
-        self.lean = lean
+        if not isinstance(vision_cache, bool):
+            raise ValueError(f"vision_cache must be true or false, got {vision_cache!r}")
+        if shared_prefix is not None and (isinstance(shared_prefix, bool) or not isinstance(shared_prefix, int)
+                                          or shared_prefix < 1):
+            raise ValueError(f"shared_prefix must be a positive int (tokens) or null, got {shared_prefix!r}")
+        self.lean, self.vision_cache, self.shared_prefix_min = lean, vision_cache, shared_prefix
+        self._vision: VisionFeatureCache | None = None
         self._image_token_estimate = self._image_tokens_per_pixel()
 
     # -- preparing prompts -------------------------------------------------------------------------
@@ -120,10 +133,12 @@ class HFBackend(Backend):
             template_messages(request), add_generation_prompt=True, tokenize=False
         )
 
-    def _length_key(self, text: str, images) -> float:
+    def _length_key(self, ids: list[int], images) -> float:
         """Approximate prompt tokens (text tokens + image tokens by area), for sorting only."""
-        n = len(self.tokenizer(text, add_special_tokens=False).input_ids)
-        return n + sum(im.width * im.height * self._image_token_estimate for im in images)
+        return len(ids) + sum(im.width * im.height * self._image_token_estimate for im in images)
+
+    def _shares_prefixes(self, sampling: SamplingConfig) -> bool:
+        return self.lean and sampling.greedy and self.shared_prefix_min is not None
 
     # -- generating --------------------------------------------------------------------------------
 
@@ -132,12 +147,13 @@ class HFBackend(Backend):
             raise RuntimeError("this hf backend is closed")
         cache = ImageCache()
         results: list[Result | None] = [None] * len(requests)
-        prepared: list[tuple[int, str, list, float]] = []
+        prepared: list[tuple[int, str, list, float, list[int]]] = []
         for i, req in enumerate(requests):
             try:
                 images = load_request_images(req, cache)
                 text = self._prompt_text(req)
-                prepared.append((i, text, images, self._length_key(text, images)))
+                ids = self.tokenizer(text, add_special_tokens=False).input_ids
+                prepared.append((i, text, images, self._length_key(ids, images), ids))
             except Exception as e:  # noqa: BLE001 - this request fails, the others go on
                 results[i] = Result.failed(req.id, error_text(e))
         prepared.sort(key=lambda p: (p[3], p[0]))
@@ -146,11 +162,16 @@ class HFBackend(Backend):
         groups: dict[int, list] = {}
         for p in prepared:
             groups.setdefault(len(p[2]) if self.lean else 0, []).append(p)
+        if self._shares_prefixes(sampling) and 0 in groups:
+            groups[0].sort(key=lambda p: (p[4], p[0]))   # prompts that begin alike side by side
         batches = [g[k : k + self.batch_size] for _, g in sorted(groups.items())
                    for k in range(0, len(g), self.batch_size)]
 
         device = getattr(self.model, "device", torch.device("cpu"))
         devices = [device] if device.type == "cuda" else []
+        # greedy lean batches of image prompts: each distinct image through the processor and tower once
+        self._vision = (VisionFeatureCache(self.model, self.processor)
+                        if self.lean and self.vision_cache and sampling.greedy else None)
         was_training = getattr(self.model, "training", False)
         self.model.eval()  # a policy handed over by a training loop: no dropout while generating
         threads_before = torch.get_num_threads()
@@ -159,6 +180,10 @@ class HFBackend(Backend):
         try:
             self._generate_batches(batches, requests, sampling, results, devices)
         finally:
+            if self._vision is not None and self._vision.computed:
+                log.info("hf generate: %d distinct images through the vision tower for %d image prompts",
+                         self._vision.computed, self._vision.computed + self._vision.reused)
+            self._vision = None
             if was_training:
                 self.model.train()
             if self.threads is not None:
@@ -176,7 +201,7 @@ class HFBackend(Backend):
             for batch in tqdm(
                 batches, desc="hf generate", unit="batch", disable=not self.progress, leave=False
             ):
-                for (i, _, _, _), res in zip(
+                for (i, *_), res in zip(
                     batch, self._run_batch_isolating(batch, requests, sampling), strict=True
                 ):
                     results[i] = res
@@ -194,15 +219,21 @@ class HFBackend(Backend):
     def _run_batch(self, batch, requests, sampling) -> list[Result]:
         texts = [p[1] for p in batch]
         images = [im for p in batch for im in p[2]]
-        enc = self.processor(
-            text=texts,
-            images=images or None,
-            return_tensors="pt",
-            padding=True,
-            padding_side="left",
-            add_special_tokens=False,
-        )
-        enc = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in enc.items()}
+        # a lean backend's batches hold one kind of prompt (grouped in _generate); more than one image: generate
+        lean = self.lean and sampling.greedy and len(batch[0][2]) <= 1
+        prefilled = None
+        if lean and not images and self._shares_prefixes(sampling):
+            prefilled = prefill_shared(self.model, [p[4] for p in batch], self.tokenizer.pad_token_id,
+                                       self.shared_prefix_min)
+            enc = None
+        elif lean and images and self._vision is not None:
+            # ImageCache hands out one object per path for the whole call: its identity names the picture
+            enc = self._vision.encode(texts, images, [id(im) for im in images], add_special_tokens=False)
+        else:
+            enc = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True,
+                                 padding_side="left", add_special_tokens=False)
+        if enc is not None:
+            enc = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in enc.items()}
         n = sampling.n
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": sampling.max_new_tokens,
@@ -220,13 +251,12 @@ class HFBackend(Backend):
                 top_k=0,
                 num_return_sequences=n,
             )
-        # a lean backend's batches hold one kind of prompt (grouped in _generate); more than one image: generate
-        if self.lean and sampling.greedy and len(batch[0][2]) <= 1:
+        if lean:
             from capcurriculum.training.rollout import decode
 
             _, new_ids, _ = decode(self.model, enc, group_size=1, max_new_tokens=sampling.max_new_tokens,
                                    eos_ids=self.eos_ids, pad_id=self.tokenizer.pad_token_id, temperature=0,
-                                   lean=True)
+                                   lean=True, prefilled=prefilled)
             new = new_ids.tolist()
         else:
             out = self.model.generate(**enc, **gen_kwargs)

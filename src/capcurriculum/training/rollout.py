@@ -143,29 +143,38 @@ def rollout(model, processor, items: list[Item], *, group_size: int, max_new_tok
 
 
 @torch.no_grad()
-def decode(model, enc: dict[str, torch.Tensor], *, group_size: int, max_new_tokens: int, eos_ids: list[int],
+def decode(model, enc: dict[str, torch.Tensor] | None, *, group_size: int, max_new_tokens: int, eos_ids: list[int],
            pad_id: int, temperature: float = 1.0, top_p: float = 1.0, suppress: list[int] | tuple = (),
-           lean: bool = False, compile: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           lean: bool = False, compile: bool = False,
+           prefilled: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """G completions of each encoded, left-padded prompt (`enc` on the model's device; all prompts with one
     image each, or none). Returns the prompts' rotary positions (3, P, Lp), the completion ids (P*G, C) and
-    their mask (P*G, C): 1 up to and including the first of `eos_ids`, 0 on the padding after it."""
+    their mask (P*G, C): 1 up to and including the first of `eos_ids`, 0 on the padding after it.
+    `prefilled`: the prompts already run, as (last logits, key/value cache, attention mask, positions), one
+    row a prompt (group_size 1; `generation/shared_prefix.py` builds it); `enc` is then unused."""
     dev = model.device
     was_training = model.training
     model.eval()
-    positions = prompt_positions(model, enc)
-    logits, cache = _prefill(model, enc, positions, group_size, repeat_cache=not lean)
+    if prefilled is None:
+        positions = prompt_positions(model, enc)
+        logits, cache = _prefill(model, enc, positions, group_size, repeat_cache=not lean)
+        attention_mask = enc["attention_mask"]
+    else:
+        if group_size != 1:
+            raise ValueError("decode: a prefilled batch holds one row a prompt (group_size 1)")
+        logits, cache, attention_mask, positions = prefilled
     N = logits.shape[0]
-    mask = torch.cat([enc["attention_mask"].repeat_interleave(group_size, dim=0),
-                      torch.ones(N, max_new_tokens, dtype=enc["attention_mask"].dtype, device=dev)], dim=1)
+    mask = torch.cat([attention_mask.repeat_interleave(group_size, dim=0),
+                      torch.ones(N, max_new_tokens, dtype=attention_mask.dtype, device=dev)], dim=1)
     steps = _next_positions(positions, group_size, max_new_tokens)
     eos = torch.tensor(eos_ids, dtype=torch.long, device=dev)
     ids = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=dev)
     done = torch.zeros(N, dtype=torch.bool, device=dev)
     suppress = list(suppress)
-    Lp = enc["input_ids"].shape[1]
+    Lp = attention_mask.shape[1]
     if lean:
         decoder = LeanDecoder(model, compile=compile)
-        state = decoder.start(_prefix(cache), enc["attention_mask"], steps, max_new_tokens, group_size)
+        state = decoder.start(_prefix(cache), attention_mask, steps, max_new_tokens, group_size)
     for t in range(max_new_tokens):
         if suppress:
             logits[:, suppress] = float("-inf")
