@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from transformers import DynamicCache
 
+from capcurriculum.training.rollout import prompt_positions
+
 
 def _common(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
@@ -57,10 +59,9 @@ def _left_pad(rows: list[Sequence[int]], pad_id: int, device) -> tuple[torch.Ten
     return ids.to(device), mask.to(device)
 
 
-def _positions(mask: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """(3, B, L) text positions (the three rotary axes equal), continuing from `offset` (B,)."""
-    pos = (mask.cumsum(-1) - 1).clamp(min=0) + offset[:, None]
-    return pos.unsqueeze(0).expand(3, -1, -1)
+def _positions(model, mask: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """(3, B, L) text positions as a plain prefill numbers them, continuing from `offset` (B,)."""
+    return prompt_positions(model, {"attention_mask": mask}) + offset[None, :, None]
 
 
 @torch.no_grad()
@@ -70,7 +71,7 @@ def prefill_shared(model, ids: Sequence[Sequence[int]], pad_id: int, min_shared:
     runs = shared_runs(ids, min_shared)
     run_of = torch.tensor([r for r, (a, b, _) in enumerate(runs) for _ in range(a, b)], device=device)
     prefix_ids, prefix_mask = _left_pad([ids[a][:k] for a, _, k in runs], pad_id, device)
-    prefix_pos = _positions(prefix_mask, torch.zeros(len(runs), dtype=torch.long, device=device))
+    prefix_pos = _positions(model, prefix_mask, torch.zeros(len(runs), dtype=torch.long, device=device))
     cache = DynamicCache()
     if prefix_ids.shape[1]:
         model(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=prefix_pos, past_key_values=cache,
@@ -80,7 +81,7 @@ def prefill_shared(model, ids: Sequence[Sequence[int]], pad_id: int, min_shared:
     tails = [row[k:] for row, k in zip(ids, shared.tolist())]
     tail_ids, tail_mask = _left_pad(tails, pad_id, device)
     mask = torch.cat([prefix_mask[run_of], tail_mask], dim=1)
-    tail_pos = _positions(tail_mask, shared)
+    tail_pos = _positions(model, tail_mask, shared)
     out = model(input_ids=tail_ids, attention_mask=mask, position_ids=tail_pos, past_key_values=cache,
                 use_cache=True, logits_to_keep=1)
     positions = torch.cat([prefix_pos[:, run_of], tail_pos], dim=2)

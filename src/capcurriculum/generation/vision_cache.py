@@ -1,7 +1,7 @@
 """Inference prompts whose images go through the image processor and the vision tower once each.
 
-The differential filter asks 24 questions of every scene and a held-out perception pass 6, so a batch of
-image prompts holds each picture many times over; through the processor every copy is resized, patched
+The differential filter asks 24 questions of every scene, so a batch of image prompts holds each picture
+many times over; through the processor every copy is resized, patched
 and normalised again, and through the model every copy runs the vision tower again (a third of the filter's
 image path, by py-spy). `VisionFeatureCache` keeps each distinct image's grid, merged tokens and deepstack
 features, keyed by the caller's key for the picture (its path), and builds the batch that the processor
@@ -10,7 +10,7 @@ tower's outputs handed to the model as `mm_encoder_outputs` (transformers' own i
 encoder outputs) instead of `pixel_values`.
 
 It is right only while the vision side does not change: one cache per inference pass over a fixed model
-(greedy evaluation, the filter), never across optimizer steps. Qwen3-VL models only (`SUPPORTED`). It
+(the filter's greedy pass), never across optimizer steps. Qwen3-VL models only (`SUPPORTED`). It
 holds at most `max_bytes` of features (oldest out first): all of a tiny pass fits in a few MB, while an
 8B model's ~1,000 tokens an image would otherwise pile up gigabytes on the accelerator.
 """
@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 
-SUPPORTED = ("qwen3_vl",)
+from capcurriculum.models.lean import SUPPORTED, supports
 
 
 @dataclass
@@ -36,10 +36,6 @@ class _Features:
 
 def _nbytes(f: _Features) -> int:
     return sum(t.numel() * t.element_size() for t in (f.tokens, *f.deepstack))
-
-
-def supports(model) -> bool:
-    return getattr(getattr(model, "config", None), "model_type", None) in SUPPORTED
 
 
 class VisionFeatureCache:
