@@ -68,7 +68,7 @@ def worker(args) -> dict:
                             rollout_batch_size=args.prompts, update_batch_size=args.prompts,
                             learning_rate=1e-4, kl_coef=0.01, temperature=1.0)
     trainer = GRPOTrainer(policy, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=0.0,
-                          merger_lr_scale=0.0, lean=True, precision="bf16", compile=True)
+                          merger_lr_scale=0.0, lean=True, precision="auto", compile=True)
     items = load_prompts(args.raw, args.world, args.mode, 2 * args.prompts)
     torch.manual_seed(args.seed)
     steps = []

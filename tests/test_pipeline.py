@@ -155,6 +155,11 @@ def test_curriculum_stages_chain_checkpoints_and_report(smoke_repo):
         for key in ("before/mean_acc", "after/mean_acc", "delta/mean_acc/se"):
             assert key in m, (node, key)
         assert ("reward/last_tenth" in m) == (expected > 0), node
+        # the precision the node ran at, and why, beside the machine it chose on (smoke: fp32 explicitly)
+        record = json.loads((repo / f"data/runs/{node}.json").read_text())
+        assert record["settings"]["precision"] == {"precision": "fp32", "asked": "fp32",
+                                                   "reason": "train.precision = fp32"}, node
+        assert "cpu_capability" in record["machine"] and m.get("train/bf16", 0.0) == 0.0
     assert json.loads((repo / "data/models/train_2/trainer_state/boundary.json").read_text())[
         "started_from"] == "data/models/train_1"
     assert json.loads((repo / "data/models/merged/trainer_state/boundary.json").read_text())["vision_lr_scale"] == 0

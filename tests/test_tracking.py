@@ -90,3 +90,17 @@ def test_experiments_get_their_own_parent_and_restored_runs_are_linked(store, mo
     assert "restored.base/policy" not in run.data.tags
     assert run.info.status == "FINISHED"
     assert run.data.tags["capcurriculum.parent_key"] == "exp:exp-two"
+
+
+def test_a_setting_chosen_at_run_time_is_tagged_and_kept_in_the_run_record(store):
+    from capcurriculum.training.precision import PrecisionChoice
+
+    choice = PrecisionChoice("fp32", "auto", "no bfloat16 instructions on this processor (ATen AVX2)")
+    with tracking.node_run("train_1", {}, store / "runs/train_1.json") as run:
+        run.record_setting("precision", choice.record())
+    rec = json.loads((store / "runs/train_1.json").read_text())
+    assert rec["settings"]["precision"] == {"precision": "fp32", "asked": "auto", "reason": choice.reason}
+    assert "cpu_capability" in rec["machine"]
+    tags = mlflow.MlflowClient(tracking.tracking_uri()).get_run(run.run_id).data.tags
+    assert tags["precision.precision"] == "fp32" and tags["precision.asked"] == "auto"
+    assert tags["precision.reason"] == choice.reason

@@ -25,7 +25,7 @@ METHODS = ("grpo", "sft")
 ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
 COMPLETION_FORWARDS = ("lean", "transformers")
 COMPILE_NEEDS_LEAN = "compiles the lean completion path; set train.completion_forward: lean"
-PRECISIONS = ("fp32", "bf16")   # training/precision.py
+PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 where the CPU has it natively)
 
 
 class ConfigError(ValueError):

@@ -25,6 +25,23 @@ def setup_logging(level: str | None = None) -> None:
 RECORDED_PACKAGES = ("torch", "transformers", "accelerate", "trl", "numpy", "pillow", "tokenizers", "math-verify")
 # CPU features that choose torch's kernels, and with them the order of float sums.
 RECORDED_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+# Environment variables that cap torch's (ATen's) and oneDNN's instruction sets below the processor's.
+ISA_CAP_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def cpu_info() -> dict[str, str]:
+    """The first processor's block of /proc/cpuinfo (model name, family, flags or, on ARM, Features); empty where
+    there is none (macOS, Windows)."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return info
 
 
 def machine_record() -> dict[str, object]:
@@ -42,15 +59,7 @@ def machine_record() -> dict[str, object]:
             packages[name] = torch.__version__ if name == "torch" else metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():   # the first processor's block
-            if not line.strip():
-                break
-            key, _, value = line.partition(":")
-            info.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
+    info = cpu_info()
     # A virtual machine may name only the vendor ("AMD EPYC"); family/model/stepping tell generations apart.
     cpu = info.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in info:
@@ -58,7 +67,10 @@ def machine_record() -> dict[str, object]:
     flags = set(info.get("flags", "").split())
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {"python": platform.python_version(), "packages": packages, "cpu": cpu,
-            "cpu_flags": sorted(f for f in RECORDED_CPU_FLAGS if f in flags), "cpu_count": os.cpu_count(),
+            "cpu_flags": sorted(f for f in RECORDED_CPU_FLAGS if f in flags),
+            # the kernel sets torch ran with, and the variables that cap them below what the processor has
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_isa_caps": {k: os.environ[k] for k in ISA_CAP_VARS if k in os.environ}, "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "gpus": gpus}
 
 

@@ -15,7 +15,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ def find_or_create_parent(experiment: str, params_path: str | Path = "params.yam
 class NodeRun:
     run_id: str
     parent_run_id: str
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)   # kept in the run record (record_setting)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import mlflow
@@ -99,6 +100,12 @@ class NodeRun:
 
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
+    def record_setting(self, name: str, values: dict[str, Any]) -> None:
+        """A choice the node made at run time (e.g. train.precision: auto): MLflow tags `<name>.<key>` and the
+        run record's `settings[name]`, beside the machine it was made on."""
+        self.set_tags({f"{name}.{k}": v for k, v in values.items()})
+        self.settings[name] = dict(values)
+
 
 @contextlib.contextmanager
 def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experiment: str = "capcurriculum",
@@ -114,15 +121,16 @@ def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experim
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
         log.info("MLflow run %s (node %s, parent %s) at %s", run.info.run_id, node, parent, tracking_uri())
         started, t0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.monotonic()
+        handle = NodeRun(run.info.run_id, parent)
         try:
-            yield NodeRun(run.info.run_id, parent)
+            yield handle
         finally:  # after the node's body, so the threads are the ones it set; a failed run is tagged too
             seconds = round(time.monotonic() - t0, 1)
             machine = machine_record()
             mlflow.set_tags({f"machine.{k}": str(v)[:5000] for k, v in to_flat_dict(machine).items()})
     write_json(run_file, {"run_id": run.info.run_id, "parent_run_id": parent, "node": node,
                           "experiment_id": run.info.experiment_id, "started_at": started, "seconds": seconds,
-                          "machine": machine})
+                          "machine": machine, **({"settings": handle.settings} if handle.settings else {})})
 
 
 def _tag_safe(node: str) -> str:

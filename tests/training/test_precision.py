@@ -1,5 +1,5 @@
 """precision: bf16 — forward passes under autocast, float32 weights and optimizer; attention in the
-weights' dtype on the lean path."""
+weights' dtype on the lean path. auto — bf16 only where the processor computes it natively."""
 
 import pytest
 import torch
@@ -7,7 +7,8 @@ import torch
 from capcurriculum.training.base import WorldData
 from capcurriculum.training.grpo import GRPOTrainer
 from capcurriculum.training.grpo_config import GRPOSettings
-from capcurriculum.training.precision import autocast, check_precision
+from capcurriculum.training import precision as prec
+from capcurriculum.training.precision import CpuBf16, autocast, check_precision, choose_cpu_precision, resolve_precision
 from capcurriculum.training.rewards import RewardConfig
 from capcurriculum.training.rollout import completion_logprobs, rollout
 
@@ -22,8 +23,71 @@ def test_autocast_runs_linears_in_bf16_and_fp32_leaves_them():
 
 
 def test_an_unknown_precision_names_the_key():
-    with pytest.raises(ValueError, match=r"train\.precision: expected one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(ValueError, match=r"train\.precision: expected one of auto, fp32, bf16, got 'fp16'"):
         check_precision("fp16", "train.precision")
+
+
+def test_autocast_takes_only_a_resolved_precision():
+    with pytest.raises(ValueError, match="auto is resolved by resolve_precision"):
+        autocast("auto")
+
+
+ZEN4 = CpuBf16(flags=("avx512_bf16",), aten="AVX512", onednn=True, onednn_max_isa=None)
+SAPPHIRE_RAPIDS = CpuBf16(flags=("avx512_bf16", "amx_bf16"), aten="AVX512", onednn=True, onednn_max_isa=None)
+GRAVITON3 = CpuBf16(flags=("bf16",), aten="SVE256", onednn=True, onednn_max_isa=None)
+
+
+@pytest.mark.parametrize("cpu, want, why", [
+    (ZEN4, "bf16", "native bfloat16 (avx512_bf16"),
+    (SAPPHIRE_RAPIDS, "bf16", "avx512_bf16, amx_bf16"),
+    (GRAVITON3, "bf16", "native bfloat16 (bf16; ATen SVE256"),
+    # Zen 3, Intel client parts: AVX2 and no bfloat16 instructions (oneDNN says no either)
+    (CpuBf16(flags=(), aten="AVX2", onednn=False, onednn_max_isa=None), "fp32", "no bfloat16 instructions"),
+    # Skylake-X / Cascade Lake: AVX-512 without BF16, where oneDNN takes bfloat16 but converts it
+    (CpuBf16(flags=(), aten="AVX512", onednn=True, onednn_max_isa=None), "fp32", "no bfloat16 instructions"),
+    # a native processor under ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (the issue's reproduction)
+    (CpuBf16(flags=("avx512_bf16",), aten="AVX2", onednn=False, onednn_max_isa="AVX2"), "fp32", "ONEDNN_MAX_CPU_ISA=AVX2"),
+    (CpuBf16(flags=("avx512_bf16",), aten="AVX512", onednn=True, onednn_max_isa="avx512_core"), "fp32",
+     "ONEDNN_MAX_CPU_ISA=avx512_core"),
+    (CpuBf16(flags=("avx512_bf16",), aten="AVX512", onednn=False, onednn_max_isa=None), "fp32", "oneDNN does not"),
+    (CpuBf16(flags=("avx512_bf16",), aten="AVX2", onednn=True, onednn_max_isa=None), "fp32", "capped at AVX2"),
+    (CpuBf16(flags=("avx512_bf16",), aten="AVX512", onednn=True, onednn_max_isa="AVX512_CORE_AMX"), "bf16", "native"),
+])
+def test_auto_picks_bf16_only_where_the_processor_computes_it_natively(cpu, want, why):
+    precision, reason = choose_cpu_precision(cpu)
+    assert precision == want and why in reason
+
+
+def test_an_explicit_precision_wins_over_the_processor(monkeypatch):
+    monkeypatch.setattr(CpuBf16, "probe", classmethod(lambda cls: ZEN4))
+    assert resolve_precision("fp32").precision == "fp32"
+    monkeypatch.setattr(CpuBf16, "probe", classmethod(lambda cls: CpuBf16((), "AVX2", False, None)))
+    choice = resolve_precision("bf16")
+    assert (choice.precision, choice.asked, choice.reason) == ("bf16", "bf16", "train.precision = bf16")
+    auto = resolve_precision("auto")
+    assert (auto.precision, auto.asked) == ("fp32", "auto") and "no bfloat16 instructions" in auto.reason
+
+
+def test_the_probe_reads_the_processor_flags_and_the_isa_caps(monkeypatch):
+    monkeypatch.setattr("capcurriculum.runtime.cpu_info",
+                        lambda: {"flags": "fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16"})
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    cpu = CpuBf16.probe()
+    assert cpu.flags == ("avx512_bf16", "amx_bf16") and cpu.onednn_max_isa == "AVX2"
+    assert cpu.aten == torch.backends.cpu.get_cpu_capability()
+    assert choose_cpu_precision(cpu)[0] == "fp32"
+    monkeypatch.setattr("capcurriculum.runtime.cpu_info", lambda: {"Features": "fp asimd bf16 sve"})
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert CpuBf16.probe().flags == ("bf16",)
+
+
+def test_the_trainer_runs_at_what_auto_resolves_to(monkeypatch, processor, model):
+    settings = GRPOSettings(group_size=2, rollout_batch_size=2, update_batch_size=2)
+    for cpu, want in ((ZEN4, "bf16"), (CpuBf16((), "AVX2", False, None), "fp32")):
+        monkeypatch.setattr(CpuBf16, "probe", classmethod(lambda cls, cpu=cpu: cpu))
+        trainer = GRPOTrainer(model, processor, settings, RewardConfig(), precision="auto")
+        assert trainer.precision == want and trainer.precision_choice.asked == "auto"
+    assert prec.AUTOCAST_DTYPES[trainer.precision] is None
 
 
 @pytest.mark.parametrize("mode, name", [("vis_math", "vis_math"), ("text_math", "text_math")])

@@ -48,6 +48,7 @@ from capcurriculum.training.balance import (
 from capcurriculum.training.batching import Item
 from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
 from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.training.precision import PrecisionChoice
 from capcurriculum.training.rewards import RewardConfig, gold_is_gradeable
 
 log = logging.getLogger(__name__)
@@ -191,11 +192,13 @@ def stage_params(cfg: DictConfig, spec: StageSpec) -> dict[str, Any]:
 def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_dir: str | Path,
               sets_dir: str | Path, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path,
               resume_dir: str | Path, on_log: Callable[[int, dict], None] | None = None,
-              accelerator=None, difficulty_dir: str | Path | None = None) -> dict[str, float]:
+              accelerator=None, difficulty_dir: str | Path | None = None,
+              precision: PrecisionChoice | None = None) -> dict[str, float]:
     """`accelerator`: set under a launcher (stages/train.py: `accelerate launch`, or `train.processes` > 1):
     each process rolls out and updates on its share of every batch (DeepSpeed ZeRO, or plain data parallel
     with gradients summed across processes); the main process measures and writes, every process takes
-    part in the resumable points. The optimizer-state carry needs plain data parallel (ZeRO partitions it)."""
+    part in the resumable points. The optimizer-state carry needs plain data parallel (ZeRO partitions it).
+    `precision`: train.precision as the node resolved it (stages/train.py records it); None resolves it here."""
     from capcurriculum.evaluation.headroom import headroom
     from capcurriculum.models.attention import attention_implementation
     from capcurriculum.models.lean import uses_lean
@@ -276,9 +279,10 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     lean = uses_lean(cfg, model)
     trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=spec.vision_lr_scale,
                           merger_lr_scale=spec.merger_lr_scale, optimizer_state=opt_state, accelerator=accelerator, lean=lean,
-                          precision=cfg.train.get("precision", "fp32"),
+                          precision=precision.precision if precision else cfg.train.get("precision", "fp32"),
                           compile=bool(cfg.train.get("compile", False)))
     model = trainer.model  # the unwrapped module (the same object without an accelerator)
+    metrics["train/bf16"] = float(trainer.precision == "bf16")
 
     world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
     n, headroom_n = eval_sizes(ecfg)

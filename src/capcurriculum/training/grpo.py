@@ -24,7 +24,7 @@ from capcurriculum.config import COMPILE_NEEDS_LEAN, ConfigError
 from capcurriculum.training.batching import Item
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
-from capcurriculum.training.precision import autocast, check_precision
+from capcurriculum.training.precision import autocast, resolve_precision
 from capcurriculum.training.pretrain import vision_param_groups
 from capcurriculum.training.rewards import RewardConfig, reward
 from capcurriculum.training.rollout import Rollout, completion_logprobs, rollout
@@ -105,12 +105,15 @@ class GRPOTrainer:
         (e.g. under `accelerate launch` with a DeepSpeed config): the update runs through the model and
         optimizer it prepares; sampling uses the unwrapped model. `lean`: completion tokens (sampling and
         scoring) through models/lean.py. `precision`: bf16 runs rollouts and the update's forward under
-        autocast (training/precision.py); the weights and optimizer stay float32. `compile`: the lean path
+        autocast (training/precision.py); the weights and optimizer stay float32; auto is bf16 where the device
+        computes it natively (`self.precision_choice` says which and why). `compile`: the lean path
         under torch.compile (models/lean.py; needs `lean`)."""
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
         self.reward_fn = reward_fn or (lambda text, it: reward(text, it.example["answer"], it.example["answer_type"],
                                                                reward_cfg))
-        self.ignore_eos, self.lean, self.precision = ignore_eos, lean, check_precision(precision, "train.precision")
+        self.ignore_eos, self.lean = ignore_eos, lean
+        self.precision_choice = resolve_precision(precision, accelerator.device if accelerator else model.device)
+        self.precision = self.precision_choice.precision
         if compile and not lean:
             raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
         self.compile = compile
