@@ -173,7 +173,10 @@ def validate(cfg: DictConfig) -> None:
     if source not in ("world", "docci"):
         raise ConfigError("raw.source", f"expected 'world' or 'docci', got {source!r}")
     if source == "docci":
-        for name in ("descriptions", "images"):
+        local = OmegaConf.select(cfg, "raw.docci.local_dir")
+        if local is not None and not Path(str(local)).expanduser().is_dir():
+            raise ConfigError("raw.docci.local_dir", f"{local!r} is not a directory")
+        for name in ("descriptions", "images") if local is None else ():
             select(cfg, f"raw.docci.urls.{name}")
 
     for role in MODEL_ROLES:
@@ -257,8 +260,15 @@ def to_flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def subtree(cfg: DictConfig, *keys: str) -> dict[str, Any]:
-    """The plain-dict view of the given top-level keys (what a node declares as its params)."""
-    return {k: OmegaConf.to_container(select(cfg, k), resolve=True) if isinstance(select(cfg, k), (DictConfig, ListConfig)) else select(cfg, k) for k in keys}
+    """The plain-dict view of the given top-level keys (what a node declares as its params). A key set to
+    null stays None (the paper profile's `world: null`); an absent key is an error naming it."""
+    out = {}
+    for k in keys:
+        value = OmegaConf.select(cfg, k, throw_on_missing=False, default=_MISSING)
+        if value is _MISSING:
+            raise ConfigError(k, "missing")
+        out[k] = OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
