@@ -92,3 +92,25 @@ def test_filter_rejects_a_bad_audit_sample_size_before_any_model_runs(tmp_path, 
     # the paths need not exist: the key is checked first
     with pytest.raises(ConfigError, match=r"^perception\.filter\.audit_max_dropped: a non-negative integer"):
         run_filter(cfg, tmp_path / "missing.jsonl", tmp_path, tmp_path, tmp_path / "f", tmp_path / "s")
+
+
+def test_qa_generation_fails_naming_the_model_when_every_llm_request_fails(setup):
+    # An unreachable server: every request errs. Before, the node wrote an empty candidate set and exited 0,
+    # and the empty D_perc surfaced only in train_1.
+    cfg, raw, world, models, root = setup
+    cfg = cfg.copy()
+    cfg.perception.generation.template = False
+    cfg.perception.generation.llm.backend = {"backend": "openai", "base_url": "http://127.0.0.1:9/v1",
+                                             "api_key_env": None, "max_retries": 0, "timeout_s": 5}
+    with pytest.raises(RuntimeError, match=r"all 2 requests to .*policy failed \(perception\.generation\.llm\)"):
+        generate_candidates(cfg, raw, world, root / "qa_down")
+    assert not (root / "qa_down" / "candidates.jsonl").exists()
+
+
+def test_qa_generation_with_no_candidate_at_all_fails_before_the_filter(setup):
+    cfg, raw, world, models, root = setup
+    cfg = cfg.copy()
+    cfg.perception.generation.template = False   # the untrained policy's garbage parses to nothing
+    with pytest.raises(RuntimeError, match=r"no candidate question from 6 captions \(2 asked of the LLM, 2 outputs "
+                                           r"unparseable"):
+        generate_candidates(cfg, raw, world, root / "qa_none")

@@ -35,7 +35,7 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
     corpus = load_docci(raw_dir, splits=[cfg.perception.split], on_error=cfg.raw.on_error)
     records = corpus.records[: gcfg.max_captions] if gcfg.max_captions else corpus.records
     collector = CandidateCollector(gcfg.format, gcfg.max_answer_words)
-    llm_captions = 0
+    llm_captions = llm_failed = 0
 
     if gcfg.llm.enabled:
         template = load_prompt(gcfg.prompt)
@@ -47,6 +47,14 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
         with make_backend(_plain(gcfg.llm.backend), gcfg.llm.model) as backend:
             results = backend.generate(requests, SamplingConfig.from_mapping(_plain(gcfg.llm.sampling)))
         llm_captions = len(asked)
+        failed = [res for res in results if not res.ok]
+        if asked and len(failed) == len(asked):  # an unreachable server or a broken engine, not bad text
+            raise RuntimeError(f"qa_generate: all {len(asked)} requests to {gcfg.llm.model} failed "
+                               f"(perception.generation.llm); the first: {failed[0].error}")
+        if failed:
+            log.warning("%d of %d LLM requests failed (counted as llm_failed); the first: %s", len(failed),
+                        len(asked), failed[0].error)
+        llm_failed = len(failed)
         for rec, res in zip(asked, results, strict=True):
             collector.add_output(rec, res.text if res.ok else None, res.error, generator="llm")
 
@@ -59,9 +67,14 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
                 collector.add_item(rec, {"question": ex["question"], "answer": ex["answer"],
                                          "type": ex["meta"]["qtype"]}, generator="template")
 
+    if not collector.examples:
+        raise RuntimeError(f"qa_generate: no candidate question from {len(records)} captions ({llm_captions} asked "
+                           f"of the LLM, {len(collector.unparseable)} outputs unparseable; "
+                           f"perception.generation.template: {gcfg.template}): nothing for the filter to keep")
     write_jsonl(out_dir / "candidates.jsonl", (e.to_dict() for e in collector.examples))
     write_jsonl(out_dir / "unparseable.jsonl", collector.unparseable)
-    metrics = {"captions": len(records), "llm_captions": llm_captions, **collector.metrics()}
+    metrics = {"captions": len(records), "llm_captions": llm_captions, "llm_failed": llm_failed,
+               **collector.metrics()}
     log.info("candidates: %s", metrics)
     return metrics
 
