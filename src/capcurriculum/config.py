@@ -181,8 +181,10 @@ def validate(cfg: DictConfig) -> None:
 
     for role in MODEL_ROLES:
         kind = select(cfg, f"models.{role}.kind")
-        if kind == "hub":
-            select(cfg, f"models.{role}.hub_id")
+        if kind == "hub":  # a hub id, or a local from_pretrained directory (a pre-downloaded copy, a stand-in)
+            hub_id = str(select(cfg, f"models.{role}.hub_id"))
+            if hub_id.startswith(("/", ".", "~")) and not (Path(hub_id).expanduser() / "config.json").is_file():
+                raise ConfigError(f"models.{role}.hub_id", f"{hub_id!r} is not a model directory (no config.json)")
         elif kind == "tiny":
             for key in ("hidden_size", "num_layers", "num_heads", "head_dim"):
                 _positive(cfg, f"models.{role}.size.{key}")

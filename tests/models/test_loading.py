@@ -83,3 +83,28 @@ def test_load_a_tiny_model_directory(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="unknown dtype"):
         load_model_and_processor(tmp_path / "tiny", dtype="float8")
+
+
+def test_a_local_directory_stands_where_a_hub_id_goes(tmp_path):
+    # models.<role>: {kind: hub, hub_id: /path/to/a/pre-downloaded/copy}: the pointer names the directory
+    # and fingerprints its files, so a changed copy changes the init node's output.
+    tok = train_tokenizer([f"a red circle {i}" for i in range(20)] * 3, vocab_size=300)
+    save_pretrained_dir(build_tiny_model(tiny_config(tok), seed=3), build_processor(tok), tmp_path / "copy")
+    path = write_model_ref(tmp_path / "init", str(tmp_path / "copy"))
+    ref = json.loads(path.read_text())
+    assert ref["path"] == str((tmp_path / "copy").resolve()) and len(ref["fingerprint"]) == 64
+    assert resolve_model_ref(tmp_path / "init") == (str((tmp_path / "copy").resolve()), None)
+    model, _ = load_model_and_processor(tmp_path / "init")
+    assert count_parameters(model)["total"] > 0
+    (tmp_path / "copy" / "extra.txt").write_text("changed")
+    assert json.loads(write_model_ref(tmp_path / "init", str(tmp_path / "copy")).read_text())["fingerprint"] != ref["fingerprint"]
+    with pytest.raises(ModelRefError, match="not a from_pretrained directory"):
+        write_model_ref(tmp_path / "init2", str(tmp_path / "init2"))
+
+
+def test_the_config_refuses_a_local_hub_id_that_is_not_a_model_directory(tmp_path):
+    from capcurriculum.config import ConfigError, compose, validate
+
+    cfg = compose(["profile=paper", f"models.policy.hub_id={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"models\.policy\.hub_id: .* is not a model directory"):
+        validate(cfg)

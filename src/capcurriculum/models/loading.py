@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from capcurriculum.io import DataError, read_json, write_json
+from capcurriculum.io import DataError, read_json, sha256_text, write_json
 
 MODEL_REF_FILE = "model_ref.json"
 
@@ -32,15 +32,26 @@ class ModelRefError(ValueError):
 
 
 def write_model_ref(out_dir: str | os.PathLike, hub_id: str, revision: str | None = None) -> Path:
-    """Write `out_dir/model_ref.json` pointing at `hub_id` (at `revision`, if given); returns its path."""
-    if not isinstance(hub_id, str) or not _HUB_ID.match(hub_id):
-        raise ModelRefError(f"not a hub id: {hub_id!r} (expected 'owner/name')")
-    if revision is not None and (not isinstance(revision, str) or not revision.strip()):
-        raise ModelRefError(f"revision must be a non-empty string or None, got {revision!r}")
+    """Write `out_dir/model_ref.json` pointing at `hub_id` (at `revision`, if given); returns its path.
+    `hub_id` may also be a local `from_pretrained` directory (a pre-downloaded copy, a stand-in): the pointer
+    then holds its absolute path and a fingerprint of its files (names, sizes, mtimes), so DVC sees a change."""
+    if isinstance(hub_id, os.PathLike) or (isinstance(hub_id, str) and _looks_like_path(hub_id)):
+        local = Path(hub_id).expanduser().resolve()
+        if not (local / "config.json").is_file():
+            raise ModelRefError(f"{local}: not a from_pretrained directory (no config.json)")
+        files = sorted(f for f in local.rglob("*") if f.is_file())
+        stamp = "\n".join(f"{f.relative_to(local)} {f.stat().st_size} {f.stat().st_mtime_ns}" for f in files)
+        ref = {"path": str(local), "fingerprint": sha256_text(stamp)}
+    elif not isinstance(hub_id, str) or not _HUB_ID.match(hub_id):
+        raise ModelRefError(f"not a hub id: {hub_id!r} (expected 'owner/name' or a local model directory)")
+    else:
+        if revision is not None and (not isinstance(revision, str) or not revision.strip()):
+            raise ModelRefError(f"revision must be a non-empty string or None, got {revision!r}")
+        ref = {"hub_id": hub_id, "revision": revision}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_REF_FILE
-    write_json(path, {"hub_id": hub_id, "revision": revision})
+    write_json(path, ref)
     return path
 
 
@@ -51,6 +62,11 @@ def _read_model_ref(path: Path) -> tuple[str, str | None]:
         raise ModelRefError(str(e)) from None
     if not isinstance(ref, dict):
         raise ModelRefError(f"{path}: expected a JSON object with 'hub_id'")
+    if "path" in ref:  # a local directory named where a hub id goes (write_model_ref)
+        local = Path(str(ref["path"]))
+        if not (local / "config.json").is_file():
+            raise ModelRefError(f"{path}: points at {local}, which is not a from_pretrained directory (no config.json)")
+        return str(local), None
     hub_id, revision = ref.get("hub_id"), ref.get("revision")
     if not isinstance(hub_id, str) or not _HUB_ID.match(hub_id):
         raise ModelRefError(f"{path}: 'hub_id' must be a hub id like 'Qwen/Qwen3-VL-8B-Instruct', got {hub_id!r}")
