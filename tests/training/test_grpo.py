@@ -50,3 +50,52 @@ def test_prompt_stream_resumes_at_the_exact_position():
     b.load_state(state)
     assert b.next(9) == rest
     assert sorted(first[:7]) == items  # an epoch is a permutation
+
+
+class _DeepSpeedLike:
+    """What GRPOTrainer reads of an accelerate.Accelerator under DeepSpeed, on a device the test can tell apart
+    from the CPU (meta): prepare() hands back the policy in bf16, as DeepSpeed's bf16 engine holds it."""
+
+    device, num_processes, process_index, mixed_precision = torch.device("meta"), 1, 0, "bf16"
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.state = SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config={"bf16": {"enabled": "auto"}}))
+
+    def prepare(self, model, opt):
+        return model.to(torch.bfloat16), opt
+
+    def unwrap_model(self, engine):
+        return engine
+
+
+def test_under_deepspeed_the_reference_goes_to_the_accelerator_in_the_policys_dtype(processor, model):
+    # Issue 41, crash 2: the reference stayed on the CPU in float32 while the policy and its rollouts ran on
+    # the accelerator in bf16. Any accelerator: the reference sits on its device, in the engine's dtype, frozen.
+    ref = type(model)(model.config)
+    ref.load_state_dict(model.state_dict())
+    trainer = GRPOTrainer(model, processor, _settings(update_batch_size=4), RewardConfig(), ref_model=ref,
+                          accelerator=_DeepSpeedLike())
+    assert trainer.deepspeed and trainer.ref_model is ref
+    params = list(ref.parameters())
+    assert {p.device.type for p in params} == {"meta"}
+    assert {p.dtype for p in params if p.is_floating_point()} == {torch.bfloat16}
+    assert not any(p.requires_grad for p in params) and not ref.training
+
+
+def test_the_reference_dtype_follows_deepspeeds_precision():
+    from types import SimpleNamespace
+
+    from capcurriculum.training.grpo import reference_dtype
+
+    def acc(config, mixed="no"):
+        return SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config=config)),
+                               mixed_precision=mixed)
+
+    assert reference_dtype(None) is torch.float32  # the CPU loop: fp32 weights, autocast lowers the matmuls
+    assert reference_dtype(SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=None))) is torch.float32
+    assert reference_dtype(acc({"bf16": {"enabled": "auto"}}, "bf16")) is torch.bfloat16  # conf/deepspeed/*.json
+    assert reference_dtype(acc({"bf16": {"enabled": "auto"}}, "no")) is torch.float32
+    assert reference_dtype(acc({"bf16": {"enabled": True}})) is torch.bfloat16
+    assert reference_dtype(acc({"fp16": {"enabled": True}})) is torch.float16

@@ -1,4 +1,5 @@
 import logging
+import math
 
 import pytest
 import torch
@@ -247,3 +248,63 @@ def test_compile_needs_the_lean_path(model, processor):
 
     with pytest.raises(ValueError, match="^train.compile: .*completion_forward: lean"):
         GRPOTrainer(model, processor, GRPOSettings(kl_coef=0.0), RewardConfig(), lean=False, compile=True)
+
+
+class _VocabWide(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the shape of every tensor an op creates whose last dimension is the vocabulary."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab, self.shapes = vocab, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.dim() >= 1 and t.shape[-1] == self.vocab:
+                self.shapes.append((tuple(t.shape), t.dtype))
+        return out
+
+
+def test_selective_logprobs_equal_the_full_log_softmax_and_hold_one_chunk_of_float32_logits():
+    from capcurriculum.training.rollout import selective_logprobs
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 50, bias=False)
+    x, ids = torch.randn(23, 16, requires_grad=True), torch.randint(0, 50, (23,))
+    full = torch.log_softmax(head(x).float() / 0.7, -1).gather(-1, ids[:, None]).squeeze(-1)
+    gx_full, gw_full = torch.autograd.grad(full.sum(), (x, head.weight))
+    with _VocabWide(50) as seen:
+        got = selective_logprobs(x, ids, 0.7, head=head, chunk_rows=4)
+        gx, gw = torch.autograd.grad(got.sum(), (x, head.weight))
+    torch.testing.assert_close(got, full, atol=1e-6, rtol=1e-6)   # fp32 tolerance
+    torch.testing.assert_close(gx, gx_full, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(gw, gw_full, atol=1e-6, rtol=1e-5)
+    rows = [shape[0] for shape, _ in seen.shapes if shape != (16, 50)]  # (16, 50): the head's weight, transposed
+    assert max(rows) == 4  # one chunk of rows, forward and recomputed backward
+    logits = head(x).detach()  # logits in, no head: the float32 copy is still one chunk at a time
+    with _VocabWide(50) as seen:
+        got = selective_logprobs(logits, ids, 0.7, chunk_rows=4)
+    torch.testing.assert_close(got, full.detach(), atol=1e-6, rtol=1e-6)
+    assert max(shape[0] for shape, dtype in seen.shapes if dtype == torch.float32 and shape[0] != 23) == 4
+
+
+def test_scoring_never_builds_rows_by_tokens_by_vocabulary(world, processor, model):
+    # The update's scoring pass (transformers' forward, the GPU path): the LM head runs on kept completion
+    # tokens a chunk at a time: no (rows, tokens, vocab) tensor, and the only vocabulary-wide tensors with more
+    # rows than a chunk are the prompts' last logits (one row a prompt, then a completion).
+    ro = _rollout(world, processor, model, "vis_math", "vis_math", C=12)
+    N, V = ro.completion_ids.shape[0], model.lm_head.out_features
+    with torch.no_grad():
+        exact = _full_forward_logprobs(model, ro)
+    H = model.lm_head.in_features
+    for chunk in (None, 5):  # the default chunk, then a chunk smaller than the completions' count
+        with _VocabWide(V) as seen:
+            logp = completion_logprobs(model, ro, **({} if chunk is None else {"chunk_rows": chunk}))
+            (logp * ro.completion_mask).sum().backward()
+        m = ro.completion_mask.bool()
+        torch.testing.assert_close(logp.detach()[m], exact[m], atol=2e-4, rtol=1e-4)
+        shapes = [shape for shape, _ in seen.shapes if shape != (H, V)]  # (H, V): the head's weight
+        tokens_wide = [s for s in shapes if len(s) > 2 and math.prod(s[:-1]) > N]  # (N, C, V): 1 row a token
+        assert not tokens_wide, f"(rows, tokens, vocab) tensors built: {tokens_wide}"
+    rows = [shape[0] for shape in shapes]
+    assert max(r for r in rows if r not in (N, N // ro.group_size)) == 5  # the prompts' last logits aside

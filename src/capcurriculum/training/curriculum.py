@@ -11,7 +11,6 @@ Stage boundaries are explicit (DESIGN.md section 8), each a config value recorde
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -212,7 +211,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         save_optimizer,
         save_resume,
     )
-    from capcurriculum.training.grpo import GRPOTrainer, PromptStream
+    from capcurriculum.training.grpo import GRPOTrainer, PromptStream, reference_dtype
     from capcurriculum.training.held_out_record import fingerprint_items, load_record, save_record
 
     init_dir, base_dir, out_dir, resume_dir = map(Path, (init_dir, base_dir, out_dir, resume_dir))
@@ -267,8 +266,10 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
                             world_dir=Path(world_dir), init_dir=init_dir, out_dir=out_dir, on_log=on_log)
     ref = None
-    if settings.kl_coef > 0:
-        ref = load_model_and_processor(base_dir, attn_implementation=attn)[0] if spec.reference == "base" else copy.deepcopy(model)
+    if settings.kl_coef > 0:  # loaded once, straight onto the device in the policy's compute dtype (no fp32 copy)
+        ref = load_model_and_processor(base_dir if spec.reference == "base" else init_dir, attn_implementation=attn,
+                                       dtype=reference_dtype(accelerator),
+                                       device=str(accelerator.device) if accelerator is not None else "cpu")[0]
     carried = init_dir / TRAINER_STATE
     opt_state = None
     if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():

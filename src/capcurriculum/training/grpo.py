@@ -88,6 +88,27 @@ class Chunk:
     ref_logp: torch.Tensor | None
 
 
+def reference_dtype(accelerator=None) -> torch.dtype:
+    """The dtype the policy's weights compute in, so the KL reference can be loaded in it: DeepSpeed's bf16 /
+    fp16 engine holds its weights in that dtype (its JSON's `bf16.enabled`, or "auto" filled from accelerate's
+    mixed_precision); without DeepSpeed the weights stay float32 (autocast, if any, lowers the matmuls)."""
+    ds = accelerator.state.deepspeed_plugin if accelerator is not None else None
+    if ds is None:
+        return torch.float32
+    for key, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        enabled = (ds.deepspeed_config.get(key) or {}).get("enabled", False)
+        if enabled is True or (enabled == "auto" and accelerator.mixed_precision == key):
+            return dtype
+    return torch.float32
+
+
+def place_reference(ref, device: torch.device | str, dtype: torch.dtype):
+    """The KL reference where the policy computes: on `device` in `dtype`, in eval mode, without gradients
+    (it is only ever scored under no_grad; a float32 copy on the CPU beside a CUDA policy was issue 41's
+    crash 2)."""
+    return ref.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
 def by_mode(items: Sequence[Item]) -> list[list[Item]]:
     groups: dict[str, list[Item]] = {}
     for it in items:
@@ -118,8 +139,6 @@ class GRPOTrainer:
             raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
         self.compile = compile
         self.ref_model = ref_model if settings.kl_coef > 0 else None
-        if self.ref_model is not None:
-            self.ref_model.eval().requires_grad_(False)
         groups = vision_param_groups(model, settings.learning_rate, vision_lr_scale, settings.weight_decay,
                                      merger_lr_scale)
         self.opt = torch.optim.AdamW(groups, betas=(0.9, 0.999))
@@ -139,8 +158,6 @@ class GRPOTrainer:
             # Plain data parallel without DDP's wrapper: the lean path calls the model's submodules, which
             # DDP's hooks do not follow; gradients are summed across processes by hand (_sum_gradients).
             model.to(accelerator.device)
-            if self.ref_model is not None:
-                self.ref_model.to(accelerator.device)
         if self.deepspeed:  # no DataLoader goes through prepare() to fill DeepSpeed's "auto" batch sizes
             ds.deepspeed_config["train_micro_batch_size_per_gpu"] = settings.update_batch_size // self.world
             ds.deepspeed_config["gradient_accumulation_steps"] = 1
@@ -149,6 +166,10 @@ class GRPOTrainer:
                 ds.deepspeed_config["gradient_clipping"] = settings.max_grad_norm
             self.engine, self.opt = accelerator.prepare(model, self.opt)
             self.model = accelerator.unwrap_model(self.engine)
+        if self.ref_model is not None:  # beside the policy, in the dtype its weights now compute in
+            policy_dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
+            self.ref_model = place_reference(self.ref_model, accelerator.device if accelerator else model.device,
+                                             policy_dtype)
         self.step_count = 0
 
     # --- one step -------------------------------------------------------------------------------------

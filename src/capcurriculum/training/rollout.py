@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from transformers import DynamicCache
 
 from capcurriculum.models.lean import LeanDecoder
@@ -198,37 +199,65 @@ def decode(model, enc: dict[str, torch.Tensor] | None, *, group_size: int, max_n
     return positions, completion, completion_mask
 
 
+# Rows of vocabulary-wide float32 logits alive at once while scoring: 1,024 x 151,936 x 4 B = 0.6 GB for
+# Qwen3-VL, against 80 rows x 2,048 tokens x 151,936 x 4 B = 100 GB (x3 with the copies) for the whole
+# mini-batch at once (issue 41, crash 3).
+LOGPROB_CHUNK_ROWS = 1024
+
+
 def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool = False,
-                        compile: bool = False) -> torch.Tensor:
+                        compile: bool = False, chunk_rows: int = LOGPROB_CHUNK_ROWS) -> torch.Tensor:
     """Per-token log-probabilities (P*G, C) of the completion tokens under `model` at the sampler's
-    temperature: the prompts once, their caches repeated, then the completions against them. `lean`:
+    temperature: the prompts once, their caches repeated, then the completions against them. Only the
+    completion tokens up to eos are scored (0 on the padding after it, which the loss masks), through the
+    LM head `chunk_rows` rows at a time (`selective_logprobs`): no (P*G, C, vocab) tensor is built. `lean`:
     the completions through `models/lean.py` (the prompts still through transformers; `compile`: under
     torch.compile)."""
     G, C = ro.group_size, ro.completion_ids.shape[1]
-    first, cache = _prefill(model, ro.prompt, ro.positions, G)         # first: predicts completion token 0
-    logits = first[:, None]
-    if C > 1:
-        prompt_mask = ro.prompt["attention_mask"].repeat_interleave(G, dim=0)
-        positions = _next_positions(ro.positions, G, C - 1)
-        if lean:  # padding-free: only inputs whose next token is a real one (logp 0 elsewhere, masked anyway)
-            keep = ro.completion_mask[:, 1:].bool()
-            decoder = LeanDecoder(_unwrapped(model), compile=compile)
-            packed = decoder.score(ro.completion_ids[:, :-1], positions, _prefix(cache), prompt_mask,
-                                   keep=keep)
-            head = _token_logprobs(first, ro.completion_ids[:, 0], temperature)[:, None]   # (N, 1)
-            rest = _token_logprobs(packed, ro.completion_ids[:, 1:][keep], temperature)   # (kept,)
-            return torch.cat([head, head.new_zeros(head.shape[0], C - 1).masked_scatter(keep, rest)], dim=1)
+    first, cache = _prefill(model, ro.prompt, ro.positions, G)         # first: (N, V), predicts token 0
+    head = selective_logprobs(first, ro.completion_ids[:, 0], temperature, chunk_rows=chunk_rows)[:, None]
+    if C == 1:
+        return head                                                     # (N, 1)
+    prompt_mask = ro.prompt["attention_mask"].repeat_interleave(G, dim=0)
+    positions = _next_positions(ro.positions, G, C - 1)
+    keep = ro.completion_mask[:, 1:].bool()        # (N, C-1): inputs whose next token is a real one
+    targets = ro.completion_ids[:, 1:][keep]       # (kept,)        position t predicts token t+1
+    base = _unwrapped(model)
+    if lean:  # padding-free: logits of the kept inputs only, packed (kept, V)
+        decoder = LeanDecoder(base, compile=compile)
+        packed = decoder.score(ro.completion_ids[:, :-1], positions, _prefix(cache), prompt_mask, keep=keep)
+        rest = selective_logprobs(packed, targets, temperature, chunk_rows=chunk_rows)          # (kept,)
+    else:  # the decoder's hidden states; the LM head only on kept rows, a chunk at a time
         mask = torch.cat([prompt_mask, ro.completion_mask], dim=1)
-        rest = model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions,
-                     past_key_values=cache, use_cache=True).logits
-        logits = torch.cat([logits, rest], dim=1)                       # position t predicts token t+1
-    return _token_logprobs(logits, ro.completion_ids, temperature)     # (P*G, C)
+        hidden = base.model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1],
+                            position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state
+        rest = selective_logprobs(hidden[keep], targets, temperature, head=base.lm_head,     # (kept,)
+                                  chunk_rows=chunk_rows)
+    return torch.cat([head, head.new_zeros(head.shape[0], C - 1).masked_scatter(keep, rest)], dim=1)
 
 
-def _token_logprobs(logits: torch.Tensor, ids: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log p(ids) under softmax(logits / temperature); logits (..., vocab), ids (...)."""
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+def selective_logprobs(x: torch.Tensor, ids: torch.Tensor, temperature: float, *, head=None,
+                       chunk_rows: int = LOGPROB_CHUNK_ROWS) -> torch.Tensor:
+    """log softmax(head(x) / temperature)[ids] per row: x (R, vocab) logits with `head` None, or (R, hidden)
+    states and `head` the LM head; ids (R,). Per chunk of `chunk_rows` rows, the float32 logit of the id
+    minus the row's logsumexp (TRL's selective_log_softmax), so at most (chunk_rows, vocab) float32 logits
+    exist at once. With a head under autograd each chunk is recomputed in the backward
+    (torch.utils.checkpoint): the backward keeps the hidden states, not (R, vocab) logits."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+
+    def chunk(xs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        logits = (head(xs) if head is not None else xs).float() / temperature       # (rows, V) fp32
+        return logits.gather(-1, ids[:, None]).squeeze(-1) - logits.logsumexp(-1)  # (rows,)
+
+    out = []
+    for i in range(0, x.shape[0], chunk_rows):
+        xs, ts = x[i:i + chunk_rows], ids[i:i + chunk_rows]
+        if head is not None and torch.is_grad_enabled() and xs.requires_grad:
+            out.append(torch.utils.checkpoint.checkpoint(chunk, xs, ts, use_reentrant=False))
+        else:
+            out.append(chunk(xs, ts))
+    return torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32)
 
 
 def _unwrapped(model):
