@@ -8,20 +8,61 @@ import re
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
 _BOXED = "\\boxed{"
+_BOX_OR_BRACE = re.compile(r"\\boxed\{|[{}]")
+
+MAX_ANSWER_CHARS = 512
+"""The longest boxed answer any grader here reads. A box holding more is no answer: nothing is copied
+out of it, normalised or parsed. The reward's own guard (`reward.max_answer_chars`, 64 by default) is
+stricter; benchmark golds and option texts are far shorter."""
+
+
+def boxed_answers(text: str) -> list[str | None]:
+    """The contents of the top-level balanced \\boxed{...} in `text`, in order, found in one pass.
+
+    Braces are matched with one stack, and only while a box is open (outside every box a brace cannot
+    close one, so the scan jumps to the next box with `str.find`): the work is linear in len(text)
+    however many boxes are open, unclosed or nested. A box counts when its `{` finds its `}`; it is
+    top-level when no other counted box holds it. An entry is None when that box is no answer: it
+    holds another box (a policy that nests 3,000 boxes is not answering with the innermost) or runs
+    past MAX_ANSWER_CHARS.
+    """
+    stack: list[int] = []  # one per `{` inside the outermost open box: where a box's content starts, or -1
+    closed: list[tuple[int, int]] = []  # (content start, content end) of each balanced box, in closing order
+    open_boxes, pos = 0, 0
+    while True:
+        if not open_boxes:
+            stack.clear()
+            pos = text.find(_BOXED, pos)
+            if pos == -1:
+                break
+        m = _BOX_OR_BRACE.search(text, pos)
+        if m is None:
+            break
+        pos = m.end()
+        if m.group() == "}":
+            if stack and (start := stack.pop()) >= 0:
+                closed.append((start, m.start()))
+                open_boxes -= 1
+        elif m.group() == "{":
+            stack.append(-1)
+        else:
+            stack.append(pos)
+            open_boxes += 1
+    top: list[tuple[int, int]] = []
+    for start, end in reversed(closed):  # a box nested in another closes before it and starts after it
+        if not top or end < top[-1][0]:
+            top.append((start, end))
+    out: list[str | None] = []
+    for start, end in reversed(top):
+        content = text[start:end] if end - start <= MAX_ANSWER_CHARS else None
+        out.append(None if content is None or _BOXED in content else content.strip())
+    return out
 
 
 def extract_boxed(text: str) -> str | None:
-    """The content of the last balanced \\boxed{...} in `text`, or None."""
-    start = text.rfind(_BOXED)
-    while start != -1:
-        depth, i = 1, start + len(_BOXED)
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[start + len(_BOXED): i - 1].strip()
-        start = text.rfind(_BOXED, 0, start)
-    return None
+    """The content of the last top-level balanced \\boxed{...} in `text` (see `boxed_answers`), or None."""
+    found = boxed_answers(text)
+    return found[-1] if found else None
 
 
 def normalize(answer: str) -> str:

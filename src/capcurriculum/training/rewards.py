@@ -18,12 +18,11 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-from capcurriculum.answers import extract_boxed, is_correct, normalize, plain_decimal
+from capcurriculum.answers import MAX_ANSWER_CHARS, boxed_answers, is_correct, normalize, plain_decimal
 
 log = logging.getLogger(__name__)
 
-_FORMAT = re.compile(r"\s*<think>(?:(?!<think>|</think>).)*</think>.*\\boxed\{.*\}.*", re.DOTALL)
-_BOXED_ALL = re.compile(r"\\boxed\{")
+_BOXED = "\\boxed{"
 _LATEX_HINT = re.compile(r"[\\^_{}/]|\d")
 
 
@@ -41,26 +40,31 @@ class RewardConfig:
                              f"{self.accuracy_weight}, format_weight={self.format_weight}")
         if self.max_answer_chars < 1 or self.timeout_s < 1:
             raise ValueError("reward.max_answer_chars and reward.timeout_s must be >= 1")
+        if self.max_answer_chars > MAX_ANSWER_CHARS:
+            raise ValueError(f"reward.max_answer_chars={self.max_answer_chars}: at most {MAX_ANSWER_CHARS}, the "
+                             "longest boxed answer extraction reads (capcurriculum.answers.MAX_ANSWER_CHARS)")
 
 
 def format_reward(response: str) -> float:
-    """1 iff one `<think>...</think>` block opens the response and a `\\boxed{}` follows it."""
-    one_block = response.count("<think>") == 1 and response.count("</think>") == 1
-    return 1.0 if one_block and _FORMAT.fullmatch(response) else 0.0
+    """1 iff one `<think>...</think>` block opens the response and a `\\boxed{` with a `}` after it
+    follows the block. Plain string searches: linear in the response, however it degenerates."""
+    head = response.lstrip()
+    if not head.startswith("<think>") or response.count("<think>") != 1 or response.count("</think>") != 1:
+        return 0.0
+    tail = head.split("</think>", 1)[1]
+    box = tail.find(_BOXED)
+    return 1.0 if box != -1 and tail.find("}", box + len(_BOXED)) != -1 else 0.0
 
 
 def final_answer(response: str) -> tuple[str | None, int]:
-    """(the last boxed answer after the reasoning, how many distinct boxed answers are there)."""
+    """(the last boxed answer after the reasoning, how many distinct boxed answers are there).
+
+    A box that is no answer (nested, over-long: `answers.boxed_answers`) is None and counts as one
+    more distinct answer, so it can neither be the answer nor agree with one."""
     tail = response.rsplit("</think>", 1)[1] if "</think>" in response else response
-    answers: list[str] = []
-    while True:
-        ans = extract_boxed(tail)
-        if ans is None:
-            break
-        answers.append(ans)
-        tail = tail[:tail.rfind("\\boxed{")]
-    distinct = {normalize(a) for a in answers}
-    return (answers[0] if answers else None), len(distinct)
+    answers = boxed_answers(tail)
+    distinct = {normalize(a) if a is not None else None for a in set(answers)}
+    return (answers[-1] if answers else None), len(distinct)
 
 
 def _math_verify(pred: str, gold: str, timeout_s: int) -> bool:

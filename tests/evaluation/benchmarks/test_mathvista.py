@@ -44,3 +44,11 @@ def test_a_judge_overrides_the_rule_for_free_form_rows(load_rows):
     assert record["judge"] == "used" and record["correct"] is True and record["no_answer"] is True
     choice = ad.rows_to_items(load_rows("mathvista"), source="fixture").items[0]
     assert ad.grade(choice, "\\boxed{A}", judge=lambda it, resp: True)["judge"] == "not_needed"
+
+
+def test_a_number_too_long_for_a_float_is_no_number(load_rows):
+    """400 nines parse to inf, and MathVista's integer rule would raise on int(inf)."""
+    ad = get_adapter("mathvista")
+    item = ad.rows_to_items(load_rows("mathvista"), source="fixture").items[1]  # integer gold 14
+    record = ad.grade(item, "\\boxed{" + "9" * 400 + "}")
+    assert (record["extracted"], record["correct"]) == ("9" * 400, False)

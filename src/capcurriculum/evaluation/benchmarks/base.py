@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from capcurriculum.answers import extract_boxed
+from capcurriculum.answers import boxed_answers, extract_boxed
 
 from .extraction import LETTERS, answer_line, boxed_or_answer_line, infer_choice, short_reply
 
@@ -210,8 +210,12 @@ class Adapter(ABC):
         """Whether the extracted answer is right (None is always wrong)."""
 
     def grade(self, item: BenchItem, response: str, judge: Judge | None = None) -> dict[str, Any]:
-        """A JSON-ready record of one response: extracted answer, verdict, and how it was reached."""
-        extracted = self.extract(response, item)
+        """A JSON-ready record of one response: extracted answer, verdict, and how it was reached.
+
+        A response whose last box is no answer (nested boxes, an over-long box: `answers.boxed_answers`)
+        has no answer: the rule fallbacks below the box would read a number out of the nest."""
+        boxes = boxed_answers(response) if response is not None else []
+        extracted = None if boxes and boxes[-1] is None else self.extract(response, item)
         correct = self.score(item, extracted)
         judged = "not_needed"
         if self.needs_judge(item):

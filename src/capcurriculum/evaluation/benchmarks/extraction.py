@@ -9,6 +9,7 @@ without its LLM judge reads the same here.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -18,8 +19,9 @@ from capcurriculum.answers import extract_boxed
 LETTERS = string.ascii_uppercase
 
 # "Answer: B", "The final answer is 12", "**Answer:** (C)": the last such line wins, because models
-# restate the question's wording before they commit.
-_ANSWER_LINE = re.compile(r"(?:final\s+answer|answer)\s*(?:is|:)\s*\**\s*:?\s*([^\n]+)", re.IGNORECASE)
+# restate the question's wording before they commit. The quantifiers after "is"/":" are possessive: with
+# plain ones "Answer:" and 2,000 newlines backtracks cubically (30 s); these never give back a character.
+_ANSWER_LINE = re.compile(r"(?:final\s+answer|answer)\s*+(?:is|:)\s*+\**+\s*+:?+\s*+([^\n]+)", re.IGNORECASE)
 # VLMEvalKit's last resort for a choice: "the correct answer is **B**".
 _VERBOSE_LETTER = re.compile(r"(?i)(?:correct\s+)?answer\s+is\s+\**\(?([A-H])\)?\**")
 # An option marker: "A.", "A:", "(A)", "A)" at the start of a line or after a separator.
@@ -125,17 +127,19 @@ def yes_no(text: str | None) -> str | None:
 
 
 def parse_number(s: str | None) -> float | None:
-    """A plain number, "1,234", "3/4" or "50%"; None for anything else."""
+    """A plain finite number, "1,234", "3/4" or "50%"; None for anything else."""
     if s is None:
         return None
     t = s.strip().replace(",", "").rstrip("%").strip().lstrip("$")
     try:
         if "/" in t:
             num, den = t.split("/", 1)
-            return float(num) / float(den)
-        return float(t)
+            value = float(num) / float(den)
+        else:
+            value = float(t)
     except (ValueError, ZeroDivisionError):
         return None
+    return value if math.isfinite(value) else None  # 400 nines is inf, and int(inf) raises
 
 
 def single_number(s: str | None) -> float | None:
