@@ -77,8 +77,9 @@ def test_report_pairs_models_over_the_same_items(tmp_path):
         n = len(flags)
         write_json(d / "summary.json", {"tiny_vis_math": {
             "n": n, "accuracy": sum(flags) / n, "se": 0.1, "no_answer": 0, "failed": 0, "skipped": 0,
-            "mean_tokens": sum(tokens) / n, "attribution": {"wrong": n - sum(flags), "perception": 1,
-                                                            "reasoning": n - sum(flags) - 1, "unparseable": 0}}})
+            "mean_tokens": sum(tokens) / n, "headline": {"metric": "accuracy", "value": sum(flags) / n, "beside": {}},
+            "attribution": {"wrong": n - sum(flags), "perception": 1, "reasoning": n - sum(flags) - 1,
+                            "unparseable": 0}}})
         return d
 
     dirs = {"base": model_dir("base", [1, 0, 0, 0], [10, 10, 10, 10]),
