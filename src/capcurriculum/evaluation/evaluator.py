@@ -167,13 +167,14 @@ def overall(summaries: Mapping[str, Mapping[str, Any]]) -> float | None:
 
 
 def write_results(out_dir: str | Path, results: Mapping[str, tuple[list[dict], dict]], *,
-                  model: str) -> dict[str, Any]:
-    """out_dir/<benchmark>.jsonl (every item) and out_dir/metrics.json (flat numbers for `dvc metrics`)."""
+                  model: str, protocol: str) -> dict[str, Any]:
+    """out_dir/<benchmark>.jsonl (every item) and out_dir/metrics.json (flat numbers for `dvc metrics`);
+    `protocol` (evaluation.protocol, the extraction rules) is recorded in both summaries and metrics."""
     out_dir = Path(out_dir)
-    summaries = {name: s for name, (_, s) in results.items()}
+    summaries = {name: {**s, "protocol": protocol} for name, (_, s) in results.items()}
     for name, (records, _) in results.items():
         write_jsonl(out_dir / f"{name}.jsonl", records)
-    metrics: dict[str, Any] = {"model": model, "overall": overall(summaries)}
+    metrics: dict[str, Any] = {"model": model, "protocol": protocol, "overall": overall(summaries)}
     for name, s in summaries.items():
         h = s["headline"]
         shown = {h["metric"]: h["value"], **h["beside"]}  # the headline and what stands beside it

@@ -23,6 +23,10 @@ PUBLISHED = {
     "base": {"mathvista": 72.40, "wemath": 50.86, "realworldqa": 70.85, "mmstar": 70.00},
     "staged": {"mathvista": 75.90, "wemath": 56.10, "realworldqa": 74.51, "mmstar": 73.07},
 }
+# What each evaluation.protocol means, said under the table (config.EVAL_PROTOCOLS).
+PROTOCOLS = {"lenient": ("the project's rules: the answer read by rule from the text after </think> (last \\boxed{}, "
+                         "an \"Answer:\" line, option text, a short reply), the judge only where official scoring "
+                         "uses one; not VLMEvalKit's protocol, which the paper used")}
 SKIPS_LISTED = 50  # per benchmark; the rest are named in summary.json
 # How a headline or a figure beside it is named in a cell; accuracy is the unnamed default.
 LABELS = {"score_strict": "strict", "score_loose": "loose", "f1": "F1", "accuracy": "acc"}
@@ -88,6 +92,10 @@ def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
     if "wemath" in benches and (four := first["wemath"].get("official")):
         lines += ["", f"WeMath: N = {four['n_problems']} composite problems (VLMEvalKit divides by 525, the "
                   "full testmini's); strict and loose differ in how CM and RM split."]
+    used = {m: sorted({str(models[m]["summary"][b].get("protocol", "unrecorded")) for b in benches}) for m in names}
+    lines += ["", "Protocol (evaluation.protocol): " + "; ".join(f"{m} {', '.join(p)}" for m, p in used.items())
+              + "".join(f". {p}: {PROTOCOLS[p]}" for p in sorted({p for ps in used.values() for p in ps})
+                        if p in PROTOCOLS) + "."]
     for ref in ("base", "merged"):
         if ref not in models:
             continue

@@ -65,7 +65,7 @@ def evaluated(load_rows, tmp_path):
     }
     dirs = {m: tmp_path / m for m in ("base", "staged")}
     for d in dirs.values():
-        write_results(d, results, model="scripted")
+        write_results(d, results, model="scripted", protocol="lenient")
     return dirs
 
 
@@ -79,6 +79,7 @@ def test_metrics_json_carries_each_headline_and_overall_their_mean(evaluated):
     assert metrics["overall"] == pytest.approx((STRICT + POPE_F1) / 2)
     assert metrics["wemath/skipped"] == 1 and metrics["wemath/n"] == 30  # every row counted
     assert metrics["pope/skipped"] == 2 and metrics["pope/n"] == 10
+    assert metrics["protocol"] == "lenient"
 
 
 def test_summary_keeps_per_row_accuracy_beside_the_headline(evaluated):
@@ -105,3 +106,4 @@ def test_report_shows_headlines_the_paper_comparison_and_the_skips(evaluated, tm
     assert "## Skipped rows (counted in every denominator, scored wrong)" in md
     assert "- WeMath row 6:2steps_2: field 'image_path': missing image" in md
     assert "- POPE row 10: field 'image': missing image" in md
+    assert "Protocol (evaluation.protocol): base lenient; staged lenient. lenient: the project's rules" in md
