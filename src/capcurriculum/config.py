@@ -26,6 +26,9 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash
 COMPLETION_FORWARDS = ("lean", "transformers")
 COMPILE_NEEDS_LEAN = "compiles the lean completion path; set train.completion_forward: lean"
 PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 where the CPU has it natively)
+# How hub benchmark answers are extracted and compared, recorded with every result (evaluation/report.py).
+# lenient: the project's rules. VLMEvalKit's protocol (LLM extraction where the rule fails) is not built yet.
+EVAL_PROTOCOLS = ("lenient",)
 
 
 class ConfigError(ValueError):
@@ -216,6 +219,8 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None:
             check_choice(key, value, allowed)
+    if OmegaConf.select(cfg, "evaluation") is not None:
+        check_choice("evaluation.protocol", select(cfg, "evaluation.protocol"), EVAL_PROTOCOLS)
     for key in ("train.eval.n", "evaluation.n"):  # null: the whole test split
         if OmegaConf.select(cfg, key) is not None:
             _positive(cfg, key)

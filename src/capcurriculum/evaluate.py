@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from capcurriculum.config import EVAL_PROTOCOLS, check_choice
+
 from capcurriculum.evaluation.evaluator import (
     TINY_BENCHMARKS,
     evaluate_benchmark,
@@ -44,13 +46,15 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
                    settings: Mapping[str, Any], raw_dir: str | Path = "data/raw",
                    world_dir: str | Path = "data/world", trained: bool = True,
                    rows_files: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """settings: the `evaluation` config block (n, max_new_tokens, batch_size, backend, prompt, judge)."""
+    """settings: the `evaluation` config block (n, max_new_tokens, batch_size, backend, prompt, judge,
+    protocol)."""
     from capcurriculum.evaluation.benchmarks import get_adapter
 
     tiny = [b for b in benchmarks if b in TINY_BENCHMARKS]
     hub = [b for b in benchmarks if b not in TINY_BENCHMARKS]
     for b in hub:
         get_adapter(b)  # unknown names fail before any model loads
+    protocol = check_choice("evaluation.protocol", settings.get("protocol"), EVAL_PROTOCOLS)
     results: dict[str, tuple[list[dict], dict]] = {}
     judge = None
     if (settings.get("judge") or {}).get("enabled"):
@@ -79,7 +83,7 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
     if judge is not None:
         for _, summary in results.values():
             summary["judge"] = judge.stats
-    return write_results(out_dir, {b: results[b] for b in benchmarks}, model=str(model_ref))
+    return write_results(out_dir, {b: results[b] for b in benchmarks}, model=str(model_ref), protocol=protocol)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"))
+    ap.add_argument("--protocol", default="lenient", choices=EVAL_PROTOCOLS,
+                    help="answer extraction and comparison rules, recorded with the results")
     ap.add_argument("--base", action="store_true", help="a base model: hub benchmarks get the plain question")
     ap.add_argument("--rows", action="append", default=[], metavar="NAME=FILE",
                     help="read a hub benchmark's rows from a local JSON-lines/Parquet file")
@@ -107,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"--rows {spec!r}: expected NAME=FILE")
         rows_files[name] = path
     settings = {"n": args.n, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-                "backend": {"backend": args.backend}, "prompt": "reasoning"}
+                "backend": {"backend": args.backend}, "prompt": "reasoning", "protocol": args.protocol}
     metrics = run_evaluation(args.model, [b.strip() for b in args.benchmarks.split(",") if b.strip()], args.out,
                              settings=settings, raw_dir=args.raw, world_dir=args.world, trained=not args.base,
                              rows_files=rows_files)

@@ -1,5 +1,6 @@
 """The evaluator and its CLI on a real tiny model: every item saved, scores recomputable, nothing dropped."""
 
+from pathlib import Path
 
 import pytest
 
@@ -7,7 +8,8 @@ from capcurriculum.evaluate import main, run_evaluation
 from capcurriculum.evaluation.report import write_report
 from capcurriculum.io import read_json, read_jsonl, write_json, write_jsonl
 
-SETTINGS = {"n": 5, "max_new_tokens": 10, "batch_size": 8, "backend": {"backend": "hf", "batch_size": 8}}
+SETTINGS = {"n": 5, "max_new_tokens": 10, "batch_size": 8, "backend": {"backend": "hf", "batch_size": 8},
+            "protocol": "lenient"}
 
 
 def test_cli_writes_every_item_and_recomputable_scores(eval_world, tmp_path, capsys):
@@ -29,6 +31,7 @@ def test_cli_writes_every_item_and_recomputable_scores(eval_world, tmp_path, cap
         assert metrics[f"{name}/no_answer"] == sum(r["extracted"] is None for r in records)
         accs.append(recomputed)
     assert metrics["overall"] == pytest.approx(sum(accs) / 3)
+    assert metrics["protocol"] == "lenient" and {s["protocol"] for s in summary.values()} == {"lenient"}
     # every wrong visual-math answer is attributed (or counted unparseable): none is left out
     vis = read_jsonl(out / "tiny_vis_math.jsonl")
     wrong = [r for r in vis if not r["correct"]]
@@ -68,6 +71,25 @@ def test_unknown_benchmark_fails_before_loading_a_model(tmp_path):
         evaluate_tiny(None, None, tmp_path, tmp_path, ["tiny_ocr"], n=1, max_new_tokens=1)
 
 
+def test_an_unknown_protocol_fails_naming_its_key_before_loading_a_model(tmp_path):
+    from capcurriculum.config import ConfigError
+
+    with pytest.raises(ConfigError, match="^evaluation.protocol: expected one of lenient, got 'vlmevalkit'"):
+        run_evaluation(tmp_path / "no-model", ["mathvista"], tmp_path / "out", settings={**SETTINGS, "protocol": "vlmevalkit"})
+
+
+def test_only_the_evaluate_nodes_declare_the_evaluation_params():
+    # changing evaluation.protocol (or any evaluation key) re-runs evaluate@* and, through their outputs,
+    # report: no other node may declare it
+    import yaml
+
+    stages = yaml.safe_load((Path(__file__).resolve().parents[2] / "dvc.yaml").read_text())["stages"]
+    declaring = sorted(name for name, st in stages.items()
+                       if any(str(p).split(".")[0] == "evaluation" for p in (st.get("do", st).get("params") or [])))
+    assert declaring == ["evaluate"]
+    assert {"data/eval/base", "data/eval/staged", "data/eval/merged"} <= set(stages["report"]["deps"])
+
+
 def test_report_pairs_models_over_the_same_items(tmp_path):
     def model_dir(name, flags, tokens):
         d = tmp_path / name
@@ -77,8 +99,9 @@ def test_report_pairs_models_over_the_same_items(tmp_path):
         n = len(flags)
         write_json(d / "summary.json", {"tiny_vis_math": {
             "n": n, "accuracy": sum(flags) / n, "se": 0.1, "no_answer": 0, "failed": 0, "skipped": 0,
-            "mean_tokens": sum(tokens) / n, "attribution": {"wrong": n - sum(flags), "perception": 1,
-                                                            "reasoning": n - sum(flags) - 1, "unparseable": 0}}})
+            "mean_tokens": sum(tokens) / n, "headline": {"metric": "accuracy", "value": sum(flags) / n, "beside": {}},
+            "attribution": {"wrong": n - sum(flags), "perception": 1, "reasoning": n - sum(flags) - 1,
+                            "unparseable": 0}}})
         return d
 
     dirs = {"base": model_dir("base", [1, 0, 0, 0], [10, 10, 10, 10]),

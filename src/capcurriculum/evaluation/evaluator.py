@@ -1,8 +1,11 @@
 """One evaluator for every benchmark: greedy outputs saved per item, scores recomputable from them.
 
 Two kinds of benchmark, one record format (`id, gold, extracted, correct, no_answer, n_tokens,
-response, ...`) and one summary per benchmark (`n, accuracy, se, no_answer, skipped, failed,
-mean_tokens`, the benchmark's own sub-scores):
+response, ...`) and one summary per benchmark (`headline`, `n, accuracy, se, no_answer, skipped,
+failed, mean_tokens`, the benchmark's own sub-scores). The headline is the benchmark's official number
+(WeMath's strict four-dimensional score with the loose one beside it, POPE's F1 with accuracy beside
+it, HallusionBench's aAcc with qAcc and fAcc, accuracy elsewhere): metrics.json, the report and Overall
+use it; per-row accuracy stays in the summary as a secondary figure.
 
 - the tiny world's held-out sets (`tiny_perception`, `tiny_vis_math`, `tiny_text_math`), prompted as
   in training; wrong visual-math answers are attributed exactly against the scene they were asked about;
@@ -10,7 +13,8 @@ mean_tokens`, the benchmark's own sub-scores):
   backend (vLLM first, transformers as fallback), with the optional judge.
 
 A row an adapter cannot use, a failed generation and an answer that cannot be read are each counted
-and kept in the outputs: none is scored silently.
+and kept in the outputs: none is scored silently. As the reference counts every row, each is wrong
+and in every denominator (a skipped row is a record with `skipped` set and no response).
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ def summarize(records: Sequence[Mapping[str, Any]], extra: Mapping[str, Any] | N
     out = {"n": len(records), "accuracy": acc, "se": se,
            "no_answer": sum(bool(r.get("no_answer")) for r in records),
            "failed": sum(bool(r.get("error")) for r in records),
-           "mean_tokens": sum(lengths) / len(lengths) if lengths else None}
+           "mean_tokens": sum(lengths) / len(lengths) if lengths else None,
+           "headline": {"metric": "accuracy", "value": acc, "beside": {}}}
     out.update(extra or {})
     return out
 
@@ -143,33 +148,41 @@ def evaluate_benchmark(backend, adapter, rows, *, source: str, system: str | Non
                    "correct": False, "no_answer": True, "judge": "not_needed", "response": None,
                    "error": res.error, "n_tokens": -1, "meta": dict(it.meta)}
         records.append(rec)
-    official = adapter.aggregate(records, skipped=converted.skipped)
+    records += [adapter.skipped_record(s) for s in converted.skipped]  # counted, and wrong
+    official = adapter.aggregate(records)
     extra = {"skipped": len(converted.skipped), "excluded": converted.excluded,
-             "skipped_rows": [str(s) for s in converted.skipped], "official": official}
+             "skipped_rows": [str(s) for s in converted.skipped], "official": official,
+             "headline": adapter.headline(official)}
     if judge is not None and adapter.spec.name in VISUAL_MATH:
+        graded = records[:len(converted.items)]  # the skipped rows' records follow: no response to judge
         extra["judge_attribution"] = attribution_counts(
-            judge_wrong_answers(judge, records, [it.question for it in converted.items]))
+            judge_wrong_answers(judge, graded, [it.question for it in converted.items]))
     return records, summarize(records, extra)
 
 
 def overall(summaries: Mapping[str, Mapping[str, Any]]) -> float | None:
-    """The paper tables' Overall: the unweighted mean of the benchmarks' accuracies."""
-    accs = [s["accuracy"] for s in summaries.values() if s.get("accuracy") is not None]
-    return sum(accs) / len(accs) if accs else None
+    """The paper tables' Overall: the unweighted mean of the benchmarks' headline numbers."""
+    values = [s["headline"]["value"] for s in summaries.values() if s["headline"]["value"] is not None]
+    return sum(values) / len(values) if values else None
 
 
 def write_results(out_dir: str | Path, results: Mapping[str, tuple[list[dict], dict]], *,
-                  model: str) -> dict[str, Any]:
-    """out_dir/<benchmark>.jsonl (every item) and out_dir/metrics.json (flat numbers for `dvc metrics`)."""
+                  model: str, protocol: str) -> dict[str, Any]:
+    """out_dir/<benchmark>.jsonl (every item) and out_dir/metrics.json (flat numbers for `dvc metrics`);
+    `protocol` (evaluation.protocol, the extraction rules) is recorded in both summaries and metrics."""
     out_dir = Path(out_dir)
-    summaries = {name: s for name, (_, s) in results.items()}
+    summaries = {name: {**s, "protocol": protocol} for name, (_, s) in results.items()}
     for name, (records, _) in results.items():
         write_jsonl(out_dir / f"{name}.jsonl", records)
-    metrics: dict[str, Any] = {"model": model, "overall": overall(summaries)}
+    metrics: dict[str, Any] = {"model": model, "protocol": protocol, "overall": overall(summaries)}
     for name, s in summaries.items():
-        for k in ("accuracy", "se", "n", "no_answer", "failed", "skipped", "mean_tokens"):
-            if s.get(k) is not None:
-                metrics[f"{name}/{k}"] = s[k]
+        h = s["headline"]
+        shown = {h["metric"]: h["value"], **h["beside"]}  # the headline and what stands beside it
+        if "accuracy" in shown:
+            shown["se"] = s["se"]
+        for k, v in {**shown, **{k: s.get(k) for k in ("n", "no_answer", "failed", "skipped", "mean_tokens")}}.items():
+            if v is not None:
+                metrics[f"{name}/{k}"] = v
         for part in ("attribution", "judge_attribution"):
             for k, v in (s.get(part) or {}).items():
                 metrics[f"{name}/{part}/{k}"] = v

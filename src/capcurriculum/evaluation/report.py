@@ -1,8 +1,10 @@
-"""The evaluation report: each model x benchmark with Overall, paired deltas vs base and vs merged,
-response lengths and perception/reasoning error counts, as Markdown, HTML and plots.
+"""The evaluation report: each model x benchmark's headline number with Overall, paired deltas vs base
+and vs merged, response lengths, skipped rows and perception/reasoning error counts, as Markdown, HTML
+and plots.
 
-Deltas are paired over the same items (every model answers the same held-out items), so their standard
-errors are the paired ones (evaluation/paired.py).
+The table shows each benchmark's official headline (evaluator.py), what stands beside it, and Overall
+as their mean. Deltas are of per-row accuracy, paired over the same items (every model answers the
+same held-out items), so their standard errors are the paired ones (evaluation/paired.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ PUBLISHED = {
     "base": {"mathvista": 72.40, "wemath": 50.86, "realworldqa": 70.85, "mmstar": 70.00},
     "staged": {"mathvista": 75.90, "wemath": 56.10, "realworldqa": 74.51, "mmstar": 73.07},
 }
+# What each evaluation.protocol means, said under the table (config.EVAL_PROTOCOLS).
+PROTOCOLS = {"lenient": ("the project's rules: the answer read by rule from the text after </think> (last \\boxed{}, "
+                         "an \"Answer:\" line, option text, a short reply), the judge only where official scoring "
+                         "uses one; not VLMEvalKit's protocol, which the paper used")}
+SKIPS_LISTED = 50  # per benchmark; the rest are named in summary.json
+# How a headline or a figure beside it is named in a cell; accuracy is the unnamed default.
+LABELS = {"score_strict": "strict", "score_loose": "loose", "f1": "F1", "accuracy": "acc"}
+# The paper prints one WeMath number ("Acc %") without saying strict or loose.
+PAPER_WEMATH = ("The paper prints one WeMath number (\"Acc %\") and does not say whether it is the strict "
+                "or the loose four-dimensional score; its row is set beside Score (Strict), our headline "
+                "and the first score VLMEvalKit prints (vlmeval/dataset/utils/wemath.py), so compare it "
+                "with the strict figure and read the loose one as the other possibility.")
 
 
 def _load(eval_dirs: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
@@ -47,23 +61,45 @@ def _delta_cell(d: dict[str, float] | None) -> str:
     return "n/a" if d is None else f"{100 * d['delta']:+.1f} ± {100 * d['se']:.1f}"
 
 
+def _headline_cell(s: Mapping[str, Any]) -> str:
+    """"75.0 ± 1.2" for accuracy; else the named headline and what stands beside it: "strict 33.3 · loose 50.0"."""
+    h = s["headline"]
+    figures = {h["metric"]: h["value"], **h["beside"]}
+    if list(figures) == ["accuracy"]:
+        return f"{_pct(h['value'])} ± {_pct(s['se'])}"
+    return " · ".join(f"{LABELS.get(k, k)} {_pct(v)}" for k, v in figures.items())
+
+
 def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
     names = list(models)
     benches = list(next(iter(models.values()))["summary"])
-    lines = ["## Accuracy (%), greedy, ± se", "",
+    first = models[names[0]]["summary"]
+    lines = ["## Headline scores (%), greedy", "",
+             "Each benchmark's official headline number, first in its cell; accuracy ± se unless the cell "
+             "names another (WeMath: strict then loose four-dimensional score; POPE: F1, accuracy beside "
+             "it). Overall: the mean of the headlines. Every row counts: a skipped row is scored wrong.", "",
              "| model | " + " | ".join(benches) + " | Overall |", "|---" * (len(benches) + 2) + "|"]
     for m in names:
         s = models[m]["summary"]
-        cells = [f"{_pct(s[b]['accuracy'])} ± {_pct(s[b]['se'])}" for b in benches]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_pct(overall(s))} |")
+        lines.append(f"| {m} | " + " | ".join(_headline_cell(s[b]) for b in benches) + f" | {_pct(overall(s))} |")
     if profile == "paper":
         for m, pub in PUBLISHED.items():
-            cells = [f"{pub[b]:.2f}" if b in pub else "–" for b in benches]
+            cells = [(f"{pub[b]:.2f}" + (" (vs strict)" if b == "wemath" else "")) if b in pub else "–"
+                     for b in benches]
             lines.append(f"| {m} (paper) | " + " | ".join(cells) + " | – |")
+        if "wemath" in benches:
+            lines += ["", PAPER_WEMATH]
+    if "wemath" in benches and (four := first["wemath"].get("official")):
+        lines += ["", f"WeMath: N = {four['n_problems']} composite problems (VLMEvalKit divides by 525, the "
+                  "full testmini's); strict and loose differ in how CM and RM split."]
+    used = {m: sorted({str(models[m]["summary"][b].get("protocol", "unrecorded")) for b in benches}) for m in names}
+    lines += ["", "Protocol (evaluation.protocol): " + "; ".join(f"{m} {', '.join(p)}" for m, p in used.items())
+              + "".join(f". {p}: {PROTOCOLS[p]}" for p in sorted({p for ps in used.values() for p in ps})
+                        if p in PROTOCOLS) + "."]
     for ref in ("base", "merged"):
         if ref not in models:
             continue
-        lines += ["", f"## Δ vs {ref} (points, paired over the same items, ± se)", "",
+        lines += ["", f"## Δ vs {ref}: per-row accuracy (points, paired over the same items, ± se)", "",
                   "| model | " + " | ".join(benches) + " | Overall |", "|---" * (len(benches) + 2) + "|"]
         for m in names:
             if m == ref:
@@ -79,6 +115,13 @@ def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
         cells = [f"{s[b]['mean_tokens']:.1f}" if s[b].get("mean_tokens") is not None else "–" for b in benches]
         tot = {k: sum(int(s[b].get(k) or 0) for b in benches) for k in ("no_answer", "failed", "skipped")}
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {tot['no_answer']} | {tot['failed']} | {tot['skipped']} |")
+    skipped = {b: first[b]["skipped_rows"] for b in benches if first[b].get("skipped_rows")}
+    if skipped:  # the same rows for every model: they come from the benchmark's data
+        lines += ["", "## Skipped rows (counted in every denominator, scored wrong)", ""]
+        for b, rows in skipped.items():
+            lines += [f"- {row}" for row in rows[:SKIPS_LISTED]]
+            if len(rows) > SKIPS_LISTED:
+                lines.append(f"- … and {len(rows) - SKIPS_LISTED} more {b} rows (summary.json, skipped_rows)")
     attr = [(m, b, s) for m in names for b, s in models[m]["summary"].items()
             if s.get("attribution") or s.get("judge_attribution")]
     if attr:
@@ -111,10 +154,11 @@ def plots(models: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
     for i, m in enumerate(names):
         s = models[m]["summary"]
         xs = [j + i * w for j in range(len(benches))]
-        ax.bar(xs, [100 * (s[b]["accuracy"] or 0) for b in benches], w, label=m,
-               yerr=[100 * (s[b]["se"] or 0) for b in benches], capsize=2)
+        ax.bar(xs, [100 * (s[b]["headline"]["value"] or 0) for b in benches], w, label=m,
+               yerr=[100 * (s[b]["se"] or 0) if s[b]["headline"]["metric"] == "accuracy" else 0 for b in benches],
+               capsize=2)
     ax.set_xticks([j + w * (len(names) - 1) / 2 for j in range(len(benches))], benches, fontsize=8)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("headline score (%)")
     ax.legend(fontsize=8)
     paths.append(_save(fig, out_dir / "accuracy.png"))
 

@@ -21,8 +21,10 @@ def test_hand_scored_rows(load_rows):
     conv = ad.rows_to_items(load_rows("aokvqa"), source="fixture")
     records = [ad.grade(it, RESPONSES[it.id]) for it in conv.items]
     s = ad.aggregate(records, skipped=conv.skipped)
-    assert s["accuracy"] == 2 / 3  # q1, q3 right
-    assert s["by_difficult_direct_answer"] == {"false": {"n": 2, "accuracy": 1.0},
+    assert s["accuracy"] == 2 / 5  # q1, q3 right of all 5 rows: the skipped q4, q5 count as wrong
+    assert s["skipped"] == 2
+    # q4 and q5 (skipped, not difficult) stay in their group, wrong
+    assert s["by_difficult_direct_answer"] == {"false": {"n": 4, "accuracy": 0.5},
                                                "true": {"n": 1, "accuracy": 0.0}}
     assert ad.grade(conv.items[0], "It is hard to see what he holds.")["no_answer"] is True
 

@@ -27,6 +27,17 @@ def test_hand_scored_question_figure_and_pair_accuracy(load_rows):
     assert s["headline"] == "aAcc"
 
 
+def test_a_skipped_row_is_a_wrong_question_in_its_figure_and_question_groups(load_rows):
+    ad = get_adapter("hallusionbench")
+    conv = ad.rows_to_items(load_rows("hallusionbench"), source="fixture")
+    s = ad.aggregate([ad.grade(it, RESPONSES[it.id]) for it in conv.items], skipped=conv.skipped)
+    # VS_map_2_0_0 (skipped) adds a wrong question, a failed figure (VS map 2 fig 0) and a failed
+    # question group (VS map 2 q0): aAcc 5/7, fAcc 3/5, qAcc 2/4.
+    assert (s["aAcc"], s["fAcc"], s["qAcc"]) == (5 / 7, 3 / 5, 2 / 4)
+    assert s["by_subcategory"]["map"] == {"n": 3, "aAcc": 2 / 3, "fAcc": 2 / 3, "qAcc": 1 / 2}
+    assert ad.headline(s) == {"metric": "aAcc", "value": 5 / 7, "beside": {"qAcc": 2 / 4, "fAcc": 3 / 5}}
+
+
 def test_no_answer_and_missing_image(load_rows):
     ad = get_adapter("hallusionbench")
     rows = load_rows("hallusionbench")

@@ -15,7 +15,7 @@ def test_hand_scored_rows_and_skills(load_rows):
     assert [(s.row_id, s.field) for s in conv.skipped] == [("4", "image")]
     records = [ad.grade(it, RESPONSES[it.id]) for it in conv.items]
     s = ad.aggregate(records, skipped=conv.skipped)
-    assert s["accuracy"] == 0.5  # rows 0, 1
+    assert s["accuracy"] == 2 / 5  # rows 0, 1 of 5: the imageless row 4 counts as wrong
     assert s["no_answer"] == 1  # row 3
     assert s["judge_unavailable"] == 4  # VLMEvalKit judges every LogicVista reply
     # Rows 1, 2 are both deductive and spatial; one of the two is right.

@@ -22,7 +22,7 @@ def test_hand_scored_rows(load_rows):
     records = [ad.grade(it, RESPONSES[it.id]) for it in conv.items]
     assert [r["correct"] for r in records] == [True, True, True, False]
     summary = ad.aggregate(records, skipped=conv.skipped)
-    assert summary["accuracy"] == 0.75  # 3 of 4
+    assert summary["accuracy"] == 3 / 6  # 3 of 6 rows: the two skipped rows count as wrong
     assert summary["skipped"] == 2
     assert summary["judge_unavailable"] == 2  # the two free-form rows (2, 4)
     assert summary["by_subject"]["counting"] == {"n": 2, "accuracy": 1.0}  # rows 2, 3

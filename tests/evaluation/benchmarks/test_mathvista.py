@@ -27,8 +27,7 @@ def test_hand_scored_rows(load_rows):
     records = [ad.grade(it, RESPONSES[it.id]) for it in conv.items]
     assert [r["correct"] for r in records] == [True, True, True, True, False, False]
     summary = ad.aggregate(records, skipped=conv.skipped)
-    assert summary["accuracy"] == 4 / 6  # rows 1-4 right of 6 graded
-    assert summary["accuracy_over_rows"] == 4 / 7  # the skipped row counts as wrong among all 7 rows
+    assert summary["accuracy"] == 4 / 7  # rows 1-4 right; the skipped row 7 counts as wrong among all 7
     assert summary["no_answer"] == 1  # row 5
     assert summary["judge_unavailable"] == 4  # the free-form rows 2, 3, 4, 6 are judge-scored officially
     assert summary["by_question_type"]["multi_choice"]["accuracy"] == 0.5  # row 1 right, row 5 wrong

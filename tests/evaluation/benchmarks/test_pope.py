@@ -25,12 +25,14 @@ def summary(load_rows):
 
 
 def test_overall_by_hand(summary):
-    # TP 3 (1, 5, 8), FP 1 (2), FN 1 (3), TN 2 (4, 7), unknown 1 (6).
-    assert summary["accuracy"] == 5 / 8  # TP + TN of 8
+    # Every row counts, as in VLMEvalKit, where a row without a prediction reads as "no": the skipped
+    # row 10 (gold yes, no image) is a false negative, row 9 (gold "maybe") only wrong.
+    # TP 3 (1, 5, 8), FP 1 (2), FN 2 (3, 10), TN 2 (4, 7), unknown 1 (6), no gold 1 (9).
+    assert summary["accuracy"] == 5 / 10  # TP + TN of 10 rows
     assert summary["precision"] == 0.75  # 3 / (3 + 1)
-    assert summary["recall"] == 0.75  # 3 / (3 + 1)
-    assert summary["f1"] == 0.75
-    assert summary["yes_ratio"] == 0.5  # replies read as yes: 1, 2, 5, 8 of 8
+    assert summary["recall"] == 0.6  # 3 / (3 + 2)
+    assert summary["f1"] == 2 * 0.75 * 0.6 / (0.75 + 0.6)  # 2/3
+    assert summary["yes_ratio"] == 0.4  # replies read as yes: 1, 2, 5, 8 of 10
     assert summary["no_answer"] == 1
     assert summary["headline"] == "f1"
 
@@ -43,5 +45,6 @@ def test_per_category_by_hand(summary):
     # popular: TP and an unknown on a "no" gold: precision 1/1, recall 1/1, accuracy 1/2.
     assert cats["popular"] == {"n": 2, "accuracy": 0.5, "precision": 1.0, "recall": 1.0, "f1": 1.0,
                                "yes_ratio": 0.5}
-    assert cats["random"] == {"n": 2, "accuracy": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0,
-                              "yes_ratio": 0.5}
+    # random: TN 7, TP 8, the skipped 9 (no gold) and 10 (FN).
+    assert cats["random"] == {"n": 4, "accuracy": 0.5, "precision": 1.0, "recall": 0.5, "f1": 2 / 3,
+                              "yes_ratio": 0.25}

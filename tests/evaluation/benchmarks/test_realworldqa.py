@@ -22,7 +22,6 @@ def test_hand_scored_rows(load_rows):
     records = [ad.grade(it, r) for it, r in zip(conv.items, RESPONSES, strict=True)]
     assert [r["correct"] for r in records] == [True, True, False, False]
     s = ad.aggregate(records, skipped=conv.skipped)
-    assert s["accuracy"] == 0.5  # 2 of 4
-    assert s["accuracy_over_rows"] == 0.4  # 2 of 5 rows, the imageless one counted wrong
+    assert s["accuracy"] == 0.4  # 2 of 5 rows, the imageless one counted wrong
     no_answer = ad.grade(conv.items[2], "The road surface and the horizon suggest a slope.")
     assert no_answer["no_answer"] and not no_answer["correct"]

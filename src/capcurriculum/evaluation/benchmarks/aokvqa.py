@@ -51,6 +51,9 @@ class AOKVQA(Adapter):
     def score(self, item: BenchItem, extracted: str | None) -> bool:
         return extracted is not None and extracted == item.gold
 
+    def skipped_meta(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {"difficult_direct_answer": row.get("difficult_direct_answer")}
+
     def sub_scores(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {"by_difficult_direct_answer":
                 accuracy_by(records, lambda r: str(record_meta(r, "difficult_direct_answer")).lower())}

@@ -2,7 +2,9 @@
 
 An adapter turns a benchmark's raw hub rows into prompt items, reads an answer out of a model's
 response by rule, scores it, and aggregates the per-item records into the benchmark's official
-numbers. Rows it cannot use are returned as `Skipped` with the field and reason, never dropped.
+numbers. Rows it cannot use are returned as `Skipped` with the field and reason, never dropped:
+as the reference (VLMEvalKit) counts every row of a benchmark, a skipped row is aggregated as a wrong
+answer (`Adapter.skipped_record`), in every figure's denominator.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ class BenchmarkSpec:
     answer_column: str
     columns: tuple[str, ...]  # every column the adapter reads
     size: int | None  # rows in the split, to notice a partial download
-    headline: str  # the aggregate() key reported as "the" number for this benchmark
+    headline: str  # the aggregate() key reported as "the" number (metrics.json, the report, Overall)
     scoring_source: str  # the file the scoring rule follows
+    beside: tuple[str, ...] = ()  # aggregate() keys shown next to the headline (WeMath's loose score)
 
     def load_kwargs(self) -> dict[str, Any]:
         """Arguments for `datasets.load_dataset`."""
@@ -65,6 +68,8 @@ class Skipped:
     row_id: str
     field: str
     reason: str
+    gold: str | None = None  # the row's answer as far as it can be read
+    meta: Mapping[str, Any] = field(default_factory=dict)  # what aggregate() needs to place the row
 
     def __str__(self) -> str:
         return f"{self.benchmark} row {self.row_id}: field {self.field!r}: {self.reason}"
@@ -165,10 +170,10 @@ class Adapter(ABC):
             try:
                 item = self.row_to_item(row, rid)
             except RowError as e:
-                out.skipped.append(Skipped(self.spec.title, rid, e.field, e.reason))
+                out.skipped.append(self._skip(row, rid, e.field, e.reason))
                 continue
             except (TypeError, ValueError) as e:  # a value of the wrong kind, e.g. a non-numeric index
-                out.skipped.append(Skipped(self.spec.title, rid, "<row>", f"malformed: {e}"))
+                out.skipped.append(self._skip(row, rid, "<row>", f"malformed: {e}"))
                 continue
             if item is None:
                 out.excluded += 1
@@ -186,6 +191,21 @@ class Adapter(ABC):
     @abstractmethod
     def row_to_item(self, row: Mapping[str, Any], rid: str) -> BenchItem | None:
         """One row as an item; None when the row is outside the selected subset."""
+
+    def _skip(self, row: Mapping[str, Any], rid: str, field_name: str, reason: str) -> Skipped:
+        gold = row.get(self.spec.answer_column)
+        return Skipped(self.spec.title, rid, field_name, reason,
+                       None if _blank(gold) else str(gold).strip(), self.skipped_meta(row))
+
+    def skipped_meta(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The meta of a skipped row that aggregate() groups by (WeMath: its problem and part)."""
+        return {}
+
+    def skipped_record(self, s: Skipped) -> dict[str, Any]:
+        """A skipped row as a record: no response, scored wrong, counted in every denominator."""
+        return {"benchmark": s.benchmark, "id": s.row_id, "gold": s.gold, "extracted": None, "correct": False,
+                "no_answer": False, "judge": "not_needed", "response": None, "n_tokens": -1,
+                "skipped": f"{s.field}: {s.reason}", "meta": dict(s.meta)}
 
     # --- response -> answer -> verdict ---------------------------------------------------------
     def needs_judge(self, item: BenchItem) -> bool:
@@ -232,7 +252,10 @@ class Adapter(ABC):
     # --- records -> numbers --------------------------------------------------------------------
     def aggregate(self, records: Sequence[Mapping[str, Any]], *, skipped: Sequence[Skipped] = ()
                   ) -> dict[str, Any]:
-        """Overall accuracy, counts, and the benchmark's official sub-scores (fractions in 0..1)."""
+        """Accuracy, counts, and the benchmark's official sub-scores (fractions in 0..1) over every row:
+        `records` and `skipped` (rows the adapter could not use, scored wrong), or records that already
+        hold skipped rows as `skipped_record`s."""
+        records = [*records, *map(self.skipped_record, skipped)]
         n = len(records)
         correct = sum(bool(r["correct"]) for r in records)
         out: dict[str, Any] = {
@@ -240,13 +263,16 @@ class Adapter(ABC):
             "accuracy": correct / n if n else None,
             "no_answer": sum(bool(r["no_answer"]) for r in records),
             "judge_unavailable": sum(r.get("judge") == "unavailable" for r in records),
-            "skipped": len(skipped),
-            # Official numbers count every row; a skipped row can only have been wrong.
-            "accuracy_over_rows": correct / (n + len(skipped)) if n + len(skipped) else None,
+            "skipped": sum(bool(r.get("skipped")) for r in records),
         }
         out.update(self.sub_scores(records))
         out["headline"] = self.spec.headline
         return out
+
+    def headline(self, official: Mapping[str, Any]) -> dict[str, Any]:
+        """The benchmark's headline figure out of `aggregate()`'s numbers, with what is shown beside it."""
+        return {"metric": self.spec.headline, "value": official.get(self.spec.headline),
+                "beside": {k: official.get(k) for k in self.spec.beside}}
 
     def sub_scores(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {}

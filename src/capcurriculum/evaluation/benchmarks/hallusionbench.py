@@ -21,7 +21,8 @@ SPEC = BenchmarkSpec(
     name="hallusionbench", title="HallusionBench", hub_id="lmms-lab/HallusionBench", split="image",
     config=None, id_column=None, image_column="image", question_column="question", answer_column="gt_answer",
     columns=("category", "subcategory", "set_id", "figure_id", "question_id", "question", "gt_answer", "image"),
-    size=951, headline="aAcc", scoring_source="VLMEvalKit vlmeval/dataset/utils/yorn.py (Hallusion_rating)")
+    size=951, headline="aAcc", scoring_source="VLMEvalKit vlmeval/dataset/utils/yorn.py (Hallusion_rating)",
+    beside=("qAcc", "fAcc"))
 
 _GOLD = {"1": "yes", "0": "no"}
 
@@ -57,6 +58,9 @@ class HallusionBench(YesNoAdapter):
         meta = {k: str(require(row, k)) for k in ("category", "subcategory", "set_id", "figure_id", "question_id")}
         image = require_image(row, "image")
         return BenchItem(self.spec.title, rid, question, image, gold, "text", {}, meta)
+
+    def skipped_meta(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: str(row.get(k)) for k in ("category", "subcategory", "set_id", "figure_id", "question_id")}
 
     def sub_scores(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         overall = hallusion_metrics(records)

@@ -20,7 +20,8 @@ SPEC = BenchmarkSpec(
     name="pope", title="POPE", hub_id="lmms-lab/POPE", split="test", config="default",
     id_column="question_id", image_column="image", question_column="question", answer_column="answer",
     columns=("id", "question_id", "question", "answer", "image_source", "image", "category"),
-    size=9000, headline="f1", scoring_source="VLMEvalKit vlmeval/dataset/utils/yorn.py (POPE_rating)")
+    size=9000, headline="f1", scoring_source="VLMEvalKit vlmeval/dataset/utils/yorn.py (POPE_rating)",
+    beside=("accuracy",))
 
 
 def binary_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None]:
@@ -51,6 +52,9 @@ class POPE(YesNoAdapter):
         image = require_image(row, "image")
         meta = {"category": row.get("category"), "image_source": row.get("image_source")}
         return BenchItem(self.spec.title, rid, question, image, gold, "text", {}, meta)
+
+    def skipped_meta(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {"category": row.get("category")}
 
     def sub_scores(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         overall = binary_metrics(records)

@@ -11,10 +11,15 @@ evaluate_compute_final_scores, evaluate_update_main_results_df), each multi-step
 - RM rote memorization: composite right and some sub-problem wrong (strict) / all wrong (loose).
 
 Score = (N - 0.5*IG - RM - IK) / N, strict and loose; rates IK/N, IG/N, CM/N and RM/(CM+RM).
-VLMEvalKit hard-codes N = 525 (the testmini's multi-step problems); here N is the number of complete
-problems graded, which is 525 on the full testmini. A problem missing a part (a skipped row) is
-counted in `incomplete_problems` and left out, as VLMEvalKit's NaN comparisons leave it out.
-Step accuracies S1 (sub-problems), S2, S3 (composites) as its wemath_accuracy.
+VLMEvalKit hard-codes N = 525, the testmini's composite (multi-step) problems, and every row there has a
+prediction (a failed one is wrong). Here N is the number of composite problems among the rows, every
+row counted: a skipped row is a wrong part (`skipped_meta` places it), so the full testmini gives
+N = 525, and a part absent from the rows altogether (a partial rows file) is also scored wrong and
+the problem counted in `incomplete_problems`. Step accuracies S1 (sub-problems), S2, S3 (composites)
+as its wemath_accuracy.
+
+The headline is Score (Strict), with Score (Loose) beside it; the paper's table prints one WeMath
+number without saying which (the report says where it is set).
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ SPEC = BenchmarkSpec(
     id_column="ID", image_column="image_path", question_column="question", answer_column="answer",
     columns=("ID", "split", "knowledge concept", "question", "option", "answer", "key", "question number",
              "image_path"),
-    size=1740, headline="score_strict", scoring_source="VLMEvalKit vlmeval/dataset/utils/wemath.py")
+    size=1740, headline="score_strict", scoring_source="VLMEvalKit vlmeval/dataset/utils/wemath.py",
+    beside=("score_loose",))
 
 _KEY = re.compile(r"([23])steps_(\d|multi)")
 OFFICIAL_TESTMINI_PROBLEMS = 525
@@ -66,6 +72,10 @@ class WeMath(Adapter):
         # ID names the problem, not the row: its parts are told apart by `key`.
         pid, key = row.get("ID"), row.get("key")
         return f"{pid}:{key}" if pid not in (None, "") and key else f"#{index}"
+
+    def skipped_meta(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        pid, key = row.get("ID"), row.get("key")
+        return {"problem_id": str(pid), "key": str(key)} if pid not in (None, "") and key else {}
 
     def row_to_item(self, row: Mapping[str, Any], rid: str) -> BenchItem:
         question, option = require(row, "question"), require(row, "option")
@@ -100,21 +110,26 @@ class WeMath(Adapter):
 def four_dimensional(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """CM / IK / IG / RM counts, rates, strict and loose scores, and step accuracies."""
     parts: dict[tuple[int, str], dict[str, bool]] = defaultdict(dict)
+    unplaced = 0  # rows with no readable problem ID or part (a skipped row without them)
     for r in records:
         m = _KEY.fullmatch(str(record_meta(r, "key") or ""))
         if m:
             parts[(int(m.group(1)), str(record_meta(r, "problem_id")))][m.group(2)] = bool(r["correct"])
-    complete = {k: v for k, v in parts.items()
-                if all(str(i) in v for i in range(1, k[0] + 1)) and "multi" in v}
+        else:
+            unplaced += 1
+    names = {k: [*(str(i) for i in range(1, k[0] + 1)), "multi"] for k in parts}
+    incomplete = sum(any(p not in parts[k] for p in names[k]) for k in parts)
+    # a part absent from the rows is scored wrong, as a skipped row is
+    full = {k: {p: parts[k].get(p, False) for p in names[k]} for k in parts}
     counts = dict.fromkeys(("IK", "IG", "CM_strict", "CM_loose", "RM_strict", "RM_loose"), 0)
-    for (steps, _), v in complete.items():
+    for (steps, _), v in full.items():
         subs = [v[str(i)] for i in range(1, steps + 1)]
         if not v["multi"]:
             counts["IG" if all(subs) else "IK"] += 1
             continue
         counts["CM_strict" if all(subs) else "RM_strict"] += 1
         counts["CM_loose" if any(subs) else "RM_loose"] += 1
-    n = len(complete)
+    n = len(full)
 
     def rate(x: int, d: int) -> float | None:
         return x / d if d else None
@@ -124,7 +139,8 @@ def four_dimensional(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     return {
         "n_problems": n,
-        "incomplete_problems": len(parts) - n,
+        "incomplete_problems": incomplete,
+        "unplaced_rows": unplaced,
         "four_dim_counts": counts,
         "score_strict": score(counts["RM_strict"]),
         "score_loose": score(counts["RM_loose"]),
@@ -133,8 +149,8 @@ def four_dimensional(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                   "RM_strict": rate(counts["RM_strict"], counts["CM_strict"] + counts["RM_strict"]),
                   "RM_loose": rate(counts["RM_loose"], counts["CM_loose"] + counts["RM_loose"])},
         "step_accuracy": {
-            "S1": mean(v[str(i)] for (s, _), v in complete.items() for i in range(1, s + 1)),
-            "S2": mean(v["multi"] for (s, _), v in complete.items() if s == 2),
-            "S3": mean(v["multi"] for (s, _), v in complete.items() if s == 3)},
+            "S1": mean(v[str(i)] for (s, _), v in full.items() for i in range(1, s + 1)),
+            "S2": mean(v["multi"] for (s, _), v in full.items() if s == 2),
+            "S3": mean(v["multi"] for (s, _), v in full.items() if s == 3)},
     }
 
