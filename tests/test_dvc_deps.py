@@ -1,0 +1,102 @@
+"""dvc.yaml's deps follow the code: every module a node's command imports inside src/ (transitively, function-
+local imports included) is a dep of that node, by file or by folder. A missing one means editing it re-runs
+nothing, and the node's cached output silently stands for code that no longer exists."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+
+
+def module_file(name: str) -> Path | None:
+    rel = Path(*name.split("."))
+    for path in (SRC / rel.with_suffix(".py"), SRC / rel / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported_files(path: Path) -> set[Path]:
+    """The project's modules `path` imports (a `from pkg import name` counts pkg and, if it is one, pkg.name)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] != "capcurriculum":
+                continue
+            for k in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                file = module_file(".".join(parts[:k]))
+                if file is not None:
+                    found.add(file)
+    return found
+
+
+def closure(entry: Path) -> set[Path]:
+    seen, todo = set(), [entry]
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(imported_files(path))
+    return seen
+
+
+def entry_points(cmd: str) -> list[Path]:
+    """The Python files a node's command runs: `python <script>` and `python -m <module>` (the container
+    runner wraps the training nodes' scripts: `python -m capcurriculum.container ... -- python stages/x.py`)."""
+    tokens, out = cmd.split(), []
+    for i, tok in enumerate(tokens[:-1]):
+        if Path(tok).name.startswith("python"):
+            nxt = tokens[i + 1]
+            if nxt == "-m":
+                out.append(module_file(tokens[i + 2]))
+            elif nxt.endswith(".py"):
+                out.append(ROOT / nxt)
+    return out
+
+
+def nodes():
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" in stage:
+            items = stage["foreach"]
+            for item in items if isinstance(items, list) else items.items():
+                key = item if isinstance(item, str) else item[0]
+                yield f"{name}@{key}", stage["do"], {"${item}": key, "${key}": key}
+        else:
+            yield name, stage, {}
+
+
+@pytest.mark.parametrize("node, stage, subs", list(nodes()), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_module_a_node_imports_is_one_of_its_deps(node, stage, subs):
+    def sub(text: str) -> str:
+        for k, v in subs.items():
+            text = text.replace(k, str(v))
+        return text
+
+    entries = entry_points(sub(stage["cmd"]))
+    assert entries and all(e is not None and e.is_file() for e in entries), (node, stage["cmd"])
+    deps = [(ROOT / sub(d)).resolve() for d in stage.get("deps", [])]
+    needed = set().union(*(closure(e) for e in entries))
+    missing = sorted(str(f.relative_to(ROOT)) for f in needed
+                     if not any(f == d or d in f.parents for d in deps)
+                     and not (f.name == "__init__.py" and not imported_files(f)))  # docstring, constants
+    assert not missing, f"{node}: dvc.yaml's deps miss modules it imports: {missing}"
+
+
+def test_the_import_walk_follows_function_local_and_package_imports(tmp_path):
+    # the walk itself: a stage script's function-local import and the packages on the way are found
+    script = tmp_path / "stage.py"
+    script.write_text("def main():\n    from capcurriculum.training.precision import autocast\n")
+    found = {str(p.relative_to(SRC)) for p in closure(script) if p != script}
+    assert {"capcurriculum/training/precision.py", "capcurriculum/config.py",
+            "capcurriculum/training/__init__.py", "capcurriculum/__init__.py"} <= found
