@@ -48,7 +48,8 @@ from capcurriculum.training.balance import (
 from capcurriculum.training.batching import Item
 from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
 from capcurriculum.training.grpo_config import GRPOSettings
-from capcurriculum.training.rewards import RewardConfig, gold_is_gradeable
+from capcurriculum.answers import gold_is_gradeable
+from capcurriculum.training.rewards import RewardConfig
 
 log = logging.getLogger(__name__)
 
