@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -61,6 +60,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from capcurriculum.answers import extract_boxed
+    from capcurriculum.runtime import machine_record
 
     sizes, kb = [], 1
     while kb <= args.max_kb:
@@ -75,8 +75,8 @@ def main() -> None:
                 over_budget.add(shape)
             rows.append({"shape": shape, "kb": kb, "chars": len(text), "old_s": old_s, "new_s": new_s,
                          "old_answer": None if old is None else old[:20], "new_answer": None if new is None else new[:20]})
-    print(f"\nextract_boxed against response length; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores\n")
+    cpu = machine_record()["cpu"]
+    print(f"\nextract_boxed against response length; {cpu}, {os.cpu_count()} cores\n")
     print("| shape | KB | old scan (s) | one pass (s) | old answer | new answer |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -84,7 +84,8 @@ def main() -> None:
         print(f"| {r['shape']} | {r['kb']:,} | {old} | {r['new_s']:.4f} | {r['old_answer']!s:.20} | "
               f"{r['new_answer']!s:.20} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "cpu": cpu, "rows": rows},
+                                   indent=2))
 
 
 if __name__ == "__main__":

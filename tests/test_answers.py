@@ -1,11 +1,12 @@
-"""Answer extraction: which box is the answer, and that no response can make finding it slow."""
+"""Answer extraction and the gold guard: which box is the answer, that no response can make finding it slow,
+and that a gold no answer could match is never rewarded, kept or scored right."""
 
 import threading
 import time
 
 import pytest
 
-from capcurriculum.answers import MAX_ANSWER_CHARS, boxed_answers, extract_boxed
+from capcurriculum.answers import MAX_ANSWER_CHARS, boxed_answers, extract_boxed, gold_is_gradeable
 from capcurriculum.evaluation.benchmarks import BenchItem, get_adapter
 from capcurriculum.training.rewards import RewardConfig, reward
 
@@ -83,3 +84,73 @@ def test_adversarial_responses_are_graded_fast(name, response, acc, fmt, right):
     out, number_right, choice_right = _within(BOUND_S, grade_everywhere)
     assert (out["accuracy"], out["format"]) == (acc, fmt)
     assert (number_right, choice_right) == (right, right)
+
+
+GOLDS = [
+    # gold, answer_type, gradeable
+    ("6", "number", True),
+    ("\\frac{1}{2}", "number", True),
+    ("red", "text", True),
+    ("B", "choice", True),
+    ("none", "text", True),          # a real answer ("how many are hidden?"), not a placeholder
+    ("", "text", False),
+    ("   ", "number", False),
+    ("see figure", "text", False),
+    ("See the figure.", "number", False),
+    ("Refer to the diagram above", "text", False),
+    ("shown in the image", "text", False),
+    ("N/A", "text", False),
+    ("?", "text", False),
+    ("see figure", "number", False),
+    ("x + 1", "number", False),      # a number-typed gold with a free symbol
+    ("9" * (MAX_ANSWER_CHARS + 1), "text", False),  # longer than any extracted answer can be
+]
+
+
+@pytest.mark.parametrize("gold, answer_type, gradeable", GOLDS)
+def test_gold_is_gradeable(gold, answer_type, gradeable):
+    assert gold_is_gradeable(gold, answer_type) is gradeable
+
+
+@pytest.mark.parametrize("gold, answer_type, response", [
+    ("see figure", "text", "<think>look</think> \\boxed{see figure}"),
+    ("", "text", "<think>nothing</think> \\boxed{}"),
+    ("N/A", "text", "<think>x</think> \\boxed{n/a}"),
+    ("x + 1", "number", "<think>x</think> \\boxed{x + 1}"),
+])
+def test_an_ungradeable_gold_is_never_rewarded_and_is_counted(gold, answer_type, response):
+    out = reward(response, gold, answer_type)
+    assert (out["accuracy"], out["format"], out["ungradeable_gold"]) == (0.0, 1.0, 1.0)
+    assert out["reward"] == pytest.approx(0.1)  # the format reward still stands
+    assert reward("<think>x</think> \\boxed{6}", "6", "number")["ungradeable_gold"] == 0.0
+
+
+def test_an_ungradeable_gold_is_never_scored_right_nor_judged_and_is_counted():
+    adapter = get_adapter("mathvista")
+    meta = {"question_type": "free_form", "mv_answer_type": "text", "precision": None}
+    bad = BenchItem("MathVista", "1", "What is shown?", None, "see figure", "text", {}, meta)
+    good = BenchItem("MathVista", "2", "What colour?", None, "red", "text", {}, meta)
+    asked = []
+
+    def judge(item, response):
+        asked.append(item.id)
+        return True
+
+    records = [adapter.grade(bad, "\\boxed{see figure}", judge=judge), adapter.grade(good, "\\boxed{red}", judge=judge)]
+    assert [(r["correct"], r["ungradeable_gold"]) for r in records] == [(False, True), (True, False)]
+    assert asked == ["2"]  # a judge would call "see figure" right
+    summary = adapter.aggregate(records)
+    assert (summary["correct"], summary["ungradeable_gold"]) == (1, 1)
+
+
+def test_the_filter_never_keeps_an_ungradeable_gold_and_counts_it():
+    from capcurriculum.generation import Result
+    from capcurriculum.perception.filter import judge_model, verdict_counts
+
+    examples = [{"id": f"q{i}", "question": "What color?", "answer": gold, "answer_type": "text",
+                 "image": f"s{i}.jpg", "meta": {"scene_id": f"s{i}"}} for i, gold in enumerate(["see figure", "red"])]
+    results = [Result("q0|image", texts=["\\boxed{blue}"]), Result("q0|caption", texts=["\\boxed{see figure}"]),
+               Result("q1|image", texts=["\\boxed{blue}"]), Result("q1|caption", texts=["\\boxed{red}"])]
+    verdicts = judge_model(examples, results, "m")
+    assert [(v["caption_correct"], v["keep"]) for v in verdicts] == [(False, False), (True, True)]
+    assert verdict_counts(verdicts, "m")["filter/m/ungradeable_gold"] == 1

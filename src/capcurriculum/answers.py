@@ -4,6 +4,8 @@ evaluation decide whether an answer is right, so the three can never disagree.""
 from __future__ import annotations
 
 import re
+import threading
+from functools import lru_cache
 
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
@@ -126,3 +128,39 @@ def extract_answer(text: str | None) -> str | None:
     if bare and "<think>" not in bare and len(bare.split()) <= 3:
         return bare
     return None
+
+
+# Golds that name no answer: a pointer to a figure or solution, "n/a", question marks. Matched after
+# `normalize`, so case, articles and end punctuation do not matter.
+_PLACEHOLDER_GOLD = re.compile(
+    r"(?:see|refer to|(?:as )?shown in|given in|in)\s+(?:the\s+)?"
+    r"(?:figure|fig|image|picture|diagram|graph|chart|table|solution|explanation|text|above|below)\b.*"
+    r"|n/?a|\?+|-+")
+
+
+def gold_is_gradeable(gold: object, answer_type: str) -> bool:
+    """Whether any answer could be graded right against `gold`. The one guard the reward, the filter and
+    the evaluation share: an ungradeable gold is never rewarded, never kept, never scored right, and
+    each of them counts the items it met.
+
+    Ungradeable: empty; a placeholder ("see figure", "n/a"); longer than MAX_ANSWER_CHARS (no extracted
+    answer could equal it); a number-typed gold that is neither a number nor a closed expression
+    math-verify can parse (that parse needs the main thread for its time limit; elsewhere only plain
+    numbers count)."""
+    return _gradeable(str(gold) if gold is not None else "", answer_type,
+                      threading.current_thread() is threading.main_thread())
+
+
+@lru_cache(maxsize=1 << 14)
+def _gradeable(gold: str, answer_type: str, main_thread: bool) -> bool:
+    g = normalize(gold)
+    if not g or len(g) > MAX_ANSWER_CHARS or _PLACEHOLDER_GOLD.fullmatch(g):
+        return False
+    if answer_type != "number" or _as_number(g) is not None:
+        return True
+    if not main_thread:
+        return False
+    from math_verify import parse
+
+    # a number-typed gold must parse to a closed expression (no free symbols, as in "x + 1")
+    return any(getattr(x, "free_symbols", None) == set() for x in parse(f"${gold}$", parsing_timeout=2))

@@ -67,19 +67,34 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
+def json_problem(e: json.JSONDecodeError) -> str:
+    """'malformed JSON (<json's reason> at column <n>)'; json's own reason may end in a dangling " at"
+    ("Unterminated string starting at"), which would read "at at column"."""
+    return f"malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})"
+
+
+def utf8_problem(e: UnicodeDecodeError) -> str:
+    return f"not valid UTF-8 ({e.reason} at byte {e.start + 1} of the line)"
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; a bad line raises DataError naming it."""
+    """Yield (line number, object) for each non-blank line; a bad line (undecodable bytes included)
+    raises DataError naming it."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file not found")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:  # bytes, decoded a line at a time, so a bad byte is named by its line
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(path, utf8_problem(e), lineno) from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(path, f"malformed JSON ({e.msg} at column {e.colno})", lineno) from None
+                raise DataError(path, json_problem(e), lineno) from None
             if not isinstance(obj, dict):
                 raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", lineno)
             yield lineno, obj

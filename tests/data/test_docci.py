@@ -80,6 +80,17 @@ def test_malformed_json_names_file_and_line(docci):
     assert e.value.line == 3
 
 
+def test_a_non_utf8_line_and_an_unterminated_string_are_named(docci):
+    lines = (docci / DESCRIPTIONS_FILE).read_text().splitlines()
+    (docci / DESCRIPTIONS_FILE).write_bytes(("\n".join(lines[:2]) + "\n").encode() + b'{"caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"docci_descriptions.jsonlines:3: not valid UTF-8"):
+        load_docci(docci)
+    (docci / DESCRIPTIONS_FILE).write_text(lines[0] + '\n{"example_id": "x', encoding="utf-8")  # cut short
+    with pytest.raises(DataError) as e:
+        load_docci(docci)
+    assert str(e.value).endswith(":2: malformed JSON (Unterminated string starting at column 16)")
+
+
 def test_missing_field_names_field_and_line(docci):
     r = rows(docci)
     del r[1]["description"]
@@ -145,7 +156,7 @@ def test_corrupt_image_raises_naming_it(tmp_path, docci):
         open_image(tmp_path / "absent.jpg")
 
 
-def test_skip_mode_counts_each_reason(docci):
+def test_skip_mode_counts_each_reason(docci, caplog):
     r = rows(docci)
     good = [json.dumps(x) for x in r]
     missing_field = dict(r[1])
@@ -169,8 +180,13 @@ def test_skip_mode_counts_each_reason(docci):
     )
     (docci / "images" / "train_00000.jpg").write_bytes(b"garbage")
 
-    corpus = load_docci(docci, on_error="skip")
+    with caplog.at_level("WARNING", logger="capcurriculum.data.docci"):
+        corpus = load_docci(docci, on_error="skip")
     assert [x.example_id for x in corpus] == ["train_00000", "test_00001"]
+    # each skipped line is logged where it is met, with its file:line and reason, as well as counted
+    logged = [r.getMessage() for r in caplog.records]
+    assert [m.split(": skipped", 1)[0] for m in logged] == [f"{docci / DESCRIPTIONS_FILE}:{n}" for n in (2, 3, 4, 5, 6, 8)]
+    assert "(malformed_json)" in logged[0] and "(duplicate_id)" in logged[3]
     assert corpus.skipped == {
         "malformed_json": 1,
         "missing_field": 1,
@@ -184,7 +200,10 @@ def test_skip_mode_counts_each_reason(docci):
     assert all(w.startswith(str(docci / DESCRIPTIONS_FILE)) for w in where)
     assert "split" in corpus.problems[1][1]
 
-    verified = verify_images(corpus, on_error="skip", progress=False)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="capcurriculum.data.docci"):
+        verified = verify_images(corpus, on_error="skip", progress=False)
+    assert [r.getMessage().split(": skipped (")[0] for r in caplog.records] == [str(docci / "images" / "train_00000.jpg")]
     assert [x.example_id for x in verified] == ["test_00001"]
     assert verified.skipped["corrupt_image"] == 1
     assert verified.n_skipped == 7

@@ -2,11 +2,11 @@
 
 import pytest
 
+from capcurriculum.answers import gold_is_gradeable
 from capcurriculum.training.rewards import (
     RewardConfig,
     final_answer,
     format_reward,
-    gold_is_gradeable,
     reward,
 )
 

@@ -3,19 +3,23 @@
 The real release (splits train / test / qual_dev / qual_test) and the project's synthetic world
 (splits pretrain / train / test) share this layout, so one loader serves both. Every line is
 validated; a bad one either raises `DataError` naming `file:line` and what is wrong
-(``on_error="raise"``) or is skipped and counted by reason (``on_error="skip"``).
+(``on_error="raise"``) or is skipped, logged as a warning (file:line, reason) and counted by
+reason (``on_error="skip"``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from capcurriculum.io import DataError
+from capcurriculum.io import DataError, json_problem, utf8_problem
+
+log = logging.getLogger(__name__)
 
 DESCRIPTIONS_FILE = "docci_descriptions.jsonlines"
 IMAGES_DIR = "images"
@@ -154,13 +158,14 @@ def load_docci(
             raise DataError(path, message, lineno) from None
         skipped[reason] += 1
         problems.append((f"{path}:{lineno}", message))
+        log.warning("%s:%d: skipped (%s): %s", path, lineno, reason, message)
 
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
-                bad(lineno, BAD_ENCODING, f"not valid UTF-8 ({e.reason} at byte {e.start})")
+                bad(lineno, BAD_ENCODING, utf8_problem(e))
                 continue
             if not line.strip():
                 continue
@@ -168,7 +173,7 @@ def load_docci(
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise _Bad(MALFORMED_JSON, f"malformed JSON ({e.msg} at column {e.colno})") from None
+                    raise _Bad(MALFORMED_JSON, json_problem(e)) from None
                 row = _validate(obj)
                 eid = row["example_id"]
                 if eid in seen:
@@ -235,6 +240,7 @@ def verify_images(corpus: DocciCorpus, on_error: OnError = "raise", *, progress:
             reason = MISSING_IMAGE if not rec.image_path.exists() else CORRUPT_IMAGE
             skipped[reason] += 1
             problems.append((str(rec.image_path), f"{reason}: {e} (example_id {rec.example_id})"))
+            log.warning("%s: skipped (%s): %s (example_id %s)", rec.image_path, reason, e, rec.example_id)
             continue
         kept.append(rec)
     return DocciCorpus(root=corpus.root, records=kept, skipped=dict(skipped), problems=problems)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from capcurriculum.answers import extract_boxed, is_correct, normalize
+from capcurriculum.answers import extract_boxed, gold_is_gradeable, is_correct, normalize
 from capcurriculum.training.batching import Item, encode_prompts
 from capcurriculum.training.rollout import rollout
 
@@ -51,8 +51,10 @@ def score(items: Sequence[Item], responses: Sequence[dict[str, Any]]) -> list[di
     for it, r in zip(items, responses, strict=True):
         ex = it.example
         pred = extract_boxed(r["response"])
+        gradeable = gold_is_gradeable(ex["answer"], ex["answer_type"])
         rows.append({"id": ex["id"], "mode": it.mode, "question": ex["question"], "gold": ex["answer"],
-                     "pred": pred, "correct": is_correct(pred, ex["answer"], ex["answer_type"]),
+                     "pred": pred, "correct": gradeable and is_correct(pred, ex["answer"], ex["answer_type"]),
+                     "ungradeable_gold": not gradeable,
                      "response": r["response"], "n_tokens": r["n_tokens"],
                      "qtype": (ex.get("meta") or {}).get("qtype")})
     return rows

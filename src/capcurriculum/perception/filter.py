@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from capcurriculum.answers import extract_answer, is_correct
+from capcurriculum.answers import extract_answer, gold_is_gradeable, is_correct
 from capcurriculum.generation import Request, SamplingConfig
 from capcurriculum.prompts import build_messages
 
@@ -47,6 +47,8 @@ def judge_model(examples: Sequence[dict[str, Any]], results: Sequence, model: st
     out = []
     for ex in examples:
         rec: dict[str, Any] = {"id": ex["id"], "model": model}
+        # a gold no answer could match is right on neither path, so never kept; counted in verdict_counts
+        rec["ungradeable_gold"] = not gold_is_gradeable(ex["answer"], ex["answer_type"])
         for path in PATHS:
             r = by_id.get(f"{ex['id']}|{path}")
             text = r.text if r is not None and r.ok else None
@@ -55,7 +57,8 @@ def judge_model(examples: Sequence[dict[str, Any]], results: Sequence, model: st
             rec[f"{path}_response"] = text
             rec[f"{path}_pred"] = pred
             rec[f"{path}_error"] = r.error if r is not None else None
-            rec[f"{path}_correct"] = is_correct(pred, ex["answer"], ex["answer_type"]) if r is not None else None
+            rec[f"{path}_correct"] = (not rec["ungradeable_gold"] and is_correct(pred, ex["answer"], ex["answer_type"])
+                                      if r is not None else None)
         if rec["image_skipped"]:
             raise ValueError(f"filter model {model}: no image-path result for candidate {ex['id']}")
         # A response without an answer counts as wrong: for the image path that keeps the item (the
@@ -103,7 +106,8 @@ def ask_filter_models(examples: Sequence[dict[str, Any]], captions: Mapping[str,
 
 
 VERDICT_COUNTS = ("failed", "image_right", "caption_asked", "caption_wrong", "removed_by_image_right",
-                  "removed_by_caption_wrong_only", "kept", "image_unanswered", "caption_unanswered")
+                  "removed_by_caption_wrong_only", "kept", "image_unanswered", "caption_unanswered",
+                  "ungradeable_gold")
 
 
 def verdict_counts(records: Sequence[dict[str, Any]], model: str) -> dict[str, int]:
@@ -120,6 +124,7 @@ def verdict_counts(records: Sequence[dict[str, Any]], model: str) -> dict[str, i
         c["kept"] += r["keep"]
         c["image_unanswered"] += r["image_pred"] is None
         c["caption_unanswered"] += asked and r["caption_pred"] is None
+        c["ungradeable_gold"] += r.get("ungradeable_gold", False)
     return {f"filter/{model}/{k}": int(c[k]) for k in VERDICT_COUNTS} | {f"filter/{model}/n": len(records)}
 
 

@@ -35,6 +35,7 @@ from capcurriculum.config import (
     parse_steps,
     select,
 )
+from capcurriculum.answers import gold_is_gradeable
 from capcurriculum.data.schema import Example
 from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_correct, score
 from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
@@ -48,7 +49,7 @@ from capcurriculum.training.batching import Item
 from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.precision import PrecisionChoice
-from capcurriculum.training.rewards import RewardConfig, gold_is_gradeable
+from capcurriculum.training.rewards import RewardConfig
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ accuracy  the last `\\boxed{}` *after* the reasoning, graded against the gold an
           an answer longer than `max_answer_chars`, or two boxed answers that disagree, scores 0.
 
 Grading never hangs the trainer: math-verify runs with its signal timeouts on the main thread and
-is skipped elsewhere (its signals only work there). A gold answer that cannot be parsed is never
-rewarded: `gold_is_gradeable` lets the data loader skip and count such items before training.
+is skipped elsewhere (its signals only work there). A gold answer that cannot be graded is never
+rewarded (`answers.gold_is_gradeable`, which the data loader also uses to skip and count such items).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-from capcurriculum.answers import MAX_ANSWER_CHARS, boxed_answers, is_correct, normalize, plain_decimal
+from capcurriculum.answers import MAX_ANSWER_CHARS, boxed_answers, gold_is_gradeable, is_correct, normalize, plain_decimal
 
 log = logging.getLogger(__name__)
 
@@ -100,29 +100,13 @@ def grade(pred: str | None, gold: str, answer_type: str, cfg: RewardConfig = Rew
     return False
 
 
-def gold_is_gradeable(gold: str, answer_type: str) -> bool:
-    """Whether some answer could ever be graded right against `gold` (else: skip the item, count it)."""
-    g = normalize(str(gold))
-    if not g:
-        return False
-    if answer_type == "number":
-        try:
-            float(g.replace(",", ""))
-            return True
-        except ValueError:
-            pass
-        if threading.current_thread() is threading.main_thread():
-            from math_verify import parse
-
-            # a number-typed gold must parse to a closed expression (no free symbols like "see figure")
-            return any(getattr(x, "free_symbols", None) == set() for x in parse(f"${gold}$", parsing_timeout=2))
-        return False
-    return True
-
-
 def reward(response: str, gold: str, answer_type: str, cfg: RewardConfig = RewardConfig()) -> dict[str, float]:
-    """{'reward', 'accuracy', 'format'} for one response."""
+    """{'reward', 'accuracy', 'format', 'ungradeable_gold'} for one response; a gold no answer could match
+    (`answers.gold_is_gradeable`) gives accuracy 0 whatever the response, and 1.0 in 'ungradeable_gold'."""
     fmt = format_reward(response)
+    if not gold_is_gradeable(gold, answer_type):
+        return {"reward": cfg.format_weight * fmt, "accuracy": 0.0, "format": fmt, "ungradeable_gold": 1.0}
     pred, n_distinct = final_answer(response)
     acc = float(n_distinct <= 1 and grade(pred, gold, answer_type, cfg))
-    return {"reward": cfg.accuracy_weight * acc + cfg.format_weight * fmt, "accuracy": acc, "format": fmt}
+    return {"reward": cfg.accuracy_weight * acc + cfg.format_weight * fmt, "accuracy": acc, "format": fmt,
+            "ungradeable_gold": 0.0}

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from capcurriculum.answers import boxed_answers, extract_boxed
+from capcurriculum.answers import boxed_answers, extract_boxed, gold_is_gradeable
 
 from .extraction import LETTERS, answer_line, boxed_or_answer_line, infer_choice, short_reply
 
@@ -236,9 +236,10 @@ class Adapter(ABC):
         has no answer: the rule fallbacks below the box would read a number out of the nest."""
         boxes = boxed_answers(response) if response is not None else []
         extracted = None if boxes and boxes[-1] is None else self.extract(response, item)
-        correct = self.score(item, extracted)
+        gradeable = gold_is_gradeable(item.gold, item.answer_type)  # else never right, never judged; counted
+        correct = gradeable and self.score(item, extracted)
         judged = "not_needed"
-        if self.needs_judge(item):
+        if gradeable and self.needs_judge(item):
             if judge is None:
                 judged = "unavailable"  # official scoring asks a judge; the rule verdict stands
             else:
@@ -247,6 +248,7 @@ class Adapter(ABC):
                 correct = correct if verdict is None else bool(verdict)
         return {"benchmark": self.spec.title, "id": item.id, "gold": item.gold, "extracted": extracted,
                 "correct": bool(correct), "no_answer": extracted is None, "judge": judged,
+                "ungradeable_gold": not gradeable,
                 "response": response, "meta": {k: v for k, v in item.meta.items() if k != "rows_from"}}
 
     # --- records -> numbers --------------------------------------------------------------------
@@ -263,6 +265,7 @@ class Adapter(ABC):
             "accuracy": correct / n if n else None,
             "no_answer": sum(bool(r["no_answer"]) for r in records),
             "judge_unavailable": sum(r.get("judge") == "unavailable" for r in records),
+            "ungradeable_gold": sum(bool(r.get("ungradeable_gold")) for r in records),
             "skipped": sum(bool(r.get("skipped")) for r in records),
         }
         out.update(self.sub_scores(records))
