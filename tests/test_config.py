@@ -42,6 +42,18 @@ def test_compile_without_the_lean_path_fails_naming_its_key():
     validate(_compose("train.compile=true"))   # the tiny profile's lean path
 
 
+def test_gradient_checkpointing_and_the_update_token_budget_are_checked_naming_their_keys():
+    with pytest.raises(ConfigError, match="^train.gradient_checkpointing: .*completion_forward: transformers"):
+        validate(_compose("train.gradient_checkpointing=true"))   # the tiny profile's lean path
+    with pytest.raises(ConfigError, match="^train.gradient_checkpointing: expected true or false"):
+        validate(_compose("train.gradient_checkpointing=sometimes"))
+    with pytest.raises(ConfigError, match="^grpo.micro_batch_tokens: must be >= 0"):
+        validate(_compose("grpo.micro_batch_tokens=-1"))
+    paper = _compose("profile=paper")
+    assert paper.train.gradient_checkpointing is True and paper.grpo.micro_batch_tokens > 0
+    validate(paper)
+
+
 @pytest.mark.parametrize("override, key", [
     ("profile=huge", None),  # not a profile file: Hydra refuses before we see it
     ("+raw.source=web", "raw.source"),

@@ -25,6 +25,8 @@ METHODS = ("grpo", "sft")
 ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
 COMPLETION_FORWARDS = ("lean", "transformers")
 COMPILE_NEEDS_LEAN = "compiles the lean completion path; set train.completion_forward: lean"
+CHECKPOINTING_NEEDS_TRANSFORMERS = ("checkpoints transformers' decoder layers, which the lean completion path does "
+                                    "not call; set train.completion_forward: transformers")
 PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 where the CPU has it natively)
 # How hub benchmark answers are extracted and compared, recorded with every result (evaluation/report.py).
 # lenient: the project's rules. VLMEvalKit's protocol (LLM extraction where the rule fails) is not built yet.
@@ -233,6 +235,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("train.compile", f"expected true or false, got {compiled!r}")
     if compiled and OmegaConf.select(cfg, "train.completion_forward") != "lean":
         raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
+    checkpointing = OmegaConf.select(cfg, "train.gradient_checkpointing")
+    if checkpointing is not None and not isinstance(checkpointing, bool):
+        raise ConfigError("train.gradient_checkpointing", f"expected true or false, got {checkpointing!r}")
+    if checkpointing and OmegaConf.select(cfg, "train.completion_forward") == "lean":
+        raise ConfigError("train.gradient_checkpointing", CHECKPOINTING_NEEDS_TRANSFORMERS)
     if OmegaConf.select(cfg, "train.processes") is not None:  # data-parallel GRPO processes (stages/train.py)
         _positive(cfg, "train.processes")
         processes = select(cfg, "train.processes")

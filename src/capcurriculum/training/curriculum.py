@@ -282,7 +282,8 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=spec.vision_lr_scale,
                           merger_lr_scale=spec.merger_lr_scale, optimizer_state=opt_state, accelerator=accelerator, lean=lean,
                           precision=precision.precision if precision else cfg.train.get("precision", "fp32"),
-                          compile=bool(cfg.train.get("compile", False)))
+                          compile=bool(cfg.train.get("compile", False)),
+                          gradient_checkpointing=bool(cfg.train.get("gradient_checkpointing", False)))
     model = trainer.model  # the unwrapped module (the same object without an accelerator)
     metrics["train/bf16"] = float(trainer.precision == "bf16")
 

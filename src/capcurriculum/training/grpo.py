@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from capcurriculum.config import COMPILE_NEEDS_LEAN, ConfigError
+from capcurriculum.config import CHECKPOINTING_NEEDS_TRANSFORMERS, COMPILE_NEEDS_LEAN, ConfigError
 from capcurriculum.training.batching import Item
 from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
@@ -87,6 +87,21 @@ class Chunk:
     old_logp: torch.Tensor | None
     ref_logp: torch.Tensor | None
 
+    def micro_batches(self, budget: int) -> list[Chunk]:
+        """This chunk in micro-batches of whole prompts (a prompt's G completions share its prefix) whose padded
+        tokens, prompt + G x completion a prompt, stay within `budget` (one prompt at least); 0: whole."""
+        ro, G = self.ro, self.ro.group_size
+        P, per_prompt = len(ro.items), ro.prompt_len + G * ro.completion_ids.shape[1]
+        k = P if budget == 0 else max(1, budget // per_prompt)
+        if k >= P:
+            return [self]
+
+        def rows(t: torch.Tensor | None, p: int) -> torch.Tensor | None:
+            return None if t is None else t[p * G:(p + k) * G]
+
+        return [Chunk(ro.prompts(p, min(p + k, P)), rows(self.adv, p), rows(self.old_logp, p), rows(self.ref_logp, p))
+                for p in range(0, P, k)]
+
 
 def reference_dtype(accelerator=None) -> torch.dtype:
     """The dtype the policy's weights compute in, so the KL reference can be loaded in it: DeepSpeed's bf16 /
@@ -120,7 +135,8 @@ class GRPOTrainer:
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
                  vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0, optimizer_state: dict | None = None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None, ignore_eos: bool = False,
-                 accelerator=None, lean: bool = False, precision: str = "fp32", compile: bool = False):
+                 accelerator=None, lean: bool = False, precision: str = "fp32", compile: bool = False,
+                 gradient_checkpointing: bool = False):
         """`reward_fn(text, item)` -> {"reward", "accuracy", "format"}: the paper's reward by default.
         `ignore_eos`: fixed-length completions (benchmarks). `accelerator`: an `accelerate.Accelerator`
         (e.g. under `accelerate launch` with a DeepSpeed config): the update runs through the model and
@@ -128,7 +144,9 @@ class GRPOTrainer:
         scoring) through models/lean.py. `precision`: bf16 runs rollouts and the update's forward under
         autocast (training/precision.py); the weights and optimizer stay float32; auto is bf16 where the device
         computes it natively (`self.precision_choice` says which and why). `compile`: the lean path
-        under torch.compile (models/lean.py; needs `lean`)."""
+        under torch.compile (models/lean.py; needs `lean`). `gradient_checkpointing`: the update recomputes
+        each decoder layer's activations in the backward (transformers' checkpointing; its layers drop the
+        key/value cache, so the update scores whole sequences; not the lean path, which does not call them)."""
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
         self.reward_fn = reward_fn or (lambda text, it: reward(text, it.example["answer"], it.example["answer_type"],
                                                                reward_cfg))
@@ -138,6 +156,10 @@ class GRPOTrainer:
         if compile and not lean:
             raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
         self.compile = compile
+        if gradient_checkpointing:
+            if lean:
+                raise ConfigError("train.gradient_checkpointing", CHECKPOINTING_NEEDS_TRANSFORMERS)
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         groups = vision_param_groups(model, settings.learning_rate, vision_lr_scale, settings.weight_decay,
                                      merger_lr_scale)
@@ -154,6 +176,9 @@ class GRPOTrainer:
                              f"{self.world} processes")
         ds = accelerator.state.deepspeed_plugin if accelerator is not None else None
         self.deepspeed = ds is not None
+        if self.deepspeed and settings.micro_batch_tokens:
+            raise ConfigError("grpo.micro_batch_tokens", "the lean engine's DeepSpeed path takes one backward per "
+                                                         "optimizer step; set 0 under DeepSpeed")
         if accelerator is not None and not self.deepspeed:
             # Plain data parallel without DDP's wrapper: the lean path calls the model's submodules, which
             # DDP's hooks do not follow; gradients are summed across processes by hand (_sum_gradients).
@@ -215,15 +240,16 @@ class GRPOTrainer:
                 n_tokens = self.acc.reduce(torch.tensor(float(n_tokens)), "sum").item()  # 1-process loss
             self.opt.zero_grad(set_to_none=True)
             losses = []
-            for c in mb:
+            for c in (part for chunk in mb for part in chunk.micro_batches(s.micro_batch_tokens)):
                 with autocast(self.precision, self.model.device):
                     logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean,
-                                               compile=self.compile)
+                                               compile=self.compile)                     # (n, C)
                 old = c.old_logp if c.old_logp is not None else logp.detach()
+                # each micro-batch's token sum over the whole mini-batch's count: the sum is its token mean
                 loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
                 stats.append(st)
                 if not self.deepspeed:
-                    loss.backward()  # chunk by chunk: only one chunk's activations alive at a time
+                    loss.backward()  # micro-batch by micro-batch: only one's activations alive at a time
                 else:
                     losses.append(loss)
             if not self.deepspeed:

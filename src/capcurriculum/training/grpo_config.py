@@ -58,6 +58,14 @@ class GRPOSettings:
         "Prompts per optimizer step (a mini-batch of update_batch_size * group_size completions), so one "
         "rollout gives rollout_batch_size / update_batch_size optimizer steps (4 in the paper). Source: "
         f"{_EASYR1}, worker.actor.global_batch_size: 128 (EasyR1 multiplies it by rollout.n).")})
+    micro_batch_tokens: int = field(default=0, metadata={"help": (
+        "Token budget of one forward/backward in the update (memory only: the loss and the step are the same). "
+        "Each mini-batch is split into micro-batches of whole prompts (a prompt's G completions stay together: "
+        "they share its prefix) whose padded tokens, prompt + G x completion a prompt, stay within it (one prompt "
+        "at least); gradients accumulate, each micro-batch's loss divided by the whole mini-batch's token count, "
+        "so their sum is the unsplit token mean. 0 runs each mini-batch whole. Source: verl's actor "
+        "use_dynamic_bsz with ppo_max_token_len_per_gpu (a token budget per GPU; 16384 in verl's documented "
+        "example, what the paper profile sets, not tuned here); EasyR1 inherits it as dynamic batching.")})
     ppo_epochs: int = field(default=1, metadata={"help": (
         "Passes over each rollout. 1 keeps the first mini-batch exactly on-policy (ratio 1) and the later ones "
         f"near it. Source: {_EASYR1_ACTOR}, ppo_epochs: 1.")})
@@ -150,6 +158,7 @@ class GRPOSettings:
         for name in ("max_prompt_length", "max_response_length", "rollout_batch_size", "update_batch_size",
                      "ppo_epochs"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
+        need(self.micro_batch_tokens >= 0, "micro_batch_tokens", "must be >= 0 (0: each mini-batch whole)")
         need(self.rollout_batch_size % self.update_batch_size == 0, "rollout_batch_size",
              f"must be a multiple of grpo.update_batch_size ({self.update_batch_size}) so each rollout splits "
              "into equal mini-batches (paper: 512 = 4 x 128)")

@@ -44,6 +44,20 @@ class Rollout:
     def prompt_len(self) -> int:
         return int(self.prompt["input_ids"].shape[1])
 
+    def prompts(self, start: int, stop: int) -> Rollout:
+        """Prompts start..stop-1 with their completions (rows start*G .. stop*G-1): a micro-batch."""
+        G, prompt = self.group_size, {}
+        for k, v in self.prompt.items():
+            if k == "pixel_values":  # (patches, d): each prompt's image is its grid's patch count of rows
+                ends = [0, *self.prompt["image_grid_thw"].prod(-1).cumsum(0).tolist()]
+                prompt[k] = v[ends[start]:ends[stop]]
+            else:
+                prompt[k] = v[start:stop]
+        rows = slice(start * G, stop * G)
+        return Rollout(self.items[start:stop], G, prompt, self.positions[:, start:stop], self.completion_ids[rows],
+                       self.completion_mask[rows], self.texts[rows],
+                       None if self.rewards is None else self.rewards[rows])
+
     def full_inputs(self) -> dict[str, torch.Tensor]:
         """The P*G whole sequences (prompt + completion) as one ordinary model batch, each prompt's image
         repeated for its completions: what a trainer without prefix sharing (TRL) scores."""
@@ -214,6 +228,15 @@ def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool
     the completions through `models/lean.py` (the prompts still through transformers; `compile`: under
     torch.compile)."""
     G, C = ro.group_size, ro.completion_ids.shape[1]
+    base = _unwrapped(model)
+    if base.training and getattr(base, "is_gradient_checkpointing", False) and torch.is_grad_enabled():
+        # transformers' checkpointed layers drop the key/value cache the shared prefix needs (modeling_layers.py,
+        # GradientCheckpointingLayer): score the whole sequences instead, as TRL does (equal, tests/training)
+        keep = ro.completion_mask.bool()                                # (N, C)
+        hidden = base.model(**ro.full_inputs()).last_hidden_state[:, ro.prompt_len - 1:-1]   # (N, C, H)
+        scored = selective_logprobs(hidden[keep], ro.completion_ids[keep], temperature, head=base.lm_head,
+                                    chunk_rows=chunk_rows)              # (kept,)
+        return hidden.new_zeros(keep.shape, dtype=torch.float32).masked_scatter(keep, scored)
     first, cache = _prefill(model, ro.prompt, ro.positions, G)         # first: (N, V), predicts token 0
     head = selective_logprobs(first, ro.completion_ids[:, 0], temperature, chunk_rows=chunk_rows)[:, None]
     if C == 1:
@@ -222,7 +245,6 @@ def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool
     positions = _next_positions(ro.positions, G, C - 1)
     keep = ro.completion_mask[:, 1:].bool()        # (N, C-1): inputs whose next token is a real one
     targets = ro.completion_ids[:, 1:][keep]       # (kept,)        position t predicts token t+1
-    base = _unwrapped(model)
     if lean:  # padding-free: logits of the kept inputs only, packed (kept, V)
         decoder = LeanDecoder(base, compile=compile)
         packed = decoder.score(ro.completion_ids[:, :-1], positions, _prefix(cache), prompt_mask, keep=keep)
