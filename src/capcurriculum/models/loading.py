@@ -139,7 +139,8 @@ def load_model_and_processor(
     padding_side: str | None = "left",
     **model_kwargs,
 ):
-    """Load `(model, processor)` from a reference (see `resolve_model_ref`), in eval mode.
+    """Load `(model, processor)` from a reference (see `resolve_model_ref`), in eval mode. A text-only
+    checkpoint (no vision config) loads as a causal LM, and its "processor" is its tokenizer.
 
     `dtype`: "float32" / "bfloat16" / "float16" / "auto" or a torch dtype. `padding_side`
     (default "left", what generation and TRL's GRPO need for Qwen3-VL) is set on the tokenizer;
@@ -147,12 +148,16 @@ def load_model_and_processor(
     `attn_implementation`; the project's `sdpa_gqa` also batches the vision tower's attention, see
     models/attention.py).
     """
-    from transformers import AutoModelForImageTextToText
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
     source, revision = resolve_model_ref(ref)
     processor = load_processor(ref, trust_remote_code=trust_remote_code, padding_side=padding_side)
-    model = AutoModelForImageTextToText.from_pretrained(
+    config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    # a vision-language checkpoint (Qwen3-VL, Qwen2.5-VL), or a text-only LLM (the QA writer, Qwen2.5-72B)
+    auto = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
+    model = auto.from_pretrained(
         source,
+        config=config,
         revision=revision,
         dtype=_torch_dtype(dtype),
         trust_remote_code=trust_remote_code,
