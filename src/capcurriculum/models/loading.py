@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from capcurriculum.io import DataError, read_json, write_json
+from capcurriculum.io import DataError, check_safetensors, read_json, write_json
 
 MODEL_REF_FILE = "model_ref.json"
 
@@ -134,6 +134,9 @@ def load_model_and_processor(
     from transformers import AutoModelForImageTextToText
 
     source, revision = resolve_model_ref(ref)
+    if Path(source).is_dir():  # a damaged weights file is named by its path, not "incomplete metadata"
+        for weights in sorted(Path(source).glob("*.safetensors")):
+            check_safetensors(weights)
     processor = load_processor(ref, trust_remote_code=trust_remote_code, padding_side=padding_side)
     model = AutoModelForImageTextToText.from_pretrained(
         source,
