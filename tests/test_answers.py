@@ -93,6 +93,7 @@ GOLDS = [
     ("red", "text", True),
     ("B", "choice", True),
     ("none", "text", True),          # a real answer ("how many are hidden?"), not a placeholder
+    ("in the table", "text", True),  # a place ("where is the cup?"), not a pointer to one
     ("", "text", False),
     ("   ", "number", False),
     ("see figure", "text", False),

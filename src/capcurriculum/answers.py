@@ -133,7 +133,7 @@ def extract_answer(text: str | None) -> str | None:
 # Golds that name no answer: a pointer to a figure or solution, "n/a", question marks. Matched after
 # `normalize`, so case, articles and end punctuation do not matter.
 _PLACEHOLDER_GOLD = re.compile(
-    r"(?:see|refer to|(?:as )?shown in|given in|in)\s+(?:the\s+)?"
+    r"(?:see|refer to|(?:as )?shown in|given in)\s+(?:the\s+)?"
     r"(?:figure|fig|image|picture|diagram|graph|chart|table|solution|explanation|text|above|below)\b.*"
     r"|n/?a|\?+|-+")
 

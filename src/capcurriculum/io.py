@@ -114,6 +114,27 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DataError(path, f"malformed JSON ({e.msg})", e.lineno) from None
 
 
+def check_safetensors(path: str | os.PathLike) -> None:
+    """Raise DataError naming `path` unless it is a whole safetensors file: an 8-byte header length, a
+    JSON header of that length, and exactly the data bytes its tensors' offsets end at. Reads the
+    header only (safetensors' own error, "incomplete metadata", names no file)."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 0 or 8 + n > size:
+            raise DataError(path, f"damaged safetensors: {size} bytes, too short for its header (truncated?)")
+        try:
+            header = json.loads(f.read(n))
+            end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise DataError(path, f"damaged safetensors: unreadable header ({e})") from None
+    if 8 + n + end != size:
+        raise DataError(path, f"damaged safetensors: its tensors need {8 + n + end} bytes, the file has {size}"
+                              " (truncated?)")
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

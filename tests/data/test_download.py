@@ -6,6 +6,7 @@ import io
 import re
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -314,3 +315,18 @@ def test_fetch_docci_checksum_mismatch(server, tmp_path):
     with pytest.raises(ChecksumError, match="docci_images.tar.gz"):
         fetch_docci(tmp_path, urls=urls, checksums={"images": "ab" * 32}, **FAST)
     assert not (tmp_path / "docci_images.tar.gz").exists() and not (tmp_path / "images").exists()
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["trickled body", "trickled headers"])
+def test_a_trickling_server_is_a_timeout_retried_then_given_up(headers, trickle_server, tmp_path):
+    """A byte every 0.2 s never trips a per-read timeout of 1 s; the download's deadline (headers in all,
+    then each `chunk` of the body, within `timeout`) does, on each of its two tries."""
+    slow = trickle_server(interval=0.2, headers=headers)  # the whole 200-byte body would take 40 s
+    dest = tmp_path / "blob.bin"
+    t = time.monotonic()
+    with pytest.raises(DownloadError, match="giving up after 2 attempt") as e:
+        download_file(slow.url + "/blob.bin", dest, chunk=64, retries=1, timeout=1, backoff=0.01, progress=False)
+    took = time.monotonic() - t
+    assert 2 <= took < 8 and slow.requests == 2
+    assert ("no response headers within 1 s" if headers else "fewer than 64 bytes arrived in 1 s") in str(e.value)
+    assert not dest.exists()

@@ -178,3 +178,18 @@ def test_judge_attribution_when_the_judge_is_down(config):
     with Judge.from_config({**config, "base_url": "http://127.0.0.1:9/v1"}) as judge:
         label = judge_attribution(judge, "How many cubes?", "4", "\\boxed{5}")
     assert (label.label, label.status) == (None, "unavailable") and label.detail
+
+
+def test_a_judge_on_a_trickling_server_gives_up_at_its_deadline(config, trickle_server):
+    """timeout_s is the whole call's deadline: a server sending a byte every 0.2 s (a reply in 40 s,
+    each read well inside 1 s) leaves the judge unavailable after about 1 s, counted, not waiting."""
+    import time
+
+    slow = trickle_server(interval=0.2)
+    with Judge.from_config({**config, "base_url": slow.url + "/v1", "timeout_s": 1}) as judge:
+        t = time.monotonic()
+        verdict = judge.equivalent(item(), "\\boxed{12}")
+        took = time.monotonic() - t
+        stats = judge.stats
+    assert verdict is None and took < 5
+    assert stats["unavailable"] == 1 and slow.requests == 1

@@ -320,3 +320,18 @@ def test_missing_key_and_bad_options(monkeypatch, server):
     with OpenAIBackend(base_url=server.base_url, model="m", api_key_env=None, progress=False) as b:
         assert b.generate([Request.from_prompt("a", "hi")])[0].ok
     assert "Authorization" not in server.calls[0]["headers"]
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["trickled body", "trickled headers"])
+def test_a_trickling_server_hits_the_whole_request_deadline(headers, trickle_server, monkeypatch):
+    """A byte every 0.2 s never trips a per-read timeout of 1 s; the whole request's deadline does."""
+    monkeypatch.setattr("capcurriculum.generation.openai_backend._sleep", lambda s: None)  # no backoff wait
+    slow = trickle_server(interval=0.2, headers=headers)  # a whole answer would take 40 s (60 with headers)
+    b = OpenAIBackend(model_ref="m", base_url=slow.url + "/v1", timeout_s=1, max_retries=1,
+                      api_key_env=None, progress=False)
+    t = time.monotonic()
+    out = b.generate([Request.from_prompt("a", "hi")])
+    took = time.monotonic() - t
+    assert not out[0].ok and "within 1 s" in out[0].error
+    assert 2 <= took < 6  # two tries of 1 s each
+    assert slow.requests == 2 and b.stats["retry_reasons"] == {"timeout": 1} and b.stats["errors"] == {"timeout": 1}

@@ -76,3 +76,42 @@ def test_a_resume_point_missing_a_process_or_from_another_world_size_is_discarde
     save_resume(point, model, processor, opt, {"fingerprint": "abc", "step": 3})
     (point / "rng_0.safetensors").unlink()  # a point from before per-process RNG files
     assert load_resume(point, "abc") is None and not point.exists()
+
+
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def test_a_damaged_resume_point_is_set_aside_and_the_stage_starts_again(tmp_path, processor, model, caplog):
+    _, opt = _trained_optimizer()
+    point = tmp_path / "r"
+    save_resume(point, model, processor, opt, {"fingerprint": "abc", "step": 3})
+    _truncate(point / "model" / "model.safetensors")  # the disk filled up mid-write of a later point, say
+    with caplog.at_level("WARNING", logger="capcurriculum.training.checkpoint"):
+        assert load_resume(point, "abc") is None
+    assert not point.exists() and (tmp_path / "r.damaged" / "model" / "model.safetensors").exists()
+    assert str(point / "model" / "model.safetensors") in caplog.text and "set aside" in caplog.text
+    # the re-run saves a new point and resumes from it, and a second damaged one replaces the first aside
+    save_resume(point, model, processor, opt, {"fingerprint": "abc", "step": 5})
+    assert load_resume(point, "abc")["step"] == 5
+    _truncate(point / "optimizer" / "optimizer.safetensors", keep=0.999)
+    assert load_resume(point, "abc") is None
+    assert json.loads((tmp_path / "r.damaged" / "state.json").read_text())["step"] == 5
+
+
+def test_a_truncated_stage_checkpoint_names_its_path(tmp_path, processor, model):
+    import pytest
+
+    from capcurriculum.io import DataError
+    from capcurriculum.models.loading import load_model_and_processor
+    from capcurriculum.models.tiny import save_pretrained_dir
+
+    save_pretrained_dir(model, processor, tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    _truncate(weights, keep=0.9)
+    with pytest.raises(DataError, match=f"^{weights}: damaged safetensors"):
+        load_model_and_processor(tmp_path / "ckpt")
+    weights.write_bytes(b"\x05")
+    with pytest.raises(DataError, match=f"^{weights}: damaged safetensors: 1 bytes"):
+        load_model_and_processor(tmp_path / "ckpt")

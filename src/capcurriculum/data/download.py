@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import tarfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -74,18 +75,49 @@ def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int
     )
 
 
-def _body(r: requests.Response, chunk: int) -> Iterator[bytes]:
+def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: float) -> requests.Response:
+    """`session.get(stream=True)` whose status line and headers must all arrive within `timeout`:
+    requests' own timeout bounds each read, which a server trickling a byte a second never trips. The
+    request runs in a worker; past the deadline it is abandoned (closing its response if one comes)."""
+    done: dict[str, Any] = {}
+    gave_up = threading.Event()
+
+    def get() -> None:
+        try:
+            done["resp"] = session.get(url, headers=headers, stream=True, timeout=timeout)
+        except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread
+            done["error"] = e
+        if gave_up.is_set() and "resp" in done:
+            done["resp"].close()
+
+    worker = threading.Thread(target=get, name="download-get", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        gave_up.set()
+        raise _Retryable(f"no response headers within {timeout:g} s")
+    if "error" in done:
+        raise done["error"]
+    return done["resp"]
+
+
+def _body(r: requests.Response, chunk: int, timeout: float) -> Iterator[bytes]:
     """The response body as it arrives, on-the-wire bytes (no content decoding).
 
     Uses urllib3's `read1`, which hands over whatever has arrived, so the bytes received before a
     dropped connection reach the `.part` file (reading fixed `chunk`-sized blocks would lose the
-    last, incomplete one). A broken connection becomes `_Retryable`.
+    last, incomplete one). A broken connection becomes `_Retryable`, and so does a body that takes
+    longer than `timeout` for any `chunk` bytes (a server trickling bytes, which no per-read timeout
+    catches); what arrived is kept for resuming.
     """
     raw = r.raw
     if not hasattr(raw, "read1"):  # urllib3 < 2: no read1; fall back to requests' iterator
         yield from (b for b in r.iter_content(chunk_size=chunk) if b)
         return
+    since, got = time.monotonic(), 0  # when the current chunk's window opened, and its bytes so far
     while True:
+        if time.monotonic() - since > timeout:
+            raise _Retryable(f"fewer than {chunk} bytes arrived in {timeout:g} s")
         try:
             block = raw.read1(chunk, decode_content=False)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError) as e:
@@ -93,6 +125,9 @@ def _body(r: requests.Response, chunk: int) -> Iterator[bytes]:
         if not block:
             return
         yield block
+        got += len(block)
+        if got >= chunk:
+            since, got = time.monotonic(), 0
 
 
 def _fetch_once(
@@ -104,7 +139,7 @@ def _fetch_once(
     headers = {"Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    with session.get(url, headers=headers, stream=True, timeout=timeout) as r:
+    with _get(session, url, headers, timeout) as r:
         status = r.status_code
         if status == 416 and offset:
             _, _, total = _parse_content_range(r.headers.get("Content-Range"))
@@ -147,7 +182,7 @@ def _fetch_once(
                 disable=not progress,
             ) as bar,
         ):
-            for block in _body(r, chunk):
+            for block in _body(r, chunk, timeout):
                 f.write(block)
                 bar.update(len(block))
 
@@ -179,7 +214,9 @@ def download_file(
     more times, sleeping `backoff * 2**attempt` seconds in between; when they are used up,
     `DownloadError` is raised and the `.part` is kept for the next call to resume. Other HTTP errors
     raise at once. A sha256 mismatch raises `ChecksumError` naming the file and both hashes and
-    removes the bad download. `timeout` applies to connecting and to each read.
+    removes the bad download. `timeout` bounds the wait for the response's headers, in all, and then
+    for each `chunk` bytes of the body: a server that trickles bytes is a timeout, retried as above
+    (at the defaults a link slower than 1 MiB a minute is one too).
     """
     dest = Path(dest)
     part = _part_path(dest)

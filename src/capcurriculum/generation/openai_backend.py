@@ -108,7 +108,8 @@ class OpenAIBackend(Backend):
 
     Options: `base_url` (e.g. "http://127.0.0.1:8000/v1"; "/chat/completions" is appended),
     `model` (the served name; defaults to `model_ref`), `api_key_env` (name of the environment
-    variable with the key; None sends no Authorization header), `timeout_s`, `max_retries`
+    variable with the key; None sends no Authorization header), `timeout_s` (the whole request's deadline,
+    connect to last byte, however slowly a server trickles), `max_retries`
     (retries after the first try), `backoff_s` (first wait; doubles each retry, jittered, capped at
     `max_backoff_s`), `max_concurrency`, `seed` (jitter RNG), `max_tokens_field` ("max_tokens" or
     "max_completion_tokens"), `jpeg_quality`, `extra_body` (merged into every request body, e.g.
@@ -290,18 +291,34 @@ class OpenAIBackend(Backend):
             headers["Authorization"] = f"Bearer {self._key}"
         self._count("http_calls")
         session = self._acquire()
-        try:
-            resp = session.post(self.url, data=body_bytes, headers=headers, timeout=self.timeout_s)
-        except http.Timeout as e:
-            raise _Retryable(
-                "timeout", f"timed out after {self.timeout_s:g} s ({type(e).__name__})"
-            ) from None
-        except (http.ConnectionError, http.exceptions.ChunkedEncodingError) as e:
-            raise _Retryable("connection", f"connection error: {type(e).__name__}: {e}") from None
-        except http.RequestException as e:
-            raise _Final("client", f"request error: {type(e).__name__}: {e}") from None
-        finally:
-            self._release(session)
+        outcome: dict[str, Any] = {}
+
+        def post() -> None:
+            try:
+                outcome["resp"] = session.post(self.url, data=body_bytes, headers=headers, timeout=self.timeout_s)
+            except Exception as e:  # noqa: BLE001 - handed to the caller below
+                outcome["error"] = e
+            finally:
+                self._release(session)
+
+        # requests' timeout bounds each socket read, so a server that trickles a byte a second never
+        # trips it; the worker bounds the whole request. Past the deadline it is abandoned (it ends
+        # with its own read timeout or the server) and the call is a timeout, retried as configured.
+        worker = threading.Thread(target=post, name="openai-call", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            raise _Retryable("timeout", f"no whole response within {self.timeout_s:g} s")
+        e = outcome.get("error")
+        if isinstance(e, http.Timeout):
+            raise _Retryable("timeout", f"timed out after {self.timeout_s:g} s ({type(e).__name__})")
+        if isinstance(e, http.ConnectionError | http.exceptions.ChunkedEncodingError):
+            raise _Retryable("connection", f"connection error: {type(e).__name__}: {e}")
+        if isinstance(e, http.RequestException):
+            raise _Final("client", f"request error: {type(e).__name__}: {e}")
+        if e is not None:
+            raise e
+        resp = outcome["resp"]
         status = resp.status_code
         if status == 429:
             raise _Retryable("rate_limit", f"HTTP 429: {resp.text[:_SNIPPET]}", _retry_after(resp))

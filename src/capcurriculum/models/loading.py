@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from capcurriculum.io import DataError, read_json, sha256_text, write_json
+from capcurriculum.io import DataError, check_safetensors, read_json, sha256_text, write_json
 
 MODEL_REF_FILE = "model_ref.json"
 
@@ -151,6 +151,9 @@ def load_model_and_processor(
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
     source, revision = resolve_model_ref(ref)
+    if Path(source).is_dir():  # a damaged weights file is named by its path, not "incomplete metadata"
+        for weights in sorted(Path(source).glob("*.safetensors")):
+            check_safetensors(weights)
     processor = load_processor(ref, trust_remote_code=trust_remote_code, padding_side=padding_side)
     config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     # a vision-language checkpoint (Qwen3-VL, Qwen2.5-VL), or a text-only LLM (the QA writer, Qwen2.5-72B)

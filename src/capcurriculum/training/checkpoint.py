@@ -10,6 +10,7 @@ Each takes `accelerator=` under `accelerate launch` (all processes call it) and 
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -19,7 +20,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from capcurriculum.io import read_json, write_json
+from capcurriculum.io import DataError, check_safetensors, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 
 def save_optimizer(opt: torch.optim.Optimizer, out_dir: str | Path) -> None:
@@ -106,11 +109,37 @@ def save_resume(out_dir: str | Path, model, processor, opt: torch.optim.Optimize
     _barrier(accelerator)
 
 
+def damage(in_dir: Path) -> str | None:
+    """Why a saved point cannot be loaded (a safetensors file or a JSON file damaged, named by path), or None."""
+    try:
+        for path in sorted(in_dir.rglob("*")):
+            if path.suffix == ".safetensors":
+                check_safetensors(path)
+            elif path.suffix == ".json":
+                read_json(path)
+    except DataError as e:
+        return str(e)
+    return None
+
+
 def load_resume(in_dir: str | Path, fingerprint: str, *, accelerator=None) -> dict[str, Any] | None:
     """The saved state if `in_dir` holds a complete point made from the same inputs by as many processes,
-    else None (and the main process removes what is there: never resume across inputs)."""
+    else None (and the main process removes what is there: never resume across inputs). A damaged point
+    (a file truncated by a full disk, say) is set aside as `<in_dir>.damaged` with a warning naming the
+    file, and None is returned: the stage starts again rather than failing on every re-run."""
     in_dir = Path(in_dir)
     rank, world = _ranks(accelerator)
+    why = damage(in_dir) if in_dir.is_dir() else None
+    if why is not None:
+        _barrier(accelerator)  # every process has looked before the main one moves it
+        if rank == 0:
+            aside = in_dir.with_name(in_dir.name + ".damaged")
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(in_dir, aside)
+            log.warning("resume point %s is damaged (%s); set aside as %s, starting this stage again",
+                        in_dir, why, aside)
+        _barrier(accelerator)
+        return None
     state = read_json(in_dir / "state.json") if (in_dir / "state.json").exists() else None
     whole = state is not None and state.get("processes", 1) == world and all(
         (in_dir / f"rng_{r}.safetensors").exists() for r in range(world))
