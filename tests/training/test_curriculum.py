@@ -217,3 +217,42 @@ def test_a_record_of_other_weights_or_settings_is_not_reused(stage_env):
     path.write_text(json.dumps(record))
     assert "before/reused" not in second(OmegaConf.merge(cfg, {"train": {"eval": {"n": 3}}}))
     assert second()["before/reused"] == 1.0
+
+
+def test_a_paper_shaped_stage_measures_on_its_sets_held_out_splits_and_never_reads_the_world(stage_env, tmp_path):
+    # Issue 41, crash 1: off the synthetic world (raw.source: docci; the paper's data/world holds no sets) the
+    # held-out passes read the sets' own held-out splits: D_perc's val and test, a math set's val. No
+    # data/world exists in this workspace, so any read under it fails; a set without a held-out split
+    # (sets.val_fraction: 0, the paper's D_vis here) is not measured.
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    rows = read_jsonl(world_dir / "perception_pretrain.jsonl")
+    write_jsonl(sets / "perc" / "perc_test.jsonl", rows[17:20])
+    write_jsonl(sets / "text" / "text_train.jsonl", read_jsonl(world_dir / "text_math_pretrain.jsonl")[:6])
+    write_jsonl(sets / "text" / "text_val.jsonl", read_jsonl(world_dir / "text_math_pretrain.jsonl")[6:9])
+    write_jsonl(sets / "vis" / "vis_val.jsonl", [])
+    cfg = OmegaConf.merge(cfg, {"raw": {"source": "docci"}, "world": None,
+                                "train": {"eval": {"n": None, "headroom_n": 4}}})
+    nowhere = tmp_path / "data" / "world"
+    m = run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
+                  world_dir=nowhere, out_dir=tmp / "out", resume_dir=tmp / "resume")
+    assert not nowhere.exists() and not nowhere.parent.exists()
+    for tag in ("before", "after"):
+        assert m[f"{tag}/perc_image/n"] == 5 + 3          # perc_val + perc_test, the whole held-out split
+        assert m[f"{tag}/text_math/n"] == 3               # text_val
+        assert m[f"{tag}/perc_caption/n"] == m[f"{tag}/headroom/perc/n"] == 4
+        assert f"{tag}/vis_math/acc" not in m             # D_vis held nothing out
+        assert 0 <= m[f"{tag}/perc_image/no_look"] <= 1
+    caps = ("perc_image", "text_math")
+    assert m["before/mean_acc"] == pytest.approx(sum(m[f"before/{c}/acc"] for c in caps) / 2)
+    assert {"delta/perc_image", "delta/text_math"} <= set(m) and "delta/vis_math" not in m
+    assert (tmp / "out/model.safetensors").exists()
+
+
+def test_the_tiny_profile_measures_on_the_world(stage_env):
+    from capcurriculum.training.base import WorldData
+    from capcurriculum.training.curriculum import SetsHeldOut, held_out_data
+
+    cfg, raw, world_dir, sets, _, _ = stage_env
+    assert isinstance(held_out_data(cfg, raw, world_dir, sets), WorldData)
+    paper = OmegaConf.merge(cfg, {"raw": {"source": "docci"}})
+    assert isinstance(held_out_data(paper, raw, world_dir / "absent", sets), SetsHeldOut)

@@ -196,3 +196,39 @@ def test_gradient_checkpointing_and_micro_batches_refuse_the_paths_that_cannot_h
     with pytest.raises(ConfigError, match="^grpo.micro_batch_tokens: the lean engine's DeepSpeed path"):
         GRPOTrainer(model, processor, _settings(update_batch_size=4, micro_batch_tokens=512), RewardConfig(),
                     accelerator=_DeepSpeedLike())
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine"])
+def test_the_learning_rate_schedule_is_transformers_own(schedule):
+    import transformers
+
+    from capcurriculum.training.grpo import schedule_factor
+
+    total, ratio = 8, 0.25
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    make = getattr(transformers, f"get_{schedule}_schedule_with_warmup")
+    sched = make(opt, num_warmup_steps=2, **({} if schedule == "constant" else {"num_training_steps": total}))
+    expected = []
+    for _ in range(total):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [schedule_factor(i, total, schedule, ratio) for i in range(total)] == pytest.approx(expected)
+
+
+def test_the_lean_engine_follows_the_learning_rate_schedule(world, processor, model):
+    # grpo.lr_scheduler_type / lr_warmup_ratio: 2 GRPO steps of 2 updates; warm-up ceil(4 x 0.25) = 1 update at
+    # rate 0, then linear to 0: the updates' rates are 0, 1, 2/3, 1/3 of the configured one (each step logs its last)
+    items = WorldData(*world).items("text_math", "text_math", "pretrain", limit=8)
+    settings = _settings(lr_scheduler_type="linear", lr_warmup_ratio=0.25, kl_coef=0.0)
+    trainer = GRPOTrainer(model, processor, settings, RewardConfig(), reward_fn=_varied_reward)
+    history = trainer.train(PromptStream(items, seed=0), steps=2, progress=False)
+    assert [row["lr"] for row in history] == pytest.approx([1e-3, 1e-3 / 3])
+
+
+def test_knobs_the_lean_engine_cannot_honour_are_refused_naming_the_key_and_the_engine(processor, model):
+    with pytest.raises(ConfigError, match="^grpo.ppo_epochs: the lean engine makes one pass"):
+        GRPOTrainer(model, processor, _settings(ppo_epochs=2), RewardConfig())
+    with pytest.raises(ConfigError, match="^grpo.lr_scheduler_type: the lean engine's DeepSpeed path"):
+        GRPOTrainer(model, processor, _settings(update_batch_size=4, lr_warmup_ratio=0.1), RewardConfig(),
+                    accelerator=_DeepSpeedLike())

@@ -41,6 +41,8 @@ def base_params(cfg: DictConfig, role: str) -> dict[str, Any]:
 class WorldData:
     """The world's sets as prompt items: images resolved, captions joined to perception questions."""
 
+    held_out_split, baseline_split = "test", "pretrain"  # what the held-out passes measure on / a blind answer learns
+
     def __init__(self, raw_dir: str | Path, world_dir: str | Path, on_error: str = "raise"):
         self.raw_dir, self.world_dir = Path(raw_dir), Path(world_dir)
         self.corpus = load_docci(self.raw_dir, on_error=on_error)
@@ -79,6 +81,9 @@ def evaluate_capabilities(model, processor, data: WorldData, n: int | None, *, s
     all_rows: list[dict] = []
     for cap, (name, mode) in CAPABILITIES.items():
         items = data.items(name, mode, split, limit=(limits or {}).get(cap, n))
+        if not items:  # only off the world: a set that holds nothing out (sets.val_fraction: 0)
+            log.warning("%s: no held-out items in %s's %s split; not measured", cap, name, split)
+            continue
         rows = score(items, generate(model, processor, items, desc=f"eval {cap}", lean=lean))
         acc = accuracy([r["correct"] for r in rows])
         blind_flags = no_look_correct(data.examples(name, baseline_split), [it.example for it in items])

@@ -127,6 +127,58 @@ def held_out_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path) -> 
             for it in load_set_items(name, sets_dir, raw_dir, split=split)[0]]
 
 
+class SetsHeldOut:
+    """The held-out passes' items on a profile without the synthetic world (the paper's DOCCI): each capability's
+    own set's held-out splits under data/sets (D_perc's val and test; a math set's val, which exists when
+    sets.val_fraction holds one out), with the set's train split for the no-look baseline; perception's caption
+    mode joins each image's DOCCI description from data/raw. WorldData's interface, so the same held-out pass
+    (training/base.py's evaluate_capabilities) runs on either, and nothing under data/world is read."""
+
+    held_out_split, baseline_split = "held_out", "train"
+    SETS = {"perception": "perc", "text_math": "text", "vis_math": "vis"}  # WorldData's names -> data/sets
+
+    def __init__(self, sets_dir: str | Path, raw_dir: str | Path, on_error: str = "raise"):
+        self.sets_dir, self.raw_dir, self.on_error = Path(sets_dir), Path(raw_dir), on_error
+        self._captions: dict[str, str] | None = None
+
+    def examples(self, name: str, split: str) -> list[dict]:
+        return [it.example for it in self._items(name, split)]
+
+    def items(self, name: str, mode: str, split: str, limit: int | None = None) -> list[Item]:
+        items = self._items(name, split)[:limit]
+        if mode != "perc_caption":
+            return items
+        return [Item(it.example, mode, image_path=it.image_path, caption=self.captions().get(Path(it.image_path).name))
+                for it in items]
+
+    def _items(self, name: str, split: str) -> list[Item]:
+        set_name = self.SETS[name]
+        if split == self.held_out_split:
+            return held_out_set_items(set_name, self.sets_dir, self.raw_dir)
+        if not set_file(self.sets_dir, set_name, split).exists():
+            return []
+        return load_set_items(set_name, self.sets_dir, self.raw_dir, split=split)[0]
+
+    def captions(self) -> dict[str, str]:
+        """DOCCI's description of each image, by file name."""
+        if self._captions is None:
+            from capcurriculum.data.docci import load_docci
+
+            corpus = load_docci(self.raw_dir, on_error=self.on_error)
+            self._captions = {Path(r.image_path).name: r.description for r in corpus.records}
+        return self._captions
+
+
+def held_out_data(cfg: DictConfig, raw_dir: str | Path, world_dir: str | Path, sets_dir: str | Path):
+    """What the held-out passes read: the synthetic world's test split where the profile builds the world
+    (raw.source: world), else the stages' own sets' held-out splits (SetsHeldOut)."""
+    from capcurriculum.training.base import WorldData
+
+    if OmegaConf.select(cfg, "raw.source") == "world":
+        return WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
+    return SetsHeldOut(sets_dir, raw_dir, on_error=cfg.raw.on_error)
+
+
 def load_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path, split: str = "train"
                    ) -> tuple[list[Item], dict[str, int]]:
     """A curriculum set as prompt items; items whose gold answer cannot be graded are skipped and counted."""
@@ -204,7 +256,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     from capcurriculum.models.lean import uses_lean
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.models.tiny import save_pretrained_dir
-    from capcurriculum.training.base import CAPABILITIES, WorldData
+    from capcurriculum.training.base import CAPABILITIES
     from capcurriculum.training.checkpoint import (
         load_optimizer,
         load_resume,
@@ -265,7 +317,8 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     stream = PromptStream(items or [None], seed=seed, shuffle=spec.difficulty == "none", weights=weights)
     if spec.method == "sft":
         return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
-                            world_dir=Path(world_dir), init_dir=init_dir, out_dir=out_dir, on_log=on_log)
+                            world_dir=Path(world_dir), sets_dir=Path(sets_dir), init_dir=init_dir, out_dir=out_dir,
+                            on_log=on_log)
     ref = None
     if settings.kl_coef > 0:  # loaded once, straight onto the device in the policy's compute dtype (no fp32 copy)
         ref = load_model_and_processor(base_dir if spec.reference == "base" else init_dir, attn_implementation=attn,
@@ -287,17 +340,20 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     model = trainer.model  # the unwrapped module (the same object without an accelerator)
     metrics["train/bf16"] = float(trainer.precision == "bf16")
 
-    world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
+    world = held_out_data(cfg, raw_dir, world_dir, sets_dir)
     n, headroom_n = eval_sizes(ecfg)
     # every capability's held-out items (perc_caption, a diagnostic with ~5x longer prompts: the first headroom_n)
-    evaluated = {cap: world.items(name, mode, "test", limit=headroom_n if cap == "perc_caption" else n)
+    evaluated = {cap: world.items(name, mode, world.held_out_split, limit=headroom_n if cap == "perc_caption" else n)
                  for cap, (name, mode) in CAPABILITIES.items()}
-    held_out = {name: evaluated[SET_MODES[name]] for name in spec.sets}
+    held_out = {name: evaluated[SET_MODES[name]] for name in spec.sets if evaluated[SET_MODES[name]]}
 
     # The stage's own set held out (D_perc's val and test splits, a math set's val; the first
     # train.eval.headroom_n items): what the stage learnt of its data's distribution, beside a blind answer
-    # per question text learnt from the train split.
-    set_held_out = {name: held_out_set_items(name, sets_dir, raw_dir)[:headroom_n] for name in spec.sets}
+    # per question text learnt from the train split. Off the world the capability pass above already runs on
+    # these splits, so it is not run twice.
+    on_sets = isinstance(world, SetsHeldOut)
+    set_held_out = {name: [] if on_sets else held_out_set_items(name, sets_dir, raw_dir)[:headroom_n]
+                    for name in spec.sets}
     for name, its in set_held_out.items():
         if its:
             blind = no_look_correct(train_rows[name], [it.example for it in its])
@@ -404,7 +460,8 @@ def _evaluate(model, processor, world, n: int | None, tag: str, flags: dict, *, 
     `caption_n`: the answer-from-caption diagnostic's items (its prompts are ~5x longer; no delta is read off it)."""
     from capcurriculum.training.base import evaluate_capabilities
 
-    out, rows = evaluate_capabilities(model, processor, world, n, lean=lean, limits={"perc_caption": caption_n})
+    out, rows = evaluate_capabilities(model, processor, world, n, split=world.held_out_split,
+                                      baseline_split=world.baseline_split, lean=lean, limits={"perc_caption": caption_n})
     flags[tag] = {m: [r["correct"] for r in rows if r["mode"] == m] for m in SET_MODES.values()}
     return {f"{tag}/{k}": v for k, v in out.items()}, rows
 
@@ -420,10 +477,13 @@ def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, d
         key = "reward" if "reward" in history[0] else "loss"  # caption SFT logs a loss, not a reward
         out[f"{key}/first_tenth"] = sum(r[key] for r in history[:k]) / k
         out[f"{key}/last_tenth"] = sum(r[key] for r in history[-k:]) / k
-    caps = ("perc_image", "text_math", "vis_math")
+    # the capabilities measured (all three on the world; off it, those whose set holds items out)
+    caps = tuple(c for c in ("perc_image", "text_math", "vis_math") if flags["before"].get(c) and flags["after"].get(c))
+    if not caps:
+        return out
     before = [metrics[f"before/{c}/acc"] for c in caps]
     after = [metrics[f"after/{c}/acc"] for c in caps]
-    out["before/mean_acc"], out["after/mean_acc"] = sum(before) / 3, sum(after) / 3
+    out["before/mean_acc"], out["after/mean_acc"] = sum(before) / len(caps), sum(after) / len(caps)
     for cap in caps:
         d = paired_delta(flags["before"][cap], flags["after"][cap])
         out[f"delta/{cap}"], out[f"delta/{cap}/se"] = d["delta"], d["se"]
@@ -436,7 +496,7 @@ def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, d
 
 
 def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list[Item], metrics: dict,
-                 *, raw_dir: Path, world_dir: Path, init_dir: Path, out_dir: Path,
+                 *, raw_dir: Path, world_dir: Path, sets_dir: Path, init_dir: Path, out_dir: Path,
                  on_log: Callable[[int, dict], None] | None) -> dict[str, float]:
     """The perception stage as caption SFT: image -> its description, on D_perc's images.
 
@@ -447,7 +507,6 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
     from capcurriculum.data.docci import load_docci
     from capcurriculum.models.lean import uses_lean
     from capcurriculum.models.tiny import save_pretrained_dir
-    from capcurriculum.training.base import WorldData
     from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
 
     by_image = {Path(r.image_path).name: r.description for r in load_docci(raw_dir, on_error=cfg.raw.on_error).records}
@@ -463,7 +522,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
         captions.append(Item({"id": name, "question": "", "answer": "", "answer_type": "text"}, "caption",
                              image_path=it.image_path, caption=by_image[name]))
     metrics.update({"sft/images": len(captions), "sft/images_without_caption": missing})
-    world = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
+    world = held_out_data(cfg, raw_dir, world_dir, sets_dir)
     lean = uses_lean(cfg, model)
     n, caption_n = eval_sizes(cfg.train.eval)
     flags: dict[str, dict[str, list[bool]]] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -103,6 +104,21 @@ class Chunk:
                 for p in range(0, P, k)]
 
 
+def schedule_factor(step: int, total: int, schedule: str, warmup_ratio: float) -> float:
+    """grpo.lr_scheduler_type / lr_warmup_ratio: the learning rate's multiplier at optimizer step `step` (0-based)
+    of `total`: a linear warm-up from 0 over the first ceil(total x warmup_ratio) steps, then constant, linear to
+    0 or cosine to 0, as transformers' get_{constant,linear,cosine}_schedule_with_warmup (TRL's schedules)."""
+    warmup = math.ceil(total * warmup_ratio)
+    if step < warmup:
+        return step / max(1, warmup)
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def reference_dtype(accelerator=None) -> torch.dtype:
     """The dtype the policy's weights compute in, so the KL reference can be loaded in it: DeepSpeed's bf16 /
     fp16 engine holds its weights in that dtype (its JSON's `bf16.enabled`, or "auto" filled from accelerate's
@@ -176,6 +192,14 @@ class GRPOTrainer:
                              f"{self.world} processes")
         ds = accelerator.state.deepspeed_plugin if accelerator is not None else None
         self.deepspeed = ds is not None
+        if settings.ppo_epochs != 1:
+            raise ConfigError("grpo.ppo_epochs", f"the lean engine makes one pass over each rollout; got "
+                                                 f"{settings.ppo_epochs}, set 1")
+        self.scheduled = settings.lr_scheduler_type != "constant" or settings.lr_warmup_ratio > 0
+        if self.deepspeed and self.scheduled:
+            raise ConfigError("grpo.lr_scheduler_type", "the lean engine's DeepSpeed path keeps the rate constant "
+                                                        "(lr_scheduler_type: constant, lr_warmup_ratio: 0)")
+        self.total_steps = None  # GRPO steps of the stage, set by train(): the schedule's length
         if self.deepspeed and settings.micro_batch_tokens:
             raise ConfigError("grpo.micro_batch_tokens", "the lean engine's DeepSpeed path takes one backward per "
                                                          "optimizer step; set 0 under DeepSpeed")
@@ -234,7 +258,9 @@ class GRPOTrainer:
         s = self.s
         self.model.train()
         stats: list[dict[str, float]] = []
-        for mb in minibatches:
+        for j, mb in enumerate(minibatches):
+            if self.scheduled:
+                self._schedule(self.step_count * len(minibatches) + j, len(minibatches))
             n_tokens = sum(int(c.ro.completion_mask.sum()) for c in mb)
             if self.world > 1 and not self.deepspeed:  # the token mean over every process's share: the
                 n_tokens = self.acc.reduce(torch.tensor(float(n_tokens)), "sum").item()  # 1-process loss
@@ -261,6 +287,15 @@ class GRPOTrainer:
                 grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
             self.opt.step()
         return stats, grad_norm
+
+    def _schedule(self, index: int, per_step: int) -> None:
+        """The rate of optimizer step `index` (of the stage's total_steps x per_step), from the index alone, so a
+        resumed stage continues the schedule exactly."""
+        if self.total_steps is None:
+            raise ValueError("a learning-rate schedule needs the stage's length: run GRPOTrainer.train")
+        f = schedule_factor(index, self.total_steps * per_step, self.s.lr_scheduler_type, self.s.lr_warmup_ratio)
+        for g in self.opt.param_groups:
+            g["lr"] = g["base_lr"] * f
 
     def _sum_gradients(self) -> None:
         """All-reduce (sum) every trainable parameter's gradient in one flat buffer; a parameter this
@@ -296,6 +331,7 @@ class GRPOTrainer:
         from tqdm.auto import tqdm
 
         history: list[dict[str, float]] = []
+        self.total_steps = steps
         bar = tqdm(range(self.step_count, steps), desc="grpo", unit="step", disable=not progress, mininterval=2.0,
                    initial=self.step_count, total=steps)
         for _ in bar:

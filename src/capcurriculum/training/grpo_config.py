@@ -68,14 +68,16 @@ class GRPOSettings:
         "example, what the paper profile sets, not tuned here); EasyR1 inherits it as dynamic batching.")})
     ppo_epochs: int = field(default=1, metadata={"help": (
         "Passes over each rollout. 1 keeps the first mini-batch exactly on-policy (ratio 1) and the later ones "
-        f"near it. Source: {_EASYR1_ACTOR}, ppo_epochs: 1.")})
+        f"near it. The lean engine (training/grpo.py) makes one pass and refuses other values. Source: "
+        f"{_EASYR1_ACTOR}, ppo_epochs: 1.")})
 
     # --- optimizer ---
     learning_rate: float = field(default=1e-6, metadata={"help": (
         f"AdamW learning rate. Source: paper; {_EASYR1}, worker.actor.optim.lr: 1.0e-6.")})
     lr_scheduler_type: str = field(default="constant", metadata={"help": (
         f"Learning-rate schedule, one of {LR_SCHEDULERS}. The paper keeps the rate constant. Source: "
-        f"{_EASYR1}, worker.actor.optim (lr_warmup_ratio: 0.0, no decay).")})
+        f"{_EASYR1}, worker.actor.optim (lr_warmup_ratio: 0.0, no decay). The lean engine follows transformers' "
+        "schedules of the same names (refused on its DeepSpeed path, which keeps the rate constant).")})
     lr_warmup_ratio: float = field(default=0.0, metadata={"help": (
         "Fraction of the steps spent warming the rate up linearly from 0. Source: "
         f"{_EASYR1}, worker.actor.optim.lr_warmup_ratio: 0.0.")})
