@@ -1,8 +1,10 @@
 """The two perception nodes on a tiny world with untrained tiny models, bad inputs included."""
 
+import json
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from capcurriculum.config import ConfigError, compose
 from capcurriculum.io import read_jsonl
@@ -114,3 +116,26 @@ def test_qa_generation_with_no_candidate_at_all_fails_before_the_filter(setup):
     with pytest.raises(RuntimeError, match=r"no candidate question from 6 captions \(2 asked of the LLM, 2 outputs "
                                            r"unparseable"):
         generate_candidates(cfg, raw, world, root / "qa_none")
+
+
+def test_template_file_gives_mcq_candidates_without_reading_the_world(setup, tmp_path):
+    # The paper-shaped dry run (capcurriculum.dryrun): the paper's 4-option format, template questions from a
+    # file, and a world directory that holds only the raw node's manifest (as on the paper profile).
+    from capcurriculum.dryrun import mcq_templates
+
+    cfg, raw, world, models, root = setup
+    rows = mcq_templates(read_jsonl(world / "perception_train.jsonl"))
+    template_file = tmp_path / "perception_train.jsonl"
+    template_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    empty_world = tmp_path / "world"
+    empty_world.mkdir()
+    (empty_world / "manifest.json").write_text('{"built": false}')
+    cfg = cfg.copy()
+    OmegaConf.set_struct(cfg, False)   # as stages read params.yaml; the smoke profile has no template_file
+    cfg.perception.generation.update(template=False, format="mcq", template_file=str(template_file))
+    m = generate_candidates(cfg, raw, empty_world, tmp_path / "qa")
+    candidates = read_jsonl(tmp_path / "qa/candidates.jsonl")
+    assert rows and m["candidates/template"] == len(rows) == len(candidates)
+    for cand, row in zip(candidates, rows, strict=True):
+        assert cand["answer_type"] == "choice" and cand["choices"] == row["choices"] and cand["answer"] == row["answer"]
+        assert cand["meta"]["scene_id"] == row["meta"]["scene_id"]

@@ -58,19 +58,23 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
         for rec, res in zip(asked, results, strict=True):
             collector.add_output(rec, res.text if res.ok else None, res.error, generator="llm")
 
-    if gcfg.template:
-        # The world knows each scene's truth: its questions are exact (CPU profiles only).
+    template_file = gcfg.get("template_file")
+    if gcfg.template or template_file:
+        # The world knows each scene's truth: its questions are exact (CPU profiles, from data/world; the
+        # paper-shaped dry run, from `template_file`, the world's questions about the scenes its DOCCI holds).
         wanted = {r.example_id: r for r in records}
-        for ex in template_questions(cfg, raw_dir, world_dir, set(wanted)):
+        rows = read_jsonl(template_file) if template_file else template_questions(cfg, raw_dir, world_dir, set(wanted))
+        for ex in rows:
             rec = wanted.get(ex["meta"]["scene_id"])
             if rec is not None:
-                collector.add_item(rec, {"question": ex["question"], "answer": ex["answer"],
+                collector.add_item(rec, {"question": ex["question"], "answer": ex["answer"], "choices": ex.get("choices"),
                                          "type": ex["meta"]["qtype"]}, generator="template")
 
     if not collector.examples:
         raise RuntimeError(f"qa_generate: no candidate question from {len(records)} captions ({llm_captions} asked "
                            f"of the LLM, {len(collector.unparseable)} outputs unparseable; "
-                           f"perception.generation.template: {gcfg.template}): nothing for the filter to keep")
+                           f"perception.generation.template: {gcfg.template}, template_file: {template_file}): "
+                           "nothing for the filter to keep")
     write_jsonl(out_dir / "candidates.jsonl", (e.to_dict() for e in collector.examples))
     write_jsonl(out_dir / "unparseable.jsonl", collector.unparseable)
     metrics = {"captions": len(records), "llm_captions": llm_captions, "llm_failed": llm_failed,
