@@ -74,7 +74,9 @@ def test_gradient_checkpointing_and_the_update_token_budget_are_checked_naming_t
     ("train.eval.n=0", "train.eval.n"),
     ("train.eval.headroom_n=null", "train.eval.headroom_n"),  # the tiny default's n is null: the slice is needed
     ("evaluation.n=many", "evaluation.n"),
-    ("evaluation.protocol=vlmevalkit", "evaluation.protocol"),  # not built yet: refused, not run as lenient
+    ("evaluation.protocol=official", "evaluation.protocol"),  # unknown: refused, not run as lenient
+    ("evaluation.split_think=maybe", "evaluation.split_think"),  # VLMEvalKit's SPLIT_THINK: true or false
+    ("~evaluation.split_think", "evaluation.split_think"),  # recorded with every result: it must be said
     ("~evaluation.protocol", "evaluation.protocol"),  # recorded with every result: it must be said
     ("train.processes=0", "train.processes"),
     ("train.processes=two", "train.processes"),

@@ -29,8 +29,9 @@ CHECKPOINTING_NEEDS_TRANSFORMERS = ("checkpoints transformers' decoder layers, w
                                     "not call; set train.completion_forward: transformers")
 PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 where the CPU has it natively)
 # How hub benchmark answers are extracted and compared, recorded with every result (evaluation/report.py).
-# lenient: the project's rules. VLMEvalKit's protocol (LLM extraction where the rule fails) is not built yet.
-EVAL_PROTOCOLS = ("lenient",)
+# lenient: the project's rules; vlmevalkit: VLMEvalKit's (rule, then LLM extraction where the rule fails, then
+# each benchmark's own comparison; evaluation/vlmevalkit.py), with evaluation.split_think as its SPLIT_THINK.
+EVAL_PROTOCOLS = ("lenient", "vlmevalkit")
 
 
 class ConfigError(ValueError):
@@ -223,6 +224,9 @@ def validate(cfg: DictConfig) -> None:
             check_choice(key, value, allowed)
     if OmegaConf.select(cfg, "evaluation") is not None:
         check_choice("evaluation.protocol", select(cfg, "evaluation.protocol"), EVAL_PROTOCOLS)
+        split = select(cfg, "evaluation.split_think")
+        if not isinstance(split, bool):  # VLMEvalKit's SPLIT_THINK: said in every profile, recorded with results
+            raise ConfigError("evaluation.split_think", f"expected true or false, got {split!r}")
     for key in ("train.eval.n", "evaluation.n"):  # null: the whole test split
         if OmegaConf.select(cfg, key) is not None:
             _positive(cfg, key)

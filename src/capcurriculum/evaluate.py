@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from capcurriculum.config import EVAL_PROTOCOLS, check_choice
+from capcurriculum.config import EVAL_PROTOCOLS, ConfigError, check_choice
 
 from capcurriculum.evaluation.evaluator import (
     TINY_BENCHMARKS,
@@ -26,6 +26,7 @@ from capcurriculum.evaluation.evaluator import (
     evaluate_tiny,
     write_results,
 )
+from capcurriculum.evaluation.vlmevalkit import protocol_record
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
     for b in hub:
         get_adapter(b)  # unknown names fail before any model loads
     protocol = check_choice("evaluation.protocol", settings.get("protocol"), EVAL_PROTOCOLS)
+    split = settings.get("split_think")
+    if protocol == "vlmevalkit" and not isinstance(split, bool):
+        raise ConfigError("evaluation.split_think", f"expected true or false (VLMEvalKit's SPLIT_THINK), got {split!r}")
     results: dict[str, tuple[list[dict], dict]] = {}
     judge = None
     if (settings.get("judge") or {}).get("enabled"):
@@ -79,11 +83,14 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
             for b in hub:
                 rows = load_rows(b, (rows_files or {}).get(b))
                 results[b] = evaluate_benchmark(backend, get_adapter(b), rows, source=b, suffix=suffix,
-                                                max_new_tokens=int(settings["max_new_tokens"]), judge=judge)
+                                                max_new_tokens=int(settings["max_new_tokens"]), judge=judge,
+                                                protocol=protocol, split_think=split)
     if judge is not None:
         for _, summary in results.values():
             summary["judge"] = judge.stats
-    return write_results(out_dir, {b: results[b] for b in benchmarks}, model=str(model_ref), protocol=protocol)
+    details = protocol_record(protocol, split=split, judge=judge)
+    return write_results(out_dir, {b: results[b] for b in benchmarks}, model=str(model_ref), protocol=protocol,
+                         protocol_details=details)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--backend", default="hf", choices=("hf", "vllm", "openai"))
     ap.add_argument("--protocol", default="lenient", choices=EVAL_PROTOCOLS,
                     help="answer extraction and comparison rules, recorded with the results")
+    ap.add_argument("--split-think", action="store_true",
+                    help="vlmevalkit: read only what follows the last </think> (VLMEvalKit's SPLIT_THINK)")
     ap.add_argument("--base", action="store_true", help="a base model: hub benchmarks get the plain question")
     ap.add_argument("--rows", action="append", default=[], metavar="NAME=FILE",
                     help="read a hub benchmark's rows from a local JSON-lines/Parquet file")
@@ -113,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"--rows {spec!r}: expected NAME=FILE")
         rows_files[name] = path
     settings = {"n": args.n, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-                "backend": {"backend": args.backend}, "prompt": "reasoning", "protocol": args.protocol}
+                "backend": {"backend": args.backend}, "prompt": "reasoning", "protocol": args.protocol,
+                "split_think": args.split_think}
     metrics = run_evaluation(args.model, [b.strip() for b in args.benchmarks.split(",") if b.strip()], args.out,
                              settings=settings, raw_dir=args.raw, world_dir=args.world, trained=not args.base,
                              rows_files=rows_files)

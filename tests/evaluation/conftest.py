@@ -41,6 +41,7 @@ class ChatServer:
         self.lock = threading.Lock()
         self.calls: list[dict] = []
         self.reply = "yes"
+        self.served_model = None  # the "model" a reply names (an endpoint's dated version); None: not said
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,7 +61,8 @@ class ChatServer:
                 reply = server.reply(text) if callable(server.reply) else server.reply
                 message = {"role": "assistant", "content": reply}
                 choice = {"index": 0, "message": message, "finish_reason": "stop"}
-                self.send(200, {"id": "c", "object": "chat.completion", "choices": [choice]})
+                named = {"model": server.served_model} if server.served_model else {}
+                self.send(200, {"id": "c", "object": "chat.completion", "choices": [choice], **named})
 
             def send(self, status, obj):
                 data = json.dumps(obj).encode()

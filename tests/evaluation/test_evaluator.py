@@ -74,8 +74,11 @@ def test_unknown_benchmark_fails_before_loading_a_model(tmp_path):
 def test_an_unknown_protocol_fails_naming_its_key_before_loading_a_model(tmp_path):
     from capcurriculum.config import ConfigError
 
-    with pytest.raises(ConfigError, match="^evaluation.protocol: expected one of lenient, got 'vlmevalkit'"):
-        run_evaluation(tmp_path / "no-model", ["mathvista"], tmp_path / "out", settings={**SETTINGS, "protocol": "vlmevalkit"})
+    with pytest.raises(ConfigError, match="^evaluation.protocol: expected one of lenient, vlmevalkit, got 'official'"):
+        run_evaluation(tmp_path / "no-model", ["mathvista"], tmp_path / "out", settings={**SETTINGS, "protocol": "official"})
+    with pytest.raises(ConfigError, match="^evaluation.split_think: expected true or false"):
+        run_evaluation(tmp_path / "no-model", ["mathvista"], tmp_path / "out",
+                       settings={**SETTINGS, "protocol": "vlmevalkit", "split_think": "yes"})
 
 
 def test_only_the_evaluate_nodes_declare_the_evaluation_params():

@@ -128,8 +128,11 @@ def evaluate_tiny(model, processor, raw_dir: str | Path, world_dir: str | Path, 
 
 # --- hub benchmarks through their adapters ----------------------------------------------------------
 def evaluate_benchmark(backend, adapter, rows, *, source: str, system: str | None = None,
-                       suffix: str | None = None, max_new_tokens: int, judge=None) -> tuple[list[dict], dict]:
-    """Greedy outputs for one benchmark's rows, graded by its adapter (and the judge where it needs one)."""
+                       suffix: str | None = None, max_new_tokens: int, judge=None, protocol: str = "lenient",
+                       split_think: bool = False) -> tuple[list[dict], dict]:
+    """Greedy outputs for one benchmark's rows, graded by its adapter (and the judge where it needs one)
+    under `protocol` "lenient", or by VLMEvalKit's protocol (`evaluation/vlmevalkit.py`) under
+    "vlmevalkit", where `split_think` is its SPLIT_THINK setting."""
     from capcurriculum.generation.base import Request, SamplingConfig
 
     converted = adapter.rows_to_items(rows, source=source)
@@ -138,10 +141,18 @@ def evaluate_benchmark(backend, adapter, rows, *, source: str, system: str | Non
     requests = [Request.from_prompt(it.id, f"{it.question} {suffix}" if suffix else it.question,
                                     image=it.image, system=system) for it in converted.items]
     results = backend.generate(requests, SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0))
+    ok = [(it, res) for it, res in zip(converted.items, results, strict=True) if res.ok]
+    if protocol == "vlmevalkit":
+        from capcurriculum.evaluation.vlmevalkit import grade_all
+
+        graded = iter(grade_all(adapter, [it for it, _ in ok], [res.text for _, res in ok], judge=judge,
+                                split=split_think))
+    else:
+        graded = iter([adapter.grade(it, res.text, judge=judge) for it, res in ok])
     records = []
     for it, res in zip(converted.items, results, strict=True):
         if res.ok:
-            rec = adapter.grade(it, res.text, judge=judge)
+            rec = next(graded)
             rec["n_tokens"] = res.n_tokens[0] if res.n_tokens else -1
         else:  # kept, counted as `failed`, and wrong: an official score counts every row
             rec = {"benchmark": adapter.spec.title, "id": it.id, "gold": it.gold, "extracted": None,
@@ -153,6 +164,10 @@ def evaluate_benchmark(backend, adapter, rows, *, source: str, system: str | Non
     extra = {"skipped": len(converted.skipped), "excluded": converted.excluded,
              "skipped_rows": [str(s) for s in converted.skipped], "official": official,
              "headline": adapter.headline(official)}
+    if protocol == "vlmevalkit":
+        from capcurriculum.evaluation.vlmevalkit import extraction_summary
+
+        extra["extraction"] = extraction_summary(records[:len(converted.items)])
     if judge is not None and adapter.spec.name in VISUAL_MATH:
         graded = records[:len(converted.items)]  # the skipped rows' records follow: no response to judge
         extra["judge_attribution"] = attribution_counts(
@@ -167,11 +182,14 @@ def overall(summaries: Mapping[str, Mapping[str, Any]]) -> float | None:
 
 
 def write_results(out_dir: str | Path, results: Mapping[str, tuple[list[dict], dict]], *,
-                  model: str, protocol: str) -> dict[str, Any]:
+                  model: str, protocol: str, protocol_details: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """out_dir/<benchmark>.jsonl (every item) and out_dir/metrics.json (flat numbers for `dvc metrics`);
-    `protocol` (evaluation.protocol, the extraction rules) is recorded in both summaries and metrics."""
+    `protocol` (evaluation.protocol, the extraction rules) is recorded in both summaries and metrics, and
+    `protocol_details` (vlmevalkit.protocol_record: think-split, judge model and version, prompt hashes)
+    in every summary."""
     out_dir = Path(out_dir)
-    summaries = {name: {**s, "protocol": protocol} for name, (_, s) in results.items()}
+    details = dict(protocol_details or {"name": protocol})
+    summaries = {name: {**s, "protocol": protocol, "protocol_details": details} for name, (_, s) in results.items()}
     for name, (records, _) in results.items():
         write_jsonl(out_dir / f"{name}.jsonl", records)
     metrics: dict[str, Any] = {"model": model, "protocol": protocol, "overall": overall(summaries)}
@@ -183,6 +201,8 @@ def write_results(out_dir: str | Path, results: Mapping[str, tuple[list[dict], d
         for k, v in {**shown, **{k: s.get(k) for k in ("n", "no_answer", "failed", "skipped", "mean_tokens")}}.items():
             if v is not None:
                 metrics[f"{name}/{k}"] = v
+        if s.get("extraction") is not None:  # vlmevalkit: answers the rule could not read and no judge gave
+            metrics[f"{name}/unextracted"] = s["extraction"]["unextracted"]
         for part in ("attribution", "judge_attribution"):
             for k, v in (s.get(part) or {}).items():
                 metrics[f"{name}/{part}/{k}"] = v

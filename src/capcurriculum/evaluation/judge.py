@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PURPOSES = ("equivalence", "attribution")
+PURPOSES = ("equivalence", "attribution", "extraction")  # extraction: evaluation/vlmevalkit.py
 STAT_KEYS = ("requests", "calls", "cache_hits", "unavailable", "unparseable")
 # The tail of a long response is what holds the final answer; the head is bounded to keep calls cheap.
 MAX_RESPONSE_CHARS = 6000
@@ -283,6 +283,11 @@ class Judge:
     @property
     def model(self) -> str | None:
         return self.config.model
+
+    @property
+    def served_models(self) -> dict[str, int]:
+        """{the model name each reply reported (its version, where the endpoint gives one): replies}."""
+        return self._backend.served_models if self._backend is not None else {}
 
     def __repr__(self) -> str:
         c = self.config

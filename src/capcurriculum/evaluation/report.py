@@ -26,7 +26,11 @@ PUBLISHED = {
 # What each evaluation.protocol means, said under the table (config.EVAL_PROTOCOLS).
 PROTOCOLS = {"lenient": ("the project's rules: the answer read by rule from the text after </think> (last \\boxed{}, "
                          "an \"Answer:\" line, option text, a short reply), the judge only where official scoring "
-                         "uses one; not VLMEvalKit's protocol, which the paper used")}
+                         "uses one; not VLMEvalKit's protocol, which the paper used"),
+             "vlmevalkit": ("VLMEvalKit's, which the paper used: its rule first, the judge's LLM extraction where "
+                            "the rule fails (multiple choice and free form), then each benchmark's own comparison "
+                            "(letters; MathVista exact int/float; MathVision math equivalence); without a judge "
+                            "the rule alone, and what it could not read is wrong and counted below")}
 SKIPS_LISTED = 50  # per benchmark; the rest are named in summary.json
 # How a headline or a figure beside it is named in a cell; accuracy is the unnamed default.
 LABELS = {"score_strict": "strict", "score_loose": "loose", "f1": "F1", "accuracy": "acc"}
@@ -70,6 +74,35 @@ def _headline_cell(s: Mapping[str, Any]) -> str:
     return " · ".join(f"{LABELS.get(k, k)} {_pct(v)}" for k, v in figures.items())
 
 
+def protocol_lines(models: dict[str, dict[str, Any]], benches: list[str]) -> list[str]:
+    """Under vlmevalkit: each model's think-split, judge (model and the versions its endpoint named),
+    the extraction prompts' sha256, and per benchmark how answers were read and how many were not."""
+    lines: list[str] = []
+    for m, data in models.items():
+        s = data["summary"]
+        details = next((s[b].get("protocol_details") for b in benches
+                        if (s[b].get("protocol_details") or {}).get("name") == "vlmevalkit"), None)
+        if details is None:
+            continue
+        judge = details.get("judge")
+        served = ", ".join(sorted((judge or {}).get("served") or {})) or "not reported"
+        lines += ["", f"{m} (vlmevalkit): split_think {str(details['split_think']).lower()}; judge "
+                  + (f"{judge['model']} (endpoint reported: {served})" if judge else
+                     "none (the rule alone; what it could not read is scored wrong)")
+                  + "; extraction prompts sha256: "
+                  + ", ".join(f"{k} {v[:16]}" for k, v in details["prompt_sha256"].items()) + ".", "",
+                  "| benchmark | rule | llm | unextracted | of which: no judge · judge unavailable · reply unread |",
+                  "|---|---|---|---|---|"]
+        for b in benches:
+            ext = s[b].get("extraction")
+            if ext is None:
+                continue
+            c = ext["counts"]
+            lines.append(f"| {b} | {c.get('rule', 0)} | {c.get('llm', 0)} | {ext['unextracted']} | "
+                         f"{c.get('fell_through', 0)} · {c.get('judge_unavailable', 0)} · {c.get('llm_unparsed', 0)} |")
+    return lines
+
+
 def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
     names = list(models)
     benches = list(next(iter(models.values()))["summary"])
@@ -96,6 +129,7 @@ def tables(models: dict[str, dict[str, Any]], profile: str) -> str:
     lines += ["", "Protocol (evaluation.protocol): " + "; ".join(f"{m} {', '.join(p)}" for m, p in used.items())
               + "".join(f". {p}: {PROTOCOLS[p]}" for p in sorted({p for ps in used.values() for p in ps})
                         if p in PROTOCOLS) + "."]
+    lines += protocol_lines(models, benches)
     for ref in ("base", "merged"):
         if ref not in models:
             continue

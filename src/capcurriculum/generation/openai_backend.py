@@ -103,6 +103,16 @@ def parse_completion(body: bytes | str, n: int) -> tuple[list[str], list[int], l
     return texts, counts, reasons
 
 
+def served_model(body: bytes | str) -> str | None:
+    """The "model" a chat-completions body names, or None when it names none."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
 class OpenAIBackend(Backend):
     """Chat completions over HTTP.
 
@@ -194,6 +204,7 @@ class OpenAIBackend(Backend):
         self._stats: Counter = Counter()
         self._errors: Counter = Counter()
         self._retry_reasons: Counter = Counter()
+        self._served: Counter = Counter()  # the "model" each reply names (a dated version, where reported)
         self._closed = False
 
     def __repr__(self) -> str:  # never shows the key
@@ -214,6 +225,13 @@ class OpenAIBackend(Backend):
                 "errors": dict(self._errors),
                 "retry_reasons": dict(self._retry_reasons),
             }
+
+    @property
+    def served_models(self) -> dict[str, int]:
+        """{model name a reply reported: replies}; an endpoint often answers with a dated version of the
+        name asked for (e.g. claude-haiku-4-5-20251001), which is what a result should record."""
+        with self._lock:
+            return dict(self._served)
 
     def _count(self, key: str, counter: Counter | None = None) -> None:
         with self._lock:
@@ -329,11 +347,15 @@ class OpenAIBackend(Backend):
         if not 200 <= status < 300:
             raise _Final("malformed", f"malformed response: unexpected HTTP {status}")
         try:
-            return parse_completion(resp.content, n)
+            parsed = parse_completion(resp.content, n)
         except ValueError as e:
             raise _Final(
                 "malformed", f"malformed response: {e}; body starts {resp.text[:_SNIPPET]!r}"
             ) from None
+        served = served_model(resp.content)
+        if served is not None:
+            self._count(served, self._served)
+        return parsed
 
     def _one(self, request: Request, sampling: SamplingConfig, cache, urls, lock) -> Result:
         self._count("requests")
