@@ -5,7 +5,9 @@ size (random weights, built from config), bf16, G completions of a fixed length 
     python bench/grpo_gpu.py --size tiny --device cpu --prompts 2 --group-size 2 --completion-len 8 --steps 1  # plumbing
 
 Sides (each: one warm-up step, then --steps measured; medians reported):
-  ours         capcurriculum.training.grpo.GRPOTrainer (prefix-shared rollout and update)
+  ours         capcurriculum.training.grpo.GRPOTrainer, the lean engine (prefix-shared rollout and update)
+  trl_engine   capcurriculum.training.trl_engine, the paper profile's engine: TRL's trainer with the paper's
+               loss and advantages, gradient checkpointing on
   trl_default  TRL at its defaults for what the GRPO semantics leave free (gradient checkpointing on)
   trl_fast     TRL's fastest configuration that runs without vLLM on a VLM: no gradient checkpointing
                (its paged continuous-batching generation refuses multimodal models in TRL 1.16)
@@ -128,12 +130,11 @@ def run_ours(model_dir, items, args, device, dtype) -> dict:
 
 def run_trl(model_dir, items, args, device, dtype, fast: bool) -> dict:
     import torch
-    from grpo_step import trl_dataset
-    from transformers import TrainerCallback
     from trl import GRPOTrainer as TRLTrainer
 
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.training.grpo_config import GRPOSettings, to_trl_config
+    from capcurriculum.training.trl_engine import trl_rows
 
     policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
     s = GRPOSettings(group_size=args.group_size, max_response_length=args.completion_len,
@@ -147,6 +148,51 @@ def run_trl(model_dir, items, args, device, dtype, fast: bool) -> dict:
                           shuffle_dataset=False, disable_tqdm=True, seed=args.seed,
                           generation_kwargs={"min_new_tokens": args.completion_len}, **extra)
 
+    trainer = TRLTrainer(model=policy, reward_funcs=random_reward(args.seed), args=targs,
+                         train_dataset=trl_rows(items[:args.prompts] * (WARMUP + args.steps), processor),
+                         processing_class=processor)
+    out = _timed_steps(trainer, device)
+    del trainer, policy
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+def run_trl_engine(model_dir, items, args, device, dtype) -> dict:
+    """The project's trl engine (train.engine: trl): TRL's trainer computing the paper's loss and advantages, with
+    gradient checkpointing on as the paper profile runs it."""
+    import random
+
+    import torch
+
+    from capcurriculum.models import load_model_and_processor
+    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.training.trl_engine import TRLEngine
+
+    policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
+    s = GRPOSettings(group_size=args.group_size, max_response_length=args.completion_len,
+                     rollout_batch_size=args.prompts, update_batch_size=args.prompts, learning_rate=1e-6,
+                     kl_coef=0.01, temperature=1.0)
+    rng = random.Random(args.seed)
+    engine = TRLEngine(policy, processor, s, RewardConfig(), output_dir=tempfile.mkdtemp(), seed=args.seed,
+                       vision_lr_scale=1.0, precision="bf16" if dtype == "bfloat16" else "fp32",
+                       gradient_checkpointing=True,
+                       reward_fn=lambda text, item: {"accuracy": rng.random(), "format": rng.random()})
+    steps = WARMUP + args.steps
+    trainer = engine.build(items[:args.prompts] * steps, 0, steps)
+    trainer.generation_config.min_new_tokens = args.completion_len  # fixed-length completions, as the other sides
+    out = _timed_steps(trainer, device)
+    del trainer, engine, policy
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+def _timed_steps(trainer, device: str) -> dict:
+    """Train a TRL trainer, timing each step's generation (rollout) apart from the rest (update)."""
+    from transformers import TrainerCallback
+
     class Clock(TrainerCallback):
         def __init__(self):
             self.ends: list[float] = []
@@ -156,9 +202,7 @@ def run_trl(model_dir, items, args, device, dtype, fast: bool) -> dict:
             self.ends.append(time.perf_counter())
 
     clock = Clock()
-    trainer = TRLTrainer(model=policy, reward_funcs=random_reward(args.seed), args=targs,
-                         train_dataset=trl_dataset(items[:args.prompts] * (WARMUP + args.steps), processor),
-                         processing_class=processor, callbacks=[clock])
+    trainer.add_callback(clock)
     gen = trainer._generate_and_score_completions
     gen_times: list[float] = []
 
@@ -170,16 +214,13 @@ def run_trl(model_dir, items, args, device, dtype, fast: bool) -> dict:
         gen_times.append(time.perf_counter() - t0)
         return out
 
-    trainer._generate_and_score_completions = timed
+    trainer._generate_and_score_completions = timed  # _prepare_inputs calls it through self
+    clock.ends.append(time.perf_counter())
     trainer.train()
     ends = clock.ends
     lens = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
-    steps = [{"rollout_s": gen_times[k], "update_s": ends[k] - ends[k - 1] - gen_times[k], "completion_len": lens[k]}
-             for k in range(WARMUP, len(ends))]
-    del trainer, policy
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    return {"steps": steps}
+    return {"steps": [{"rollout_s": gen_times[k], "update_s": ends[k + 1] - ends[k] - gen_times[k],
+                       "completion_len": lens[k]} for k in range(WARMUP, len(ends) - 1)]}
 
 
 def _sync(device: str) -> None:
@@ -210,7 +251,7 @@ def main() -> int:
     ap.add_argument("--completion-len", type=int, default=256)
     ap.add_argument("--image-px", type=int, default=448)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--sides", default="ours,trl_default,trl_fast")
+    ap.add_argument("--sides", default="ours,trl_engine,trl_default,trl_fast")
     ap.add_argument("--attn", default="sdpa", help="ours: sdpa | sdpa_gqa | flash_attention_2")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/grpo_gpu.json"))
@@ -237,8 +278,12 @@ def main() -> int:
             if args.device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             try:
-                raw_side = (run_ours(model_dir, items, args, args.device, args.dtype) if side == "ours" else
-                            run_trl(model_dir, items, args, args.device, args.dtype, fast=side == "trl_fast"))
+                if side == "ours":
+                    raw_side = run_ours(model_dir, items, args, args.device, args.dtype)
+                elif side == "trl_engine":
+                    raw_side = run_trl_engine(model_dir, items, args, args.device, args.dtype)
+                else:
+                    raw_side = run_trl(model_dir, items, args, args.device, args.dtype, fast=side == "trl_fast")
                 out = summarise(raw_side, args, config, prompt_len, peak)
                 out["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None
             except Exception as e:  # noqa: BLE001 - reported; the other sides still run
@@ -272,7 +317,7 @@ def report(r: dict) -> str:
                      f"{fmt(s['update_s'], '.2f')} | {fmt(s['update_tokens_per_s'], '.0f')} | "
                      f"{fmt(s['update_mfu'], '.1%')} | {fmt(s['peak_mem_gib'], '.1f')} |")
     ours = r["sides"].get("ours", {})
-    for name in ("trl_default", "trl_fast"):
+    for name in ("trl_engine", "trl_default", "trl_fast"):
         other = r["sides"].get(name, {})
         if "step_s" in ours and "step_s" in other:
             lines.append(f"ours vs {name}: {other['step_s'] / ours['step_s']:.2f}x faster per step")

@@ -96,33 +96,6 @@ def load_prompts(raw: Path, world: Path, mode: str, n: int) -> list:
     return [items[i % len(items)] for i in range(n)]
 
 
-def trl_dataset(items: list, processor):
-    """TRL's VLM input: a conversational "prompt" column (text content; TRL puts the image block first, as
-    `build_messages` does), an "image" column, and "idx" for the reward to find the gold answer.
-    Refuses to go on if TRL would render any prompt differently from our `prompt_texts`."""
-    from datasets import Dataset
-    from trl.data_utils import prepare_multimodal_messages
-
-    from capcurriculum.prompts import build_messages
-    from capcurriculum.training.batching import load_image, prompt_texts
-
-    rows = []
-    for i, it in enumerate(items):
-        content = build_messages(it.example, it.mode, it.caption)[0]["content"]
-        text = next(c["text"] for c in content if c["type"] == "text")
-        row = {"prompt": [{"role": "user", "content": text}], "idx": i}
-        if it.image_path:
-            row["image"] = load_image(str(it.image_path))
-        rows.append(row)
-    for row, ours in zip(rows, prompt_texts(processor, items), strict=True):
-        images = [row["image"]] if "image" in row else None
-        msgs = prepare_multimodal_messages(row["prompt"], images=images)
-        theirs = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-        if theirs != ours:
-            raise RuntimeError(f"TRL would see a different prompt:\n{theirs!r}\nvs ours\n{ours!r}")
-    return Dataset.from_list(rows)
-
-
 def make_trl_reward(items: list, tokenizer, reward_cfg):
     """Our reward for TRL. It decodes TRL's completion ids as our rollout decodes its own (up to and
     including eos, special tokens skipped), so no chat-template response parser changes the text."""
@@ -164,6 +137,7 @@ def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_di
     from trl import GRPOTrainer as TRLGRPOTrainer
 
     from capcurriculum.models import load_model_and_processor
+    from capcurriculum.training.trl_engine import trl_rows
 
     class Clock(TrainerCallback):
         def __init__(self):
@@ -187,7 +161,7 @@ def build_trl_trainer(model_dir: Path, settings, items: list, reward_cfg, out_di
     trainer = TRLGRPOTrainer(
         model=model, reward_funcs=make_trl_reward(items, processor.tokenizer, reward_cfg),
         args=trl_args(settings, out_dir, max_steps, seed, bf16, compile),
-        train_dataset=trl_dataset(items, processor),
+        train_dataset=trl_rows(items, processor),
         processing_class=processor, callbacks=[clock])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from capcurriculum.config import load_params
 from capcurriculum.io import write_json
-from capcurriculum.runtime import METRICS_DIR, launched_accelerator, relaunch_data_parallel, run_file, setup_logging
+from capcurriculum.runtime import (
+    METRICS_DIR,
+    launched_accelerator,
+    relaunch_accelerate,
+    relaunch_data_parallel,
+    run_file,
+    setup_logging,
+)
 from capcurriculum.tracking import node_run
 from capcurriculum.training.curriculum import SLOTS, run_stage, stage_params, stage_spec
 from capcurriculum.training.precision import SFT_PRECISION, PrecisionChoice, resolve_precision
@@ -24,7 +31,8 @@ def main() -> None:
     setup_logging()
     cfg = load_params()
     spec = stage_spec(cfg, node)
-    if spec.method == "grpo":  # train.processes > 1: torchrun starts this script again, as each process
+    if spec.method == "grpo":  # train.launcher: accelerate launch (DeepSpeed, GPUs), or train.processes > 1:
+        relaunch_accelerate(cfg.train.get("launcher"), sys.argv)  # torchrun starts this script again in each process
         relaunch_data_parallel(cfg.train.get("processes", 1), sys.argv)
     k = SLOTS.index(node) if node in SLOTS else 0
     init_dir = "data/models/base/policy" if k == 0 else f"data/models/{SLOTS[k - 1]}"

@@ -19,10 +19,10 @@ def test_grpo_gpu_bench_runs_every_side_at_the_tiny_shape(tmp_path):
                           timeout=900, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    for side in ("ours", "trl_default", "trl_fast"):
+    for side in ("ours", "trl_engine", "trl_default", "trl_fast"):
         s = result["sides"][side]
         assert "error" not in s, s.get("error")
         # fixed-length completions on every side, so tokens/s compare like for like
         assert s["completion_len"] == 6, side
         assert s["update_s"] > 0 and s["rollout_s"] > 0
-    assert "ours vs trl_default" in proc.stdout
+    assert "ours vs trl_default" in proc.stdout and "ours vs trl_engine" in proc.stdout

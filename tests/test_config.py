@@ -50,7 +50,9 @@ def test_gradient_checkpointing_and_the_update_token_budget_are_checked_naming_t
     with pytest.raises(ConfigError, match="^grpo.micro_batch_tokens: must be >= 0"):
         validate(_compose("grpo.micro_batch_tokens=-1"))
     paper = _compose("profile=paper")
-    assert paper.train.gradient_checkpointing is True and paper.grpo.micro_batch_tokens > 0
+    # the paper's engine (TRL) micro-batches by completions, 16 a GPU as the authors' scripts
+    assert paper.train.gradient_checkpointing is True and paper.train.engine == "trl"
+    assert paper.grpo.micro_batch_tokens == 0 and paper.train.trl.per_device_train_batch_size == 16
     validate(paper)
 
 
@@ -81,6 +83,14 @@ def test_gradient_checkpointing_and_the_update_token_budget_are_checked_naming_t
     ("train.processes=0", "train.processes"),
     ("train.processes=two", "train.processes"),
     ("train.processes=3", "train.processes"),  # 128 prompts do not split into 3 equal shares
+    ("train.engine=verl", "train.engine"),
+    ("train.launcher.kind=slurm", "train.launcher.kind"),
+    ("train.launcher.num_processes=0", "train.launcher.num_processes"),
+    ("train.launcher.args=--use_cpu", "train.launcher.args"),
+    ("train.weights_dtype=float8", "train.weights_dtype"),
+    ("train.rollout=sglang", "train.rollout"),
+    ("train.trl.per_device_train_batch_size=0", "train.trl.per_device_train_batch_size"),
+    ("train.trl.vllm_gpu_memory_utilization=1.5", "train.trl.vllm_gpu_memory_utilization"),
 ])
 def test_a_wrong_value_fails_naming_its_key(override, key):
     if key is None:
@@ -175,3 +185,47 @@ def test_every_param_a_dvc_node_declares_is_in_every_profile(profile):
                     if OmegaConf.select(cfg, key, default="<absent>") == "<absent>":
                         missing.append(f"{name}: {key}")
     assert not missing, missing
+
+
+_ON_TRL = ("train.engine=trl", "train.completion_forward=transformers", "train.compile=false")
+
+
+@pytest.mark.parametrize("engine, override, key", [
+    ("lean", "train.rollout=vllm_colocate", "train.rollout"),
+    ("lean", "grpo.ppo_epochs=2", "grpo.ppo_epochs"),
+    ("lean", "train.trl.per_device_train_batch_size=8", "train.trl.per_device_train_batch_size"),
+    ("trl", "train.completion_forward=lean", "train.completion_forward"),
+    ("trl", "train.compile=true", "train.compile"),
+    ("trl", "grpo.micro_batch_tokens=4096", "grpo.micro_batch_tokens"),
+    ("trl", "train.processes=2", "train.processes"),
+])
+def test_a_knob_an_engine_cannot_honour_is_refused_naming_the_key_and_the_engine(engine, override, key):
+    cfg = _compose(*(_ON_TRL if engine == "trl" else ()), override)
+    with pytest.raises(ConfigError, match=rf"^{key}: .*\(train.engine: {engine}\)"):
+        validate(cfg)
+
+
+def test_the_knobs_only_the_trl_engine_honours_validate_on_it():
+    # several passes over a rollout, TRL's rollout samplers and its per-device micro-batch
+    validate(_compose(*_ON_TRL, "grpo.ppo_epochs=2", "train.rollout=vllm_server",
+                      "train.trl.per_device_train_batch_size=8", "grpo.lr_scheduler_type=cosine"))
+
+
+def test_an_accelerate_launcher_needs_its_config_file_and_owns_the_process_count():
+    with pytest.raises(ConfigError, match="^train.launcher.config_file: 'conf/accelerate/zero9.yaml' is not a file"):
+        validate(_compose("train.launcher.kind=accelerate", "train.launcher.config_file=conf/accelerate/zero9.yaml"))
+    with pytest.raises(ConfigError, match="^train.processes: .*train.launcher.num_processes"):
+        validate(_compose("train.launcher.kind=accelerate", "train.launcher.config_file=conf/accelerate/zero2.yaml",
+                          "train.processes=2"))
+    paper = _compose("profile=paper")
+    assert paper.train.launcher.kind == "accelerate" and paper.train.launcher.config_file == "conf/accelerate/zero2.yaml"
+
+
+def test_the_accelerate_launcher_becomes_accelerate_launchs_command_line():
+    from capcurriculum.runtime import accelerate_command
+
+    launcher = {"kind": "accelerate", "config_file": "conf/accelerate/zero2.yaml", "num_processes": 16,
+                "num_machines": 2, "args": ["--machine_rank", 1, "--main_process_ip", "10.0.0.1"]}
+    assert accelerate_command(launcher, ["stages/train.py", "train_1"])[1:] == [
+        "-m", "accelerate.commands.launch", "--config_file", "conf/accelerate/zero2.yaml", "--num_processes", "16",
+        "--num_machines", "2", "--machine_rank", "1", "--main_process_ip", "10.0.0.1", "stages/train.py", "train_1"]

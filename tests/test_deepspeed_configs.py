@@ -101,6 +101,9 @@ def test_accelerate_config_loads_and_points_at_its_json(name, clean_accelerate_e
     clashing = {"gradient_accumulation_steps", "gradient_clipping", "zero_stage", "offload_optimizer_device",
                 "offload_param_device", "zero3_save_16bit_model", "mixed_precision"}
     assert not clashing & set(config.deepspeed_config), config_file
+    # mixed_precision too: accelerate launch counts a config file's mixed_precision as a DeepSpeed field and refuses
+    # it beside the JSON (the README's GPU command failed on exactly this)
+    assert config.mixed_precision is None, config_file
     for key in ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port"):
         assert getattr(config, key) is not None, f"{config_file.name}: {key}"
 

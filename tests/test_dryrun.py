@@ -102,6 +102,7 @@ SWAPPED = ("tracking.experiment", "raw.docci.local_dir", "models.policy.hub_id",
            "curriculum.s1.steps", "curriculum.s2.steps", "curriculum.s3.steps", "merged.steps",
            "grpo.rollout_batch_size", "grpo.update_batch_size", "grpo.max_prompt_length",
            "grpo.max_response_length", "pass_rate.", "train.checkpoint_every", "train.min_items", "train.threads",
+           "train.rollout", "train.trl.per_device_train_batch_size", "train.launcher.num_processes",
            "train.eval.", "evaluation.n", "evaluation.max_new_tokens", "evaluation.batch_size",
            "evaluation.backend.", "evaluation.judge.enabled", "dryrun.")
 

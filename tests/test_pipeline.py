@@ -347,3 +347,39 @@ def test_a_data_parallel_node_dies_with_its_launcher_resumes_and_matches(smoke_r
         assert [_stable(json.loads(r)) for r in again] == [_stable(json.loads(r)) for r in history]
     finally:
         params.write_text(original)
+
+
+def test_a_trl_stage_runs_under_the_readmes_accelerate_command_and_resumes_after_a_kill(smoke_repo):
+    # Last in this module with the two above: it rewrites train_2's outputs outside DVC. The README's GPU command
+    # with the repository's own accelerate config (DeepSpeed ZeRO-2), two CPU processes, the trl engine; killed at
+    # its first resumable point, it resumes through DeepSpeed's checkpoint to the uninterrupted metrics.
+    import socket
+
+    import yaml
+
+    repo, env, _ = smoke_repo
+    params = repo / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["train"].update(engine="trl", completion_forward="transformers", compile=False)
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    env = {k: v for k, v in env.items() if not k.startswith("ACCELERATE")}
+
+    def launch() -> list[str]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "conf/accelerate/zero2.yaml",
+                "--num_processes", "2", "--main_process_port", str(port), "stages/train.py", "train_2"]
+
+    try:
+        out = _run(launch(), repo, env)
+        boundary = json.loads((repo / "data/models/train_2/trainer_state/boundary.json").read_text())
+        assert boundary["engine"] == "trl" and boundary["steps_done"] == 2, boundary
+        assert boundary["launcher"] == "accelerate (DEEPSPEED, 2 processes)", (boundary, out.stderr[-2000:])
+        m = json.loads((repo / "data/metrics/train/train_2.json").read_text())
+        assert "reward/last_tenth" in m and "after/mean_acc" in m
+        _kill_at_the_first_point_and_resume(launch(), repo, env, again=launch())
+        assert _stable(json.loads((repo / "data/metrics/train/train_2.json").read_text())) == _stable(m)
+    finally:
+        params.write_text(original)

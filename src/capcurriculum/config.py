@@ -32,6 +32,10 @@ PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 wher
 # lenient: the project's rules; vlmevalkit: VLMEvalKit's (rule, then LLM extraction where the rule fails, then
 # each benchmark's own comparison; evaluation/vlmevalkit.py), with evaluation.split_think as its SPLIT_THINK.
 EVAL_PROTOCOLS = ("lenient", "vlmevalkit")
+WEIGHT_DTYPES = ("float32", "bfloat16")
+ENGINES = ("lean", "trl")   # training/grpo.py (one process, the CPU's) | training/trl_engine.py (TRL's GRPOTrainer)
+ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
+LAUNCHERS = ("python", "accelerate")
 
 
 class ConfigError(ValueError):
@@ -218,10 +222,12 @@ def validate(cfg: DictConfig) -> None:
                          ("train.balance", BALANCES),
                          ("train.attn_implementation", ATTN_IMPLEMENTATIONS),
                          ("train.completion_forward", COMPLETION_FORWARDS), ("train.precision", PRECISIONS),
+                         ("train.weights_dtype", WEIGHT_DTYPES),
                          ("runner.mode", RUNNER_MODES)):
         value = OmegaConf.select(cfg, key)
         if value is not None:
             check_choice(key, value, allowed)
+    check_engine(cfg)
     if OmegaConf.select(cfg, "evaluation") is not None:
         check_choice("evaluation.protocol", select(cfg, "evaluation.protocol"), EVAL_PROTOCOLS)
         split = select(cfg, "evaluation.split_think")
@@ -259,6 +265,61 @@ def validate(cfg: DictConfig) -> None:
         except ValueError as e:
             key, _, why = str(e).partition(": ")
             raise ConfigError(key, why) from None
+
+
+def check_engine(cfg: DictConfig) -> None:
+    """train.engine and what each engine cannot honour, refused before any node runs, naming the key and the
+    engine (the lean engine's DeepSpeed-only refusals come when it meets DeepSpeed, training/grpo.py)."""
+    engine = OmegaConf.select(cfg, "train.engine")
+    if engine is None:
+        return
+    check_choice("train.engine", engine, ENGINES)
+    rollout = select(cfg, "train.rollout")
+    check_choice("train.rollout", rollout, ROLLOUTS)
+    per_device = OmegaConf.select(cfg, "train.trl.per_device_train_batch_size", default=_MISSING)
+    if per_device is _MISSING:
+        raise ConfigError("train.trl.per_device_train_batch_size", "missing (null: the whole mini-batch a process)")
+    if per_device is not None:
+        _positive(cfg, "train.trl.per_device_train_batch_size")
+    memory = select(cfg, "train.trl.vllm_gpu_memory_utilization")
+    if isinstance(memory, bool) or not isinstance(memory, int | float) or not 0 < memory <= 1:
+        raise ConfigError("train.trl.vllm_gpu_memory_utilization", f"expected a fraction in (0, 1], got {memory!r}")
+    g = lambda key, default=None: OmegaConf.select(cfg, key, default=default)  # noqa: E731
+    launcher = OmegaConf.select(cfg, "train.launcher")
+    if launcher is not None:
+        check_choice("train.launcher.kind", select(cfg, "train.launcher.kind"), LAUNCHERS)
+        _positive(cfg, "train.launcher.num_processes")
+        _positive(cfg, "train.launcher.num_machines")
+        if not isinstance(OmegaConf.select(cfg, "train.launcher.args"), ListConfig):
+            raise ConfigError("train.launcher.args", "expected a list of accelerate launch flags")
+        if launcher.kind == "accelerate":
+            config_file = OmegaConf.select(cfg, "train.launcher.config_file")
+            if config_file is not None and not Path(str(config_file)).is_file() and \
+                    not (workdir_root() / str(config_file)).is_file():
+                raise ConfigError("train.launcher.config_file", f"{config_file!r} is not a file")
+            if isinstance(OmegaConf.select(cfg, "train.processes"), int) and cfg.train.processes > 1:
+                raise ConfigError("train.processes", "is torchrun's data parallel; with train.launcher.kind: "
+                                                     "accelerate the processes are train.launcher.num_processes")
+    refusals = {
+        "lean": [
+            ("train.rollout", rollout != "hf", "the lean engine samples with its own decode loop; set hf"),
+            ("grpo.ppo_epochs", g("grpo.ppo_epochs", 1) != 1, "the lean engine makes one pass over each rollout; set 1"),
+            ("train.trl.per_device_train_batch_size", per_device is not None,
+             "is the trl engine's micro-batch; the lean engine's is grpo.micro_batch_tokens; set null"),
+        ],
+        "trl": [
+            ("train.completion_forward", g("train.completion_forward") == "lean",
+             "TRL scores completions with transformers' forward; set transformers"),
+            ("train.compile", bool(g("train.compile", False)), "compiles the lean engine's path only; set false"),
+            ("grpo.micro_batch_tokens", bool(g("grpo.micro_batch_tokens", 0)),
+             "TRL micro-batches by completions, not tokens: set train.trl.per_device_train_batch_size and 0 here"),
+            ("train.processes", isinstance(g("train.processes"), int) and g("train.processes") > 1,
+             "the trl engine's processes come from accelerate launch (train.launcher); set 1"),
+        ],
+    }
+    for key, refused, why in refusals[engine]:
+        if refused:
+            raise ConfigError(key, f"{why} (train.engine: {engine})")
 
 
 def to_flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:

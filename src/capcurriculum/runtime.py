@@ -102,8 +102,15 @@ def launched_accelerator():
     from accelerate.utils import InitProcessGroupKwargs
 
     # The main process evaluates alone before and after training while the others wait in a collective.
-    wait = InitProcessGroupKwargs(timeout=timedelta(hours=4))
-    return Accelerator(cpu=not (deepspeed or torch.cuda.is_available()), kwargs_handlers=[wait])
+    # Without CUDA, DeepSpeed's processes talk over gloo: named here, because accelerate finds no backend for a CPU
+    # under DeepSpeed and would count one process in each (each then trains alone and writes the node's outputs)
+    cuda = torch.cuda.is_available()
+    wait = InitProcessGroupKwargs(timeout=timedelta(hours=4), backend="gloo" if deepspeed and not cuda else None)
+    accelerator = Accelerator(cpu=not (deepspeed or cuda), kwargs_handlers=[wait])
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != world:
+        raise RuntimeError(f"accelerate counts {accelerator.num_processes} process(es) of the launcher's {world}")
+    return accelerator
 
 
 LAUNCHER_PID = "CAPCURRICULUM_LAUNCHER_PID"
@@ -127,6 +134,34 @@ def relaunch_data_parallel(processes: int, argv: list[str]) -> None:
     sys.stderr.flush()
     os.environ[LAUNCHER_PID] = str(os.getpid())  # exec keeps the pid: torchrun's agent is the workers' parent
     os.execv(sys.executable, cmd)
+
+
+def relaunch_accelerate(launcher, argv: list[str]) -> None:
+    """Re-run this script under `accelerate launch` when train.launcher asks for it (kind: accelerate) and no
+    launcher started it already: the DVC node's `python stages/train.py <node>` becomes
+    `accelerate launch --config_file <config_file> --num_processes N --num_machines M <args...> <argv>`.
+    Returns only when there is nothing to do (kind: python, or already launched)."""
+    if launcher is None or launcher.get("kind", "python") == "python":
+        return
+    if "WORLD_SIZE" in os.environ or os.environ.get("ACCELERATE_USE_DEEPSPEED") or "LOCAL_RANK" in os.environ:
+        return
+    cmd = accelerate_command(launcher, argv)
+    logging.getLogger(__name__).info("train.launcher: %s", " ".join(cmd))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.environ[LAUNCHER_PID] = str(os.getpid())
+    os.execv(sys.executable, cmd)
+
+
+def accelerate_command(launcher, argv: list[str]) -> list[str]:
+    """train.launcher (kind: accelerate) as a command line; `args`: accelerate launch's own flags, passed on
+    (e.g. --machine_rank and --main_process_ip on a multi-node job, --use_cpu on a machine without GPUs)."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if launcher.get("config_file"):
+        cmd += ["--config_file", str(launcher["config_file"])]
+    cmd += ["--num_processes", str(int(launcher["num_processes"])), "--num_machines",
+            str(int(launcher.get("num_machines") or 1))]
+    return [*cmd, *[str(a) for a in (launcher.get("args") or [])], *argv]
 
 
 def _die_with_launcher() -> None:

@@ -256,3 +256,56 @@ def test_the_tiny_profile_measures_on_the_world(stage_env):
     assert isinstance(held_out_data(cfg, raw, world_dir, sets), WorldData)
     paper = OmegaConf.merge(cfg, {"raw": {"source": "docci"}})
     assert isinstance(held_out_data(paper, raw, world_dir / "absent", sets), SetsHeldOut)
+
+
+def _trl(cfg):
+    """The smoke stage on the trl engine (TRL scores with transformers' forward)."""
+    return OmegaConf.merge(cfg, {"train": {"engine": "trl", "completion_forward": "transformers", "compile": False}})
+
+
+def test_a_stage_trains_through_the_trl_engine_with_the_lean_engines_record(stage_env):
+    # The same stage around the other engine: curves per GRPO step, the held-out passes, the boundary (naming the
+    # engine), the weights and the optimizer a later stage may carry.
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    cfg = _trl(cfg)
+    logged = []
+    m = run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
+                  world_dir=world_dir, out_dir=tmp / "out", resume_dir=tmp / "resume",
+                  on_log=lambda step, row: logged.append((step, row)))
+    assert [s for s, _ in logged] == [1, 2]
+    assert {"reward", "reward/accuracy", "kl", "loss", "grad_norm", "response_length"} <= set(logged[0][1])
+    boundary = json.loads((tmp / "out/trainer_state/boundary.json").read_text())
+    assert boundary["engine"] == "trl" and boundary["steps_done"] == 2
+    assert {"reward/last_tenth", "before/mean_acc", "after/mean_acc", "delta/set/perc"} <= set(m)
+    assert (tmp / "out/model.safetensors").exists() and (tmp / "out/trainer_state/optimizer.safetensors").exists()
+    assert not (tmp / "resume").exists() and not (tmp / ".resume.trl").exists()
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_trl_stage_stopped_after_its_first_point_resumes_to_the_uninterrupted_result(stage_env):
+    # Stopped at step 2 (after step 1's resumable point), the re-run restores weights, optimizer, RNG and the
+    # data position, and ends where the uninterrupted stage ends: the same curves and metrics.
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    cfg = _trl(OmegaConf.merge(cfg, {"train": {"checkpoint_every": 1}}))
+    where = dict(init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw, world_dir=world_dir)
+    whole_rows = []
+    whole = run_stage(cfg, stage_spec(cfg, "train_1"), **where, out_dir=tmp / "whole", resume_dir=tmp / "r1",
+                      on_log=lambda step, row: whole_rows.append(row))
+
+    def stop(step, row):
+        if step == 2:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run_stage(cfg, stage_spec(cfg, "train_1"), **where, out_dir=tmp / "again", resume_dir=tmp / "r2", on_log=stop)
+    assert json.loads((tmp / "r2/state.json").read_text())["step"] == 1
+    resumed_rows = []
+    resumed = run_stage(cfg, stage_spec(cfg, "train_1"), **where, out_dir=tmp / "again", resume_dir=tmp / "r2",
+                        on_log=lambda step, row: resumed_rows.append(row))
+    assert resumed_rows == whole_rows[1:]
+    volatile = ("seconds",)
+    assert {k: v for k, v in resumed.items() if not any(t in k for t in volatile)} == \
+        {k: v for k, v in whole.items() if not any(t in k for t in volatile)}

@@ -288,7 +288,8 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         items += part
         metrics.update(counts)
     attn = attention_implementation(cfg.train.get("attn_implementation", "sdpa"))
-    model, processor = load_model_and_processor(init_dir, attn_implementation=attn)
+    model, processor = load_model_and_processor(init_dir, attn_implementation=attn,
+                                                dtype=cfg.train.get("weights_dtype", "float32"))
     if spec.method == "grpo":
         items, metrics["train/skipped_overlong"] = drop_overlong(items, processor, settings.max_prompt_length,
                                                                  spec.node)
@@ -319,8 +320,11 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
                             world_dir=Path(world_dir), sets_dir=Path(sets_dir), init_dir=init_dir, out_dir=out_dir,
                             on_log=on_log)
+    engine = cfg.train.get("engine", "lean")
     ref = None
-    if settings.kl_coef > 0:  # loaded once, straight onto the device in the policy's compute dtype (no fp32 copy)
+    # loaded once, straight onto the device in the policy's compute dtype (no fp32 copy); the trl engine builds the
+    # stage-start reference itself from the policy's checkpoint
+    if settings.kl_coef > 0 and (engine == "lean" or spec.reference == "base"):
         ref = load_model_and_processor(base_dir if spec.reference == "base" else init_dir, attn_implementation=attn,
                                        dtype=reference_dtype(accelerator),
                                        device=str(accelerator.device) if accelerator is not None else "cpu")[0]
@@ -332,11 +336,20 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         raise ConfigError("train.optimizer_state", "carry is not supported under DeepSpeed (its optimizer state is "
                                                    "partitioned); use fresh")
     lean = uses_lean(cfg, model)
-    trainer = GRPOTrainer(model, processor, settings, reward_cfg, ref_model=ref, vision_lr_scale=spec.vision_lr_scale,
-                          merger_lr_scale=spec.merger_lr_scale, optimizer_state=opt_state, accelerator=accelerator, lean=lean,
-                          precision=precision.precision if precision else cfg.train.get("precision", "fp32"),
-                          compile=bool(cfg.train.get("compile", False)),
-                          gradient_checkpointing=bool(cfg.train.get("gradient_checkpointing", False)))
+    common = {"ref_model": ref, "vision_lr_scale": spec.vision_lr_scale, "merger_lr_scale": spec.merger_lr_scale,
+              "optimizer_state": opt_state, "accelerator": accelerator,
+              "precision": precision.precision if precision else cfg.train.get("precision", "fp32"),
+              "gradient_checkpointing": bool(cfg.train.get("gradient_checkpointing", False))}
+    if engine == "trl":  # TRL's GRPOTrainer (training/trl_engine.py): accelerate, DeepSpeed, vLLM
+        from capcurriculum.training.trl_engine import TRLEngine
+
+        trl = cfg.train.trl
+        trainer = TRLEngine(model, processor, settings, reward_cfg, output_dir=trl_output_dir(resume_dir), seed=seed,
+                            per_device_train_batch_size=trl.per_device_train_batch_size, rollout=cfg.train.rollout,
+                            vllm_gpu_memory_utilization=float(trl.vllm_gpu_memory_utilization), **common)
+    else:
+        trainer = GRPOTrainer(model, processor, settings, reward_cfg, lean=lean,
+                              compile=bool(cfg.train.get("compile", False)), **common)
     model = trainer.model  # the unwrapped module (the same object without an accelerator)
     metrics["train/bf16"] = float(trainer.precision == "bf16")
 
@@ -394,8 +407,11 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
     fp = fingerprint(stage_params(cfg, spec), init_dir)
     resumed = load_resume(resume_dir, fp, accelerator=accelerator)
     history: list[dict] = []
-    if resumed:
-        restore_resume(resume_dir, model, trainer.opt, accelerator=accelerator, engine=trainer.engine)
+    restore = None
+    if resumed:  # loaded once the engine is ready (under DeepSpeed through TRL's engine, once TRL prepared it)
+        def restore() -> None:
+            restore_resume(resume_dir, model, trainer.opt, accelerator=accelerator, engine=trainer.engine)
+
         stream.load_state(resumed["stream"])
         trainer.step_count, history = resumed["step"], resumed["history"]
         metrics.update(resumed["before"])
@@ -421,7 +437,7 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
 
     t0 = time.time()
     trainer.train(stream, steps, on_log=logged, checkpoint=checkpoint,
-                  checkpoint_every=int(cfg.train.checkpoint_every), progress=main)
+                  checkpoint_every=int(cfg.train.checkpoint_every), progress=main, restore=restore)
     metrics["train/seconds"] = time.time() - t0
     if not main:  # only the main process measures and writes
         return metrics
@@ -434,13 +450,21 @@ def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_di
         save_optimizer(trainer.opt, out_dir / TRAINER_STATE)
     write_json(out_dir / TRAINER_STATE / "boundary.json", {
         **asdict(spec), "started_from": str(init_dir), "carried_optimizer": opt_state is not None,
-        "launcher": "python" if accelerator is None else f"accelerate ({accelerator.distributed_type.value}, "
+        "engine": engine, "launcher": "python" if accelerator is None else f"accelerate ({accelerator.distributed_type.value}, "
                                                           f"{accelerator.num_processes} processes)",
         "kl_reference": str(base_dir if spec.reference == "base" else init_dir), "steps_done": trainer.step_count,
         "data_position": stream.state()})
     write_jsonl(out_dir / TRAINER_STATE / "history.jsonl", history)
     shutil.rmtree(resume_dir, ignore_errors=True)
+    shutil.rmtree(trl_output_dir(resume_dir), ignore_errors=True)
     return metrics
+
+
+def trl_output_dir(resume_dir: str | Path) -> Path:
+    """TRL's output_dir for a stage (it writes nothing there with the stage's own checkpoints; the resumable point
+    beside it replaces its directory whole, so the two are siblings)."""
+    resume_dir = Path(resume_dir)
+    return resume_dir.with_name(f".{resume_dir.name}.trl")
 
 
 def eval_sizes(ecfg: DictConfig) -> tuple[int | None, int]:

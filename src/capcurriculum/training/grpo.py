@@ -140,6 +140,21 @@ def place_reference(ref, device: torch.device | str, dtype: torch.dtype):
     return ref.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
+def stage_optimizer(model, settings: GRPOSettings, vision_lr_scale: float, merger_lr_scale: float,
+                    optimizer_state: dict | None = None) -> torch.optim.AdamW:
+    """A stage's AdamW, shared by both engines: the language model at grpo.learning_rate, the vision tower and
+    its mergers at their scales of it (0 freezes them); a carried state (train.optimizer_state: carry) keeps its
+    moments and takes this stage's rates."""
+    groups = vision_param_groups(model, settings.learning_rate, vision_lr_scale, settings.weight_decay,
+                                 merger_lr_scale)
+    opt = torch.optim.AdamW(groups, betas=(0.9, 0.999))
+    if optimizer_state is not None:
+        opt.load_state_dict(optimizer_state)
+        for g in opt.param_groups:  # carried moments, this stage's rates
+            g["lr"] = g["base_lr"] = settings.learning_rate * (g["base_lr"] / opt.param_groups[0]["base_lr"])
+    return opt
+
+
 def by_mode(items: Sequence[Item]) -> list[list[Item]]:
     groups: dict[str, list[Item]] = {}
     for it in items:
@@ -177,13 +192,7 @@ class GRPOTrainer:
                 raise ConfigError("train.gradient_checkpointing", CHECKPOINTING_NEEDS_TRANSFORMERS)
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref_model = ref_model if settings.kl_coef > 0 else None
-        groups = vision_param_groups(model, settings.learning_rate, vision_lr_scale, settings.weight_decay,
-                                     merger_lr_scale)
-        self.opt = torch.optim.AdamW(groups, betas=(0.9, 0.999))
-        if optimizer_state is not None:
-            self.opt.load_state_dict(optimizer_state)
-            for g in self.opt.param_groups:  # carried moments, this stage's rates
-                g["lr"] = g["base_lr"] = settings.learning_rate * (g["base_lr"] / self.opt.param_groups[0]["base_lr"])
+        self.opt = stage_optimizer(model, settings, vision_lr_scale, merger_lr_scale, optimizer_state)
         self.acc, self.engine = accelerator, model
         # data parallel: each process rolls out and updates on its own slice of every batch
         self.world, self.rank = (accelerator.num_processes, accelerator.process_index) if accelerator else (1, 0)
@@ -327,9 +336,13 @@ class GRPOTrainer:
     # --- the loop -------------------------------------------------------------------------------------
     def train(self, stream: PromptStream, steps: int, *, on_log: Callable[[int, dict], None] | None = None,
               checkpoint: Callable[[int], None] | None = None, checkpoint_every: int = 0,
-              progress: bool = True) -> list[dict[str, float]]:
+              progress: bool = True, restore: Callable[[], None] | None = None) -> list[dict[str, float]]:
+        """`restore()`: loads a resumable point into the model and optimizer once the engine is ready (here, at
+        once; the trl engine, once TRL has prepared them)."""
         from tqdm.auto import tqdm
 
+        if restore is not None:
+            restore()
         history: list[dict[str, float]] = []
         self.total_steps = steps
         bar = tqdm(range(self.step_count, steps), desc="grpo", unit="step", disable=not progress, mininterval=2.0,

@@ -4,7 +4,9 @@ The authors ran GRPO through EasyR1's example config. Every field below carries 
 there, and where it comes from: "paper" (the paper's text), or a path in EasyR1 (hiyouga/EasyR1,
 `examples/config.yaml` and the defaults in `verl/workers/actor/config.py`). Our loss
 (`capcurriculum.training.grpo_loss`) reads these settings directly; `to_trl_config` maps what TRL 1.16's
-`GRPOConfig` can express, and `TRL_GAPS` lists, each checked in TRL's source, what it cannot.
+`GRPOConfig` can express, and `TRL_GAPS` lists, each checked in TRL's source, what it cannot. The trl engine
+(`training/trl_engine.py`, train.engine: trl) closes every gap by an override of TRL's trainer that names it,
+so both engines compute the paper's update (tests/training/test_trl_engine.py).
 
     settings = GRPOSettings()                       # the paper's profile
     settings = GRPOSettings.from_dict(cfg.grpo)     # from params.yaml; unknown keys are refused
@@ -65,10 +67,12 @@ class GRPOSettings:
         "at least); gradients accumulate, each micro-batch's loss divided by the whole mini-batch's token count, "
         "so their sum is the unsplit token mean. 0 runs each mini-batch whole. Source: verl's actor "
         "use_dynamic_bsz with ppo_max_token_len_per_gpu (a token budget per GPU; 16384 in verl's documented "
-        "example, what the paper profile sets, not tuned here); EasyR1 inherits it as dynamic batching.")})
+        "example); EasyR1 inherits it as dynamic batching. The lean engine's; the trl engine micro-batches by "
+        "completions (train.trl.per_device_train_batch_size) and refuses a budget.")})
     ppo_epochs: int = field(default=1, metadata={"help": (
         "Passes over each rollout. 1 keeps the first mini-batch exactly on-policy (ratio 1) and the later ones "
-        f"near it. The lean engine (training/grpo.py) makes one pass and refuses other values. Source: "
+        f"near it. The lean engine (training/grpo.py) makes one pass and refuses other values; the trl engine "
+        f"honours it (TRL's num_iterations). Source: "
         f"{_EASYR1_ACTOR}, ppo_epochs: 1.")})
 
     # --- optimizer ---
@@ -76,8 +80,9 @@ class GRPOSettings:
         f"AdamW learning rate. Source: paper; {_EASYR1}, worker.actor.optim.lr: 1.0e-6.")})
     lr_scheduler_type: str = field(default="constant", metadata={"help": (
         f"Learning-rate schedule, one of {LR_SCHEDULERS}. The paper keeps the rate constant. Source: "
-        f"{_EASYR1}, worker.actor.optim (lr_warmup_ratio: 0.0, no decay). The lean engine follows transformers' "
-        "schedules of the same names (refused on its DeepSpeed path, which keeps the rate constant).")})
+        f"{_EASYR1}, worker.actor.optim (lr_warmup_ratio: 0.0, no decay). Both engines follow transformers' "
+        "schedules of the same names (the lean engine refuses them on its DeepSpeed path, which keeps the rate "
+        "constant).")})
     lr_warmup_ratio: float = field(default=0.0, metadata={"help": (
         "Fraction of the steps spent warming the rate up linearly from 0. Source: "
         f"{_EASYR1}, worker.actor.optim.lr_warmup_ratio: 0.0.")})
@@ -282,7 +287,8 @@ TRL_GAPS: tuple[TRLGap, ...] = (
                "beyond it TRL's ratio can overflow to inf",
     ),
 )
-"""What TRL 1.16 cannot express. Not a gap: the dual clip. TRL's `delta` (INTELLECT-2's two-sided clip)
+"""What TRL 1.16's GRPOConfig cannot express (the trl engine closes each: training/trl_engine.py). Not a gap: the
+dual clip. TRL's `delta` (INTELLECT-2's two-sided clip)
 clamps the unclipped ratio from above, coef_1 = min(r, delta), before -min(coef_1 * A, coef_2 * A)
 (trl/trainer/grpo_trainer.py:3115-3120). For A < 0 that is -A * max(min(r, delta), clip(r)), and EasyR1's
 dual clip is -A * min(max(r, clip(r)), c): equal for every r (and with the same zero gradient past c) when
