@@ -88,6 +88,7 @@ def test_gradient_checkpointing_and_the_update_token_budget_are_checked_naming_t
     ("train.launcher.num_processes=0", "train.launcher.num_processes"),
     ("train.launcher.args=--use_cpu", "train.launcher.args"),
     ("train.weights_dtype=float8", "train.weights_dtype"),
+    ("train.weights_dtype=bfloat16", "train.weights_dtype"),  # without an accelerate launcher: refused
     ("train.rollout=sglang", "train.rollout"),
     ("train.trl.per_device_train_batch_size=0", "train.trl.per_device_train_batch_size"),
     ("train.trl.vllm_gpu_memory_utilization=1.5", "train.trl.vllm_gpu_memory_utilization"),

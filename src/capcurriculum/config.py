@@ -300,6 +300,10 @@ def check_engine(cfg: DictConfig) -> None:
             if isinstance(OmegaConf.select(cfg, "train.processes"), int) and cfg.train.processes > 1:
                 raise ConfigError("train.processes", "is torchrun's data parallel; with train.launcher.kind: "
                                                      "accelerate the processes are train.launcher.num_processes")
+    if g("train.weights_dtype") == "bfloat16" and (launcher is None or launcher.kind == "python"):
+        raise ConfigError("train.weights_dtype", "bfloat16 needs train.launcher.kind: accelerate with DeepSpeed's bf16 "
+                                                 "mode (fp32 master weights); plain AdamW on bf16 weights rounds "
+                                                 "small steps away")
     refusals = {
         "lean": [
             ("train.rollout", rollout != "hf", "the lean engine samples with its own decode loop; set hf"),

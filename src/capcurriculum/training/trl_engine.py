@@ -145,6 +145,7 @@ def _trl_trainer_class():
             self._gathered_rewards: torch.Tensor | None = None
             self._counted: list | None = None
             self._loss_stats: list[dict[str, float]] = []
+            self.mixed_kinds = False  # prompts with and without an image in one set (the merged baseline)
             super().__init__(*args, **kwargs)
 
         # TRL_GAPS "reference" and the stage's optimizer: its param groups and carried state, not TRL's AdamW
@@ -204,6 +205,8 @@ def _trl_trainer_class():
             return self._gathered_rewards
 
         def _generate_and_score_completions(self, inputs):
+            if all(x.get("image") is None for x in inputs):  # a mixed set's batch of text prompts only: TRL 1.16
+                inputs = [{k: v for k, v in x.items() if k != "image"} for x in inputs]  # wants no image key then
             out = super()._generate_and_score_completions(inputs)
             rewards = (self._gathered_rewards * self.reward_weights.to(self._gathered_rewards.device)).nansum(dim=1)
             adv = group_advantages(rewards, self.num_generations, self.settings.adv_eps)
@@ -237,8 +240,20 @@ def _trl_trainer_class():
                                  inputs["advantages"], inputs["completion_mask"], self.settings,
                                  n_tokens=None if n_tokens is None else float(n_tokens))
             self._loss_stats.append(st)
+            if self.mixed_kinds and self.is_deepspeed_enabled and not sum(inputs.get("num_images") or [0]):
+                # A mixed set's micro-batch of text prompts reaches no vision weight while another process's may:
+                # ZeRO-2 must reduce a gradient for each trainable weight on every process (it aborts otherwise),
+                # so these get an exact zero. Not elsewhere: a None gradient keeps AdamW off the weight.
+                loss = loss + 0.0 * sum(p.sum() for p in self._vision_params())
             # DDP and DeepSpeed average gradients over processes: scale back to the step's token mean
             return loss * self.accelerator.num_processes if n_tokens is not None else loss
+
+        def _vision_params(self) -> list[torch.nn.Parameter]:
+            from capcurriculum.training.pretrain import vision_part
+
+            if not hasattr(self, "_vision"):
+                self._vision = [p for n, p in self.model.named_parameters() if p.requires_grad and vision_part(n)]
+            return self._vision
 
         def take_loss_stats(self) -> dict[str, float]:
             """The loss terms since the last call as the lean engine reports a step's: each micro-batch's part of
@@ -335,7 +350,9 @@ class TRLEngine:
             gradient_checkpointing=self.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False} if self.gradient_checkpointing else None,
             disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=cuda,
-            remove_unused_columns=False, log_completions=False,
+            # log_multimodal off: TRL gathers images only on processes whose batch has some, which deadlocks (or
+            # garbles) a mixed set's processes when one holds text prompts only
+            remove_unused_columns=False, log_completions=False, log_multimodal=False,
             ddp_find_unused_parameters=self.world > 1 or None, reward_weights=list(self.reward_weights), **extra)
 
     def build(self, items: Sequence[Item], first: int, steps: int, callbacks: Sequence = ()):
@@ -346,11 +363,13 @@ class TRLEngine:
         per_step = self.s.updates_per_rollout * self.s.ppo_epochs  # optimizer steps a GRPO step
         rewards = StageRewards(items, self.processor.tokenizer, self.reward_cfg, self.reward_fn)
         self.reward_weights = rewards.weights
+        rows = trl_rows(items, self.processor)
         trainer = _trl_trainer_class()(
             model=self.model, reward_funcs=rewards.funcs, args=self.trl_config((steps - first) * per_step),
-            train_dataset=trl_rows(items, self.processor), processing_class=mixed_batch_processor(self.processor),
+            train_dataset=rows, processing_class=mixed_batch_processor(self.processor),
             callbacks=list(callbacks), settings=self.s, optimizer=self.opt, first_update=first * per_step,
             total_updates=steps * per_step)
+        trainer.mixed_kinds = len({it.image_path is None for it in items}) > 1
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)  # it prints every log's dict; the stage's bar counts GRPO steps
         if self.ref_override is not None:  # grpo.reference: base (TRL_GAPS "reference"), placed as TRL places its own
