@@ -181,3 +181,22 @@ def test_knobs_the_trl_engine_cannot_honour_are_refused_by_name():
     with pytest.raises(ConfigError, match="train.rollout"):
         refuse(_settings(), "sglang")
     refuse(_settings(ppo_epochs=2, lr_scheduler_type="cosine", lr_warmup_ratio=0.1), "vllm_colocate")  # honoured
+
+
+def test_a_base_reference_replaces_the_stage_start_copy_trl_builds(world, saved):
+    # grpo.reference: base (TRL_GAPS "reference"): TRL loads its reference from the policy's own path; the engine
+    # puts the given base model in its place, so the KL pulls towards the base, not the stage's start
+    model, processor = load_model_and_processor(saved)
+    base = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in base.parameters():
+            p.add_(0.01)
+    engine = TRLEngine(model, processor, _settings(), RewardConfig(), output_dir=saved.parent / "trl", seed=0,
+                       ref_model=base)
+    trainer = engine.build(_items(world)[:3], 0, 1)
+    ref = trainer.accelerator.unwrap_model(trainer.ref_model)
+    assert ref is base
+    plain = TRLEngine(copy.deepcopy(model), processor, _settings(), RewardConfig(), output_dir=saved.parent / "t2",
+                      seed=0).build(_items(world)[:3], 0, 1)
+    own = plain.accelerator.unwrap_model(plain.ref_model)
+    assert all(torch.equal(a, b) for a, b in zip(own.state_dict().values(), model.state_dict().values()))

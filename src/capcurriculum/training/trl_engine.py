@@ -52,37 +52,37 @@ _MM_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mas
 def trl_rows(items: Sequence[Item], processor):
     """TRL's input for a list of prompts: a conversational "prompt" (the question's text; TRL puts the image
     block first, as `prompts.build_messages` does), an "image" (None for a text prompt among image ones; no column
-    when none has one), and "idx", the item's
-    position, for the rewards to find its gold answer. Refuses to go on if TRL would render a prompt other
+    when none has one) and "idx", the item's position, for the rewards to find its gold answer. Images are kept as
+    paths and decoded (to RGB, as `batching.load_image`) when TRL reads a row: a stage's prompt sequence repeats
+    its images, and the paper's holds half a million rows. Refuses to go on if TRL would render a prompt other
     than the lean engine's (`batching.prompt_texts`): the two engines must train on the same text."""
     from datasets import Dataset
+    from datasets import Image as ImageFeature
     from trl.data_utils import prepare_multimodal_messages
 
     from capcurriculum.prompts import build_messages
-    from capcurriculum.training.batching import load_image, prompt_texts
+    from capcurriculum.training.batching import prompt_texts
 
     rows, checked = [], set()
     for i, it in enumerate(items):
         content = build_messages(it.example, it.mode, it.caption)[0]["content"]
         text = content if isinstance(content, str) else next(c["text"] for c in content if c["type"] == "text")
-        row = {"prompt": [{"role": "user", "content": text}], "idx": i,
-               "image": load_image(str(it.image_path)) if it.image_path else None}
-        rows.append(row)
+        rows.append({"prompt": [{"role": "user", "content": text}], "idx": i,
+                     "image": str(it.image_path) if it.image_path else None})
         key = (it.example.get("id"), it.mode)
         if key in checked:  # a stream repeats its items every epoch: one check an item
             continue
         checked.add(key)
-        images = [row["image"]] if row["image"] is not None else None
-        theirs = processor.apply_chat_template(prepare_multimodal_messages(row["prompt"], images=images),
+        images = [it.image_path] if it.image_path else None  # a placeholder is all the template renders
+        theirs = processor.apply_chat_template(prepare_multimodal_messages(rows[-1]["prompt"], images=images),
                                                add_generation_prompt=True, tokenize=False)
         ours = prompt_texts(processor, [it])[0]
         if theirs != ours:
             raise RuntimeError(f"item {it.example.get('id')}: TRL would render a different prompt:\n"
                                f"{theirs!r}\nvs the lean engine's\n{ours!r}")
     if all(r["image"] is None for r in rows):  # text prompts only: no image column (TRL then sends no images)
-        for r in rows:
-            del r["image"]
-    return Dataset.from_list(rows)
+        return Dataset.from_list([{k: v for k, v in r.items() if k != "image"} for r in rows])
+    return Dataset.from_list(rows).cast_column("image", ImageFeature(mode="RGB"))
 
 
 def mixed_batch_processor(processor):
