@@ -24,7 +24,7 @@ def main() -> None:
     with node_run(node, {"evaluation": settings, "model": MODELS[name]}, run_file(node),
                   experiment=cfg.tracking.experiment) as run:
         metrics = run_evaluation(MODELS[name], settings["benchmarks"], f"data/eval/{name}", settings=settings,
-                                 trained=name != "base")
+                                 trained=name != "base", rows_files=settings.get("rows"))
         run.log_metrics({k.replace("@", "_"): v for k, v in metrics.items()})
         write_json(METRICS_DIR / "eval" / f"{name}.json", metrics)
 

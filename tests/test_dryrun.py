@@ -103,7 +103,7 @@ SWAPPED = ("tracking.experiment", "raw.docci.local_dir", "models.policy.hub_id",
            "grpo.rollout_batch_size", "grpo.update_batch_size", "grpo.max_prompt_length",
            "grpo.max_response_length", "pass_rate.", "train.checkpoint_every", "train.min_items", "train.threads",
            "train.rollout", "train.trl.per_device_train_batch_size", "train.launcher.num_processes",
-           "train.precision", "train.weights_dtype",
+           "train.precision", "train.weights_dtype", "evaluation.rows",
            "train.eval.", "evaluation.n", "evaluation.max_new_tokens", "evaluation.batch_size",
            "evaluation.backend.", "evaluation.judge.enabled", "dryrun.")
 
@@ -143,10 +143,10 @@ DATA_NODES = ("raw", "init_models", "base@policy", "base@filter_small", "base@fi
 
 
 @pytest.mark.slow
-def test_the_data_and_training_nodes_run_the_paper_path_on_the_prepared_directory(tmp_path):
-    """`dvc repro` of every data node, up to D_perc, D_text and D_vis, then the training nodes, on the paper_dry
-    profile, in a git copy of the repository; the tiny world is never read (data/world holds only the raw node's
-    manifest)."""
+def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path):
+    """`dvc repro` of every data node, up to D_perc, D_text and D_vis, then the rest of the DAG to the report, on
+    the paper_dry profile, in a git copy of the repository; the tiny world is never read (data/world holds only the
+    raw node's manifest)."""
     dry = tmp_path / "dryrun"
     manifest = prepare(dry, DryRunSpec(train_scenes=12, test_scenes=4, text_math=12, vis_math=8))
     repo = tmp_path / "repo"
@@ -202,9 +202,10 @@ def test_the_data_and_training_nodes_run_the_paper_path_on_the_prepared_director
     assert len(vis) == manifest["vlaa_thinking"]["rows"] and all((repo / "data/sets/vis/vis_images" / v["image"]).is_file()
                                                                   for v in vis)
 
-    # the training nodes: each launched by train.launcher (accelerate, DeepSpeed ZeRO-2, two CPU processes for the
-    # paper's eight GPUs) on the trl engine, the merged baseline mixing text and image prompts
-    proc = _run(["dvc", "repro", "train_1", "train_2", "train_3", "merged"], repo, env)
+    # the rest of the DAG: the training nodes, each launched by train.launcher (accelerate, DeepSpeed ZeRO-2, two
+    # CPU processes for the paper's eight GPUs) on the trl engine, the merged baseline mixing text and image
+    # prompts; the eight benchmarks from local rows in their hub layouts; the reports
+    proc = _run(["dvc", "repro"], repo, env)
     steps = {"train_1": 0 if filt["kept_intersection"] == 0 else 2, "train_2": 2, "train_3": 2, "merged": 6}
     for node, done in steps.items():
         assert f"Running stage '{node}'" in proc.stdout, proc.stdout[-3000:]
@@ -214,3 +215,10 @@ def test_the_data_and_training_nodes_run_the_paper_path_on_the_prepared_director
     history = read_jsonl(repo / "data/models/merged/trainer_state/history.jsonl")
     assert len(history) == 6 and all({"reward", "kl", "loss", "response_length"} <= set(r) for r in history)
     assert [p.name for p in (repo / "data/world").iterdir()] == ["manifest.json"]  # still never read
+    for name in ("base", "staged", "merged"):
+        scores = json.loads((repo / f"data/metrics/eval/{name}.json").read_text())
+        for b, rows in manifest["benchmarks"]["rows"].items():
+            assert 0 < scores[f"{b}/n"] <= min(4, rows), (name, b)   # evaluation.n: of the first 4 rows
+    report = (repo / "data/reports/eval/report.md").read_text()
+    assert "| staged |" in report and "Protocol (evaluation.protocol): base vlmevalkit" in report
+    assert (repo / "data/reports/train.md").exists()

@@ -233,6 +233,15 @@ def validate(cfg: DictConfig) -> None:
         split = select(cfg, "evaluation.split_think")
         if not isinstance(split, bool):  # VLMEvalKit's SPLIT_THINK: said in every profile, recorded with results
             raise ConfigError("evaluation.split_think", f"expected true or false, got {split!r}")
+    rows = OmegaConf.select(cfg, "evaluation.rows")
+    if rows is not None:  # local rows for hub benchmarks: each a benchmark that is evaluated, each file there
+        if not isinstance(rows, DictConfig):
+            raise ConfigError("evaluation.rows", f"expected a mapping of benchmark to file, got {rows!r}")
+        for name, path in rows.items():
+            if name not in select(cfg, "evaluation.benchmarks"):
+                raise ConfigError(f"evaluation.rows.{name}", "is not one of evaluation.benchmarks")
+            if not Path(str(path)).is_file():
+                raise ConfigError(f"evaluation.rows.{name}", f"{path!r} is not a file")
     for key in ("train.eval.n", "evaluation.n"):  # null: the whole test split
         if OmegaConf.select(cfg, key) is not None:
             _positive(cfg, key)

@@ -2,11 +2,12 @@
 
     python -m capcurriculum.dryrun /abs/dryrun                      # writes the directory below
     python -m capcurriculum.config profile=paper_dry dryrun.dir=/abs/dryrun   # params.yaml for `dvc repro`
-    dvc repro perc_filter sets@text sets@vis                         # the data nodes, on the paper path
+    dvc repro                                                        # every node, on the paper path
 
 The `paper_dry` profile (conf/profile/paper_dry.yaml) is the paper profile with only these pieces swapped;
 every node runs the paper's code path (DOCCI loader, hub-id model pointers, the ORZ and VLAA-Thinking
-adapters, the LLM QA writer, the two-model differential filter). What is written, in each source's layout:
+adapters, the LLM QA writer, the two-model differential filter, the trl engine under accelerate and DeepSpeed,
+the eight benchmarks' adapters and scoring). What is written, in each source's layout:
 
     docci/docci_descriptions.jsonlines, docci/images/   DOCCI's release layout (raw.docci.local_dir), scenes
                                                        rendered by the synthetic world (src/capcurriculum/world)
@@ -127,6 +128,42 @@ def mcq_templates(examples: list[dict], seed: int = 0) -> list[dict]:
     return out
 
 
+PAPER_BENCHMARKS = ("mathvista", "mathvision", "mathverse", "wemath", "aokvqa", "realworldqa", "mmstar", "pope")
+BENCHMARK_DIR = "benchmarks"
+_IMAGE_PX = 64  # the stand-in images: large enough for the Qwen-VL processors' minimum (28 px a side)
+
+
+def write_benchmark_rows(name: str, out_file: Path) -> int:
+    """A benchmark's hand-made rows in its hub dataset's column layout (evaluation/benchmarks/rows/<name>.jsonl,
+    what the adapters' tests read) as a Parquet file that `datasets` reads as the hub's: image cells (written
+    {"png_rgb": [r, g, b]} there) become Image columns of solid-colour PNGs, decoded when read. Returns the row
+    count."""
+    import io
+
+    from datasets import Dataset
+    from datasets import Image as ImageFeature
+    from PIL import Image
+
+    import capcurriculum.evaluation.benchmarks as benchmarks
+
+    def png(rgb: list[int]) -> dict[str, Any]:
+        buf = io.BytesIO()
+        Image.new("RGB", (_IMAGE_PX, _IMAGE_PX), tuple(rgb)).save(buf, format="PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+
+    rows = read_jsonl(Path(benchmarks.__file__).parent / "rows" / f"{name}.jsonl")
+    images = sorted({k for r in rows for k, v in r.items() if isinstance(v, dict) and set(v) == {"png_rgb"}})
+    # an image column holds images or nulls (a fixture's "" for MathVerse's text-only version becomes a null)
+    rows = [{k: (png(v["png_rgb"]) if isinstance(v, dict) else None) if k in images else v for k, v in r.items()}
+            for r in rows]
+    ds = Dataset.from_list(rows)
+    for column in images:
+        ds = ds.cast_column(column, ImageFeature())
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_parquet(str(out_file))
+    return len(rows)
+
+
 def prepare(out_dir: str | os.PathLike, spec: DryRunSpec | None = None, *, progress: bool = False) -> dict[str, Any]:
     """Write the dry-run directory (atomically: it appears whole or not at all; an existing one is replaced)
     and return its manifest."""
@@ -173,6 +210,9 @@ def prepare(out_dir: str | os.PathLike, spec: DryRunSpec | None = None, *, progr
             models[role] = {"architecture": arch, "stands_in_for": paper_model, "sizes": sizes,
                             "path": f"models/{role}"}
 
+        benchmark_rows = {name: write_benchmark_rows(name, tmp / BENCHMARK_DIR / f"{name}.parquet")
+                          for name in PAPER_BENCHMARKS}
+
         manifest = {
             "dir": str(out_dir),
             "spec": {k: v for k, v in spec.__dict__.items()},
@@ -182,10 +222,11 @@ def prepare(out_dir: str | os.PathLike, spec: DryRunSpec | None = None, *, progr
             "vlaa_thinking": {"file": VLAA_FILE, "rows": len(vis), "subset": VLAA_FOLDER},
             "perception_templates": {"file": TEMPLATE_FILE, "rows": len(templates)},
             "models": models,
+            "benchmarks": {"dir": BENCHMARK_DIR, "rows": benchmark_rows},
             "tokenizer": {"vocab_size": len(tokenizer)},
             "world": {k: v for k, v in world_counts.items() if k != "build_seconds"},
             "use": [f"python -m capcurriculum.config profile=paper_dry dryrun.dir={out_dir}",
-                    "dvc repro perc_filter sets@text sets@vis"],
+                    "dvc repro"],
         }
         write_json(tmp / MANIFEST, manifest)
     return manifest

@@ -80,8 +80,11 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
         # The authors prompted trained models with the training format and base models plainly.
         suffix = REASONING_SUFFIX if trained and settings.get("prompt", "reasoning") == "reasoning" else None
         with make_backend(dict(settings["backend"]), model_ref=str(model_ref)) as backend:
+            n = None if settings.get("n") is None else int(settings["n"])
             for b in hub:
                 rows = load_rows(b, (rows_files or {}).get(b))
+                if n is not None and n < len(rows):  # evaluation.n: the first n rows, as for the tiny benchmarks
+                    rows = rows.select(range(n)) if hasattr(rows, "select") else rows[:n]
                 results[b] = evaluate_benchmark(backend, get_adapter(b), rows, source=b, suffix=suffix,
                                                 max_new_tokens=int(settings["max_new_tokens"]), judge=judge,
                                                 protocol=protocol, split_think=split)

@@ -17,7 +17,13 @@ STAGES = ("train_1", "train_2", "train_3")
 
 
 def _cell(m: dict, tag: str, cap: str) -> str:
+    if f"{tag}/{cap}/acc" not in m:  # not measured: no held-out items of it (a paper-profile set without a split)
+        return "n/a"
     return f"{m[f'{tag}/{cap}/acc']:.3f} ± {m[f'{tag}/{cap}/se']:.3f}"
+
+
+def _num(m: dict, key: str, spec: str = ".3f") -> str:
+    return format(m[key], spec) if key in m else "n/a"
 
 
 def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir: str | Path,
@@ -29,15 +35,15 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
     lines = [f"# Curriculum training ({profile} profile)", "",
              ("Greedy held-out accuracy ± standard error (n per capability in brackets in the header); the "
              "no-look baseline is the best score from the question alone."), "",
-             "| model | " + " | ".join(f"{c} [n={first[f'before/{c}/n']}]" for c in CAPS) + " | mean |",
+             "| model | " + " | ".join(f"{c} [n={first.get(f'before/{c}/n', 0)}]" for c in CAPS) + " | mean |",
              "|---" * (len(CAPS) + 2) + "|",
-             "| no-look | " + " | ".join(f"{first[f'before/{c}/no_look']:.3f}" for c in CAPS) + " | |",
-             "| base | " + " | ".join(_cell(first, "before", c) for c in CAPS) + f" | {first['before/mean_acc']:.3f} |"]
+             "| no-look | " + " | ".join(_num(first, f"before/{c}/no_look") for c in CAPS) + " | |",
+             "| base | " + " | ".join(_cell(first, "before", c) for c in CAPS) + f" | {_num(first, 'before/mean_acc')} |"]
     for node in (*STAGES, "merged"):
         sets = bounds[node]["sets"]
         label = f"{node} (+{','.join(sets)})" if node != "merged" else "merged (all sets)"
         lines.append(f"| {label} | " + " | ".join(_cell(m[node], "after", c) for c in CAPS)
-                     + f" | {m[node]['after/mean_acc']:.3f} |")
+                     + f" | {_num(m[node], 'after/mean_acc')} |")
 
     lines += ["", "## What each stage changed (paired over the same held-out items)", "",
               ("| stage | set | Δ on its capability ± se | Δ mean ± se | reward first → last tenth | "
@@ -46,7 +52,8 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
         x = m[node]
         sets = bounds[node]["sets"]
         caps = [{"perc": "perc_image", "text": "text_math", "vis": "vis_math"}[s] for s in sets]
-        delta = "; ".join(f"{c} {x[f'delta/{c}']:+.3f} ± {x[f'delta/{c}/se']:.3f}" for c in caps)
+        delta = "; ".join(f"{c} {x[f'delta/{c}']:+.3f} ± {x[f'delta/{c}/se']:.3f}" for c in caps
+                          if f"delta/{c}" in x) or "n/a"
         head = []
         for s in sets:
             if f"before/headroom/{s}/greedy_pass_at_1" not in x:  # a caption-SFT stage samples nothing
@@ -58,8 +65,8 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
                 f"{x[f'{t}/headroom/{s}/greedy_pass_at_1']:.2f} / {x[f'{t}/headroom/{s}/sampled_pass_at_1']:.2f} / "
                 f"{x[f'{t}/headroom/{s}/{g}']:.2f} / {x.get(f'{t}/headroom/{s}/greedy_mass', float('nan')):.2f}"
                 for t in ("before", "after")))
-        lines.append(f"| {node} | {','.join(sets)} | {delta} | {x['delta/mean_acc']:+.3f} ± "
-                     f"{x['delta/mean_acc/se']:.3f} | {x.get('reward/first_tenth', float('nan')):.3f} → "
+        lines.append(f"| {node} | {','.join(sets)} | {delta} | {_num(x, 'delta/mean_acc', '+.3f')} ± "
+                     f"{_num(x, 'delta/mean_acc/se')} | {x.get('reward/first_tenth', float('nan')):.3f} → "
                      f"{x.get('reward/last_tenth', float('nan')):.3f} | {'; '.join(head)} | "
                      f"{x['train/seconds']:.0f} |")
     lines += ["", "## Each stage on its own set, held out", "",
@@ -80,9 +87,8 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
                          f"{x[f'delta/set/{s}']:+.3f} ± {x[f'delta/set/{s}/se']:.3f} | "
                          f"{x.get('data/const_answer_reward', float('nan')):.2f} / "
                          f"{x.get('data/question_prior_reward', float('nan')):.2f} |")
-    staged, merged = m["train_3"]["after/mean_acc"], m["merged"]["after/mean_acc"]
-    lines += ["", (f"Final mean held-out accuracy: base {first['before/mean_acc']:.3f}, staged {staged:.3f}, "
-              f"merged {merged:.3f}."), "", "![reward](train_rewards.png)", "", "![accuracy](train_accuracy.png)"]
+    lines += ["", (f"Final mean held-out accuracy: base {_num(first, 'before/mean_acc')}, staged "
+                   f"{_num(m['train_3'], 'after/mean_acc')}, merged {_num(m['merged'], 'after/mean_acc')}."), "", "![reward](train_rewards.png)", "", "![accuracy](train_accuracy.png)"]
     text = "\n".join(lines) + "\n"
     _plots(m, bounds, models_dir, out_dir)
     write_text(out_dir / "train.md", text)
@@ -114,9 +120,10 @@ def _plots(m: dict, bounds: dict, models_dir: Path, out_dir: Path) -> None:
     rows = [("base", m["train_1"], "before")] + [(n, m[n], "after") for n in (*STAGES, "merged")]
     width = 0.8 / len(rows)
     for i, (name, x, tag) in enumerate(rows):
-        ax.bar([c + i * width for c in range(len(CAPS))], [x[f"{tag}/{c}/acc"] for c in CAPS], width,
-               yerr=[x[f"{tag}/{c}/se"] for c in CAPS], label=name)
-    ax.scatter([c + 0.4 - width / 2 for c in range(len(CAPS))], [m["train_1"][f"before/{c}/no_look"] for c in CAPS],
+        ax.bar([c + i * width for c in range(len(CAPS))], [x.get(f"{tag}/{c}/acc", float("nan")) for c in CAPS],
+               width, yerr=[x.get(f"{tag}/{c}/se", 0.0) for c in CAPS], label=name)
+    ax.scatter([c + 0.4 - width / 2 for c in range(len(CAPS))],
+               [m["train_1"].get(f"before/{c}/no_look", float("nan")) for c in CAPS],
                marker="_", s=400, color="red", label="no-look", zorder=3)
     ax.set_xticks([c + 0.4 - width / 2 for c in range(len(CAPS))], CAPS)
     ax.set(ylabel="greedy held-out accuracy", title="after each stage")
