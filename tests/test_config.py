@@ -84,6 +84,12 @@ def test_gradient_checkpointing_and_the_update_token_budget_are_checked_naming_t
     ("train.processes=two", "train.processes"),
     ("train.processes=3", "train.processes"),  # 128 prompts do not split into 3 equal shares
     ("train.engine=verl", "train.engine"),
+    ("+foo=1", "foo"),                                  # a key no file of conf/ sets: nothing would read it
+    ("+train.sft.lrr=1.0e-4", "train.sft.lrr"),
+    ("train.sft.lr=-1", "train.sft.lr"),
+    ("train.reward.timeout_s=abc", "train.reward.timeout_s"),
+    ("train.reward.accuracy_weight=-1", "train.reward.accuracy_weight"),
+    ("train.seed=abc", "train.seed"),
     ("train.launcher.kind=slurm", "train.launcher.kind"),
     ("train.launcher.num_processes=0", "train.launcher.num_processes"),
     ("train.launcher.args=--use_cpu", "train.launcher.args"),
@@ -98,7 +104,7 @@ def test_a_wrong_value_fails_naming_its_key(override, key):
         with pytest.raises(Exception, match="huge|curriculum.steps"):
             _compose(override)
         return
-    cfg = _compose(override.replace("+raw", "raw"))
+    cfg = _compose(override.replace("+raw", "raw"))  # Hydra refuses an unknown key without +
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     assert str(err.value).startswith(key + ":")
@@ -230,3 +236,9 @@ def test_the_accelerate_launcher_becomes_accelerate_launchs_command_line():
     assert accelerate_command(launcher, ["stages/train.py", "train_1"])[1:] == [
         "-m", "accelerate.commands.launch", "--config_file", "conf/accelerate/zero2.yaml", "--num_processes", "16",
         "--num_machines", "2", "--machine_rank", "1", "--main_process_ip", "10.0.0.1", "stages/train.py", "train_1"]
+
+
+def test_an_unknown_key_names_its_nearest_known_sibling():
+    with pytest.raises(ConfigError, match=r"^train.sft.lrr: unknown key .*did you mean 'train.sft.lr'"):
+        validate(_compose("+train.sft.lrr=1.0e-4"))
+    validate(_compose("+evaluation.rows.mathvista=params.yaml", "evaluation.benchmarks=[mathvista]"))  # user keys

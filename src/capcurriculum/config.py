@@ -228,6 +228,8 @@ def validate(cfg: DictConfig) -> None:
         if value is not None:
             check_choice(key, value, allowed)
     check_engine(cfg)
+    check_known_keys(cfg)
+    check_training_values(cfg)
     if OmegaConf.select(cfg, "evaluation") is not None:
         check_choice("evaluation.protocol", select(cfg, "evaluation.protocol"), EVAL_PROTOCOLS)
         split = select(cfg, "evaluation.split_think")
@@ -274,6 +276,74 @@ def validate(cfg: DictConfig) -> None:
         except ValueError as e:
             key, _, why = str(e).partition(": ")
             raise ConfigError(key, why) from None
+
+
+# Mappings whose keys are the user's (backend keyword arguments, benchmark names, the dry run's paths): any key
+OPEN_KEYS = ("evaluation.rows", "evaluation.backend", "perception.generation.llm.backend", "perception.filter.backend",
+             "perception.generation.llm.sampling", "perception.filter.sampling", "dryrun", "hydra")
+
+
+def _flat_keys(node: Any, prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    if isinstance(node, dict | DictConfig):
+        for k, v in node.items():
+            keys.add(f"{prefix}{k}")
+            keys |= _flat_keys(v, f"{prefix}{k}.")
+    return keys
+
+
+def known_keys(conf_dir: Path) -> set[str]:
+    """Every key some file of conf/ sets (conf/config.yaml and each profile): the keys a composition may hold."""
+    import yaml
+
+    keys: set[str] = set()
+    for path in [conf_dir / "config.yaml", *sorted((conf_dir / "profile").glob("*.yaml"))]:
+        tree = yaml.safe_load(path.read_text()) or {}
+        tree.pop("defaults", None)
+        keys |= _flat_keys(tree)
+    return keys
+
+
+def check_known_keys(cfg: DictConfig, conf_dir: str | Path | None = None) -> None:
+    """Refuse a key no file of conf/ knows (`+foo=1`, `+train.sft.lrr=...`): a knob nothing reads is an error,
+    not a silent no-op. Skipped where conf/ is not at hand (a params file read outside the repository)."""
+    import difflib
+
+    conf_dir = Path(conf_dir or workdir_root() / "conf")
+    if not (conf_dir / "config.yaml").is_file():
+        return
+    known = known_keys(conf_dir)
+    for key in sorted(_flat_keys(cfg)):
+        if key in known or any(key.startswith(f"{o}.") for o in OPEN_KEYS):
+            continue
+        parent, _, leaf = key.rpartition(".")
+        siblings = sorted({k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent})
+        near = difflib.get_close_matches(leaf, siblings, n=1)
+        hint = f"; did you mean {(parent + '.' if parent else '') + near[0]!r}?" if near else \
+            (f"; {parent or 'the top level'} holds {', '.join(siblings)}" if siblings else "")
+        raise ConfigError(key, f"unknown key (no file of conf/ sets it, no node reads it){hint}")
+
+
+def check_training_values(cfg: DictConfig) -> None:
+    """train.seed, train.reward and train.sft typed and in range before any node runs (the reward's weights used to
+    fail only in train_1, after the difficulty node had run)."""
+    seed = OmegaConf.select(cfg, "train.seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError("train.seed", f"expected an integer (or null: the global seed), got {seed!r}")
+    reward = OmegaConf.select(cfg, "train.reward")
+    if reward is not None:
+        for key in ("accuracy_weight", "format_weight"):
+            _positive(cfg, f"train.reward.{key}", allow_zero=True, kind=float)
+        if float(reward.accuracy_weight) + float(reward.format_weight) <= 0:
+            raise ConfigError("train.reward.accuracy_weight", "the two weights must have a positive sum")
+        _positive(cfg, "train.reward.max_answer_chars")
+        _positive(cfg, "train.reward.timeout_s", kind=float)
+        if not isinstance(select(cfg, "train.reward.math_verify"), bool):
+            raise ConfigError("train.reward.math_verify", f"expected true or false, got {reward.math_verify!r}")
+    if OmegaConf.select(cfg, "train.sft") is not None:
+        _positive(cfg, "train.sft.lr", kind=float)
+        _positive(cfg, "train.sft.batch_size")
+        _positive(cfg, "train.sft.warmup_steps", allow_zero=True)
 
 
 def check_engine(cfg: DictConfig) -> None:
