@@ -88,8 +88,25 @@ def compose(overrides: Iterable[str] = (), config_dir: str | Path | None = None)
     register_resolvers()
     with initialize_config_dir(str(config_dir), version_base=None):
         cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    OmegaConf.resolve(cfg)
+    resolve(cfg)
     return cfg
+
+
+def resolve(cfg: DictConfig) -> None:
+    """OmegaConf.resolve, with an interpolation that cannot resolve named as the config key at fault: a steps list
+    shorter than the order fails on the slot views (`curriculum.s3.steps: ${curriculum.steps.2}`)."""
+    from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
+
+    try:
+        OmegaConf.resolve(cfg)
+    except (InterpolationKeyError, InterpolationResolutionError) as e:
+        order, steps = OmegaConf.select(cfg, "curriculum.order"), OmegaConf.select(cfg, "curriculum.steps")
+        if "curriculum.steps" in str(e) or "curriculum.order" in str(e):
+            order_list = list(order) if isinstance(order, ListConfig) else order
+            steps_list = list(steps) if isinstance(steps, ListConfig) else steps
+            raise ConfigError("curriculum.steps", f"needs one step count per set of curriculum.order "
+                                                  f"({order_list}), got {steps_list}") from None
+        raise ConfigError(getattr(e, "full_key", None) or "<interpolation>", str(e).splitlines()[0]) from None
 
 
 def load_params(path: str | Path = "params.yaml", validate_all: bool = True) -> DictConfig:
@@ -99,7 +116,7 @@ def load_params(path: str | Path = "params.yaml", validate_all: bool = True) -> 
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         raise ConfigError("<root>", f"{path} must hold a mapping")
-    OmegaConf.resolve(cfg)
+    resolve(cfg)
     if validate_all:
         validate(cfg)
     return cfg
