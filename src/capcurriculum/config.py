@@ -462,6 +462,10 @@ def main(argv: list[str] | None = None) -> None:
     validate(cfg)
     Path(args.out).write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
     print(f"wrote {args.out} (profile {cfg.profile})")
+    if args.overrides:  # dvc exp run composes conf/ afresh: these overrides do not carry over to it
+        print(f"note: `dvc repro` reads {args.out} as written; `dvc exp run` composes conf/ again, so give it the "
+              f"same overrides (dvc exp run {' '.join('-S ' + o for o in args.overrides)}) or it runs the "
+              "default profile")
 
 
 if __name__ == "__main__":
