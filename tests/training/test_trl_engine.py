@@ -200,3 +200,15 @@ def test_a_base_reference_replaces_the_stage_start_copy_trl_builds(world, saved)
                       seed=0).build(_items(world)[:3], 0, 1)
     own = plain.accelerator.unwrap_model(plain.ref_model)
     assert all(torch.equal(a, b) for a, b in zip(own.state_dict().values(), model.state_dict().values()))
+
+
+def test_zero3_is_refused_by_the_trl_engine_naming_the_launcher_config(world, saved):
+    # the held-out passes and the checkpoint read whole weights on the main process; ZeRO-3 partitions them
+    from types import SimpleNamespace
+
+    model, processor = load_model_and_processor(saved)
+    plugin = SimpleNamespace(deepspeed_config={"zero_optimization": {"stage": 3}})
+    acc = SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=plugin), device=model.device, num_processes=1)
+    with pytest.raises(ConfigError, match="^train.launcher.config_file: ZeRO-3"):
+        TRLEngine(model, processor, _settings(), RewardConfig(), output_dir=saved.parent / "z3", seed=0,
+                  accelerator=acc)

@@ -322,6 +322,10 @@ class TRLEngine:
         self.opt = stage_optimizer(model, settings, vision_lr_scale, merger_lr_scale, optimizer_state)
         ds = accelerator.state.deepspeed_plugin if accelerator is not None else None
         self.deepspeed = ds is not None
+        if ds is not None and int((ds.deepspeed_config.get("zero_optimization") or {}).get("stage", 0)) == 3:
+            raise ConfigError("train.launcher.config_file", "ZeRO-3 partitions the weights, and the stage's held-out "
+                                                            "passes and checkpoint read them whole on one process: "
+                                                            "use conf/accelerate/zero2.yaml with the trl engine")
         self.step_count = 0
         self.trainer = None
 
