@@ -148,7 +148,7 @@ def _trl_trainer_class():
             self.mixed_kinds = False  # prompts with and without an image in one set (the merged baseline)
             super().__init__(*args, **kwargs)
 
-        # TRL_GAPS "reference" and the stage's optimizer: its param groups and carried state, not TRL's AdamW
+        # the stage's optimizer (its param groups and carried state), not TRL's AdamW: both engines step alike
         def create_optimizer(self, model=None):
             if self.optimizer is None:
                 self.optimizer = self._stage_opt
