@@ -84,7 +84,7 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
             for b in hub:
                 rows = load_rows(b, (rows_files or {}).get(b))
                 if n is not None and n < len(rows):  # evaluation.n: the first n rows, as for the tiny benchmarks
-                    rows = rows.select(range(n)) if hasattr(rows, "select") else rows[:n]
+                    rows = rows.select(range(n))
                 results[b] = evaluate_benchmark(backend, get_adapter(b), rows, source=b, suffix=suffix,
                                                 max_new_tokens=int(settings["max_new_tokens"]), judge=judge,
                                                 protocol=protocol, split_think=split)

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from capcurriculum.config import ConfigError
+from capcurriculum.config import ROLLOUTS, ConfigError, check_choice
 from capcurriculum.training.batching import Item
 from capcurriculum.training.grpo import PromptStream, schedule_factor, stage_optimizer
 from capcurriculum.training.grpo_config import GRPOSettings, to_trl_config
@@ -43,7 +43,6 @@ from capcurriculum.training.rewards import RewardConfig, reward
 
 log = logging.getLogger(__name__)
 
-ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 # The multimodal inputs TRL's batches carry and its model pass takes (trl/trainer/grpo_trainer.py, _compute_loss)
 _MM_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",
             "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
@@ -98,7 +97,7 @@ def mixed_batch_processor(processor):
         def __call__(self, images=None, text=None, *args, **kwargs):
             if isinstance(images, list) and any(x is None or isinstance(x, list) for x in images):
                 images = [im for x in images if x for im in (x if isinstance(x, list) else [x])] or None
-            return super().__call__(images=images, text=text, *args, **kwargs)
+            return super().__call__(images, text, *args, **kwargs)
 
     FlatImages.__name__ = FlatImages.__qualname__ = base.__name__
     flat = copy.copy(processor)
@@ -310,7 +309,7 @@ class TRLEngine:
         the paper's reward by default (the two are weighted by train.reward's weights)."""
         refuse(settings, rollout)
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
-        self.output_dir, self.seed, self.acc = Path(output_dir), seed, accelerator
+        self.output_dir, self.seed = Path(output_dir), seed
         self.ref_override, self.rollout, self.reward_fn = ref_model, rollout, reward_fn
         self.vllm_gpu_memory_utilization = vllm_gpu_memory_utilization
         device = accelerator.device if accelerator is not None else model.device
@@ -456,8 +455,7 @@ def _prepare_reference(trainer, ref):
 def refuse(settings: GRPOSettings, rollout: str) -> None:
     """The GRPO knobs the trl engine cannot honour, each refused naming the key (grpo_config's help says what
     each engine does)."""
-    if rollout not in ROLLOUTS:
-        raise ConfigError("train.rollout", f"must be one of {ROLLOUTS}, got {rollout!r}")
+    check_choice("train.rollout", rollout, ROLLOUTS)
     if settings.micro_batch_tokens:
         raise ConfigError("grpo.micro_batch_tokens", "the trl engine micro-batches by completions, not tokens: set "
                                                      "train.trl.per_device_train_batch_size and grpo.micro_batch_tokens: 0")
