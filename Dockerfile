@@ -3,15 +3,18 @@
 #
 #   docker build -t capcurriculum:gpu-$(git rev-parse --short HEAD) .
 #
-# Versions hang together from vLLM down: vllm 0.32.0 (CUDA) pins torch==2.13.0, the project's own
+# Versions hang together from TRL and vLLM down: TRL 1.16 supports vLLM 0.22-0.31 (the paper profile's
+# rollout is TRL's vLLM colocate), and vllm 0.31.0 (CUDA) pins torch==2.13.0, the project's own
 # torch pin; PyPI's torch 2.13.0 is built against CUDA 13.0 (nvidia-cuda-runtime 13.0.96, cuDNN 9 for
 # cu13), hence CUDA 13.0.2 images on Ubuntu 24.04, whose system Python is 3.12. Hosts need an NVIDIA
 # driver that supports CUDA 13.0 (>= 580). flash-attn 2.8.3.post2 has no wheel on PyPI and is compiled
 # here against that torch, for the GPU generations in FLASH_ATTN_CUDA_ARCHS (80 = A100, 90 = H100/H200);
 # MAX_JOBS bounds the parallel nvcc jobs, each of which can take several GB of RAM.
 #
-# RUNTIME_BASE: the default has no nvcc. Pass the matching -cudnn-devel- image if some kernel must be
-# JIT-compiled at run time (DeepSpeed ops such as FusedAdam, FlashInfer without prebuilt cubins).
+# RUNTIME_BASE: the default has no nvcc. The repository's DeepSpeed configs need no op compiled at run time
+# (the stage builds its own torch AdamW, nothing is offloaded: tests/test_deepspeed_configs.py holds them to
+# that). Pass the matching -cudnn-devel- image if some kernel must be JIT-compiled (a DeepSpeed "optimizer"
+# block such as FusedAdam or CPU offload's DeepSpeedCPUAdam; FlashInfer without prebuilt cubins).
 
 ARG RUNTIME_BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 

@@ -20,7 +20,7 @@ from capcurriculum.runtime import (
     setup_logging,
 )
 from capcurriculum.tracking import node_run
-from capcurriculum.training.curriculum import SLOTS, run_stage, stage_params, stage_spec
+from capcurriculum.training.curriculum import SLOTS, StagePaths, StageRecipe, stage_params, stage_spec
 from capcurriculum.training.precision import SFT_PRECISION, PrecisionChoice, resolve_precision
 
 
@@ -41,12 +41,12 @@ def main() -> None:
     accelerator = launched_accelerator()  # `accelerate launch --use_deepspeed ... stages/train.py <node>`, torchrun
     precision = (resolve_precision(cfg.train.precision, accelerator.device if accelerator else "cpu")
                  if spec.method == "grpo" else PrecisionChoice("fp32", cfg.train.precision, SFT_PRECISION))
-    where = {"init_dir": init_dir, "base_dir": "data/models/base/policy", "sets_dir": "data/sets", "raw_dir": "data/raw",
-             "world_dir": "data/world", "out_dir": f"data/models/{node}", "resume_dir": Path(".resume") / node,
-             "difficulty_dir": "data/difficulty"}
+    paths = StagePaths.of(init_dir=init_dir, base_dir="data/models/base/policy", sets_dir="data/sets",
+                          raw_dir="data/raw", world_dir="data/world", out_dir=f"data/models/{node}",
+                          resume_dir=Path(".resume") / node, difficulty_dir="data/difficulty")
     if accelerator is not None and not accelerator.is_main_process:  # only the main process logs and writes
         logging.getLogger().setLevel(logging.WARNING)
-        run_stage(cfg, spec, **where, accelerator=accelerator, precision=precision)
+        StageRecipe(cfg, spec, paths, accelerator=accelerator, precision=precision).run()
         return
     logging.getLogger(node).info("precision %s (train.precision: %s): %s", precision.precision, precision.asked,
                                  precision.reason)
@@ -55,8 +55,9 @@ def main() -> None:
         run.set_tags({"stage.sets": ",".join(spec.sets), "stage.vision_tower": "frozen" if frozen else
                       f"trainable x{spec.vision_lr_scale}, mergers x{spec.merger_lr_scale}"})
         run.record_setting("precision", precision.record())
-        metrics = run_stage(cfg, spec, **where, accelerator=accelerator, precision=precision,
-                            on_log=lambda step, row: run.log_metrics(row, step=offset + step))
+        recipe = StageRecipe(cfg, spec, paths, accelerator=accelerator, precision=precision,
+                             on_log=lambda step, row: run.log_metrics(row, step=offset + step))
+        metrics = recipe.run()
         run.log_metrics(metrics)
         write_json(METRICS_DIR / "train" / f"{node}.json", metrics)
 

@@ -79,6 +79,17 @@ def test_deepspeed_accepts_the_filled_config(name, clean_accelerate_env):
     assert ds.gradient_clipping == 1.0
 
 
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_configs_need_no_deepspeed_op_compiled_at_run_time(name):
+    # The CUDA image's runtime has no nvcc (Dockerfile): a DeepSpeed "optimizer" block (FusedAdam) or an offload
+    # to the CPU (DeepSpeedCPUAdam) would JIT-compile an op there and fail. The stage builds its own torch AdamW.
+    config = json.loads((DS_DIR / f"{name}.json").read_text())
+    assert "optimizer" not in config and "scheduler" not in config
+    zero = config["zero_optimization"]
+    for key in ("offload_optimizer", "offload_param"):
+        assert zero.get(key, {"device": "none"})["device"] == "none", f"{name}.json: {key} needs DeepSpeedCPUAdam"
+
+
 def test_hidden_size_keys_are_numbers():
     # accelerate can fill these "auto"s only from model.config.hidden_size, which nested VLM configs
     # (Qwen-VL: text_config.hidden_size) and plain nn.Modules lack.

@@ -1,7 +1,7 @@
 """Curriculum stages: which set a slot trains on, what its boundary carries, and the stage recipe.
 
     spec = stage_spec(cfg, "train_2")        # slot 2 of curriculum.order; or "merged"
-    metrics = run_stage(cfg, spec, init_dir=..., out_dir=...)
+    metrics = StageRecipe(cfg, spec, StagePaths.of(init_dir=..., out_dir=..., ...)).run()   # or run_stage(...)
 
 Stage boundaries are explicit (DESIGN.md section 8), each a config value recorded with the checkpoint:
   train.optimizer_state  fresh (default, as the authors' scripts: each stage a new run) | carry
@@ -241,223 +241,324 @@ def stage_params(cfg: DictConfig, spec: StageSpec) -> dict[str, Any]:
             "train": OmegaConf.to_container(cfg.train, resolve=True), "seed": cfg.seed}
 
 
-def run_stage(cfg: DictConfig, spec: StageSpec, *, init_dir: str | Path, base_dir: str | Path,
-              sets_dir: str | Path, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path,
-              resume_dir: str | Path, on_log: Callable[[int, dict], None] | None = None,
-              accelerator=None, difficulty_dir: str | Path | None = None,
-              precision: PrecisionChoice | None = None) -> dict[str, float]:
-    """`accelerator`: set under a launcher (stages/train.py: `accelerate launch`, or `train.processes` > 1):
-    each process rolls out and updates on its share of every batch (DeepSpeed ZeRO, or plain data parallel
-    with gradients summed across processes); the main process measures and writes, every process takes
-    part in the resumable points. The optimizer-state carry needs plain data parallel (ZeRO partitions it).
-    `precision`: train.precision as the node resolved it (stages/train.py records it); None resolves it here."""
-    from capcurriculum.evaluation.headroom import headroom
-    from capcurriculum.models.attention import attention_implementation
-    from capcurriculum.models.lean import uses_lean
-    from capcurriculum.models.loading import load_model_and_processor
-    from capcurriculum.models.tiny import save_pretrained_dir
-    from capcurriculum.training.base import CAPABILITIES
-    from capcurriculum.training.checkpoint import (
-        load_optimizer,
-        load_resume,
-        restore_resume,
-        save_optimizer,
-        save_resume,
-    )
-    from capcurriculum.training.grpo import GRPOTrainer, PromptStream, reference_dtype
-    from capcurriculum.training.held_out_record import fingerprint_items, load_record, save_record
+@dataclass(frozen=True)
+class StagePaths:
+    """Where a stage reads and writes (stages/train.py's DVC paths; tests and benches pass temporary ones)."""
+    init_dir: Path        # the weights the stage starts from (the previous stage's output, or the base policy)
+    base_dir: Path        # the base policy: grpo.reference: base's KL reference
+    sets_dir: Path        # data/sets: the curriculum's sets and their held-out splits
+    raw_dir: Path         # data/raw: images, DOCCI descriptions
+    world_dir: Path       # data/world: the synthetic world's test split (tiny and smoke profiles only)
+    out_dir: Path         # the stage's checkpoint (from_pretrained) and its trainer_state/
+    resume_dir: Path      # the resumable point while the stage runs; removed when it ends
+    difficulty_dir: Path  # data/difficulty: pass rates for train.difficulty / train.signal_only
 
-    init_dir, base_dir, out_dir, resume_dir = map(Path, (init_dir, base_dir, out_dir, resume_dir))
-    settings = GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
-    reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
-    ecfg = cfg.train.eval
-    main = accelerator is None or accelerator.is_main_process
-    threads, processes = int(cfg.train.threads), accelerator.num_processes if accelerator is not None else 1
-    torch.set_num_threads(max(1, threads // processes))  # data-parallel processes share the cores while training
-    seed = training_seed(cfg)
-    seed_everything(seed)
+    @classmethod
+    def of(cls, *, init_dir, base_dir, sets_dir, raw_dir, world_dir, out_dir, resume_dir,
+           difficulty_dir=None) -> StagePaths:
+        return cls(*map(Path, (init_dir, base_dir, sets_dir, raw_dir, world_dir, out_dir, resume_dir,
+                               difficulty_dir or "data/difficulty")))
 
-    items, metrics, train_rows = [], {}, {}
-    min_items = int(cfg.train.min_items)
-    for name in spec.sets:
-        part, counts = load_set_items(name, sets_dir, raw_dir)
-        train_rows[name] = [it.example for it in part]
-        if len(part) < min_items:
-            raise ValueError(f"{set_file(Path(sets_dir), name, 'train')}: {len(part)} gradeable items, fewer than "
-                             f"train.min_items ({min_items}); the {name!r} set is too small to train on")
-        items += part
-        metrics.update(counts)
-    attn = attention_implementation(cfg.train.get("attn_implementation", "sdpa"))
-    model, processor = load_model_and_processor(init_dir, attn_implementation=attn,
-                                                dtype=cfg.train.get("weights_dtype", "float32"))
-    if spec.method == "grpo":
-        items, metrics["train/skipped_overlong"] = drop_overlong(items, processor, settings.max_prompt_length,
-                                                                 spec.node)
-    rates = None
-    if wants_pass_rates(spec.difficulty, spec.signal_only):
-        rates = {}
-        for name in spec.sets:
-            rates |= load_pass_rates(Path(difficulty_dir or "data/difficulty") / f"{name}.jsonl")
-    if spec.signal_only and spec.method == "grpo":  # a pass rate says nothing about a caption to imitate
-        items, metrics["train/skipped_no_signal"] = keep_signal(items, rates, spec.node)
-    balanced = spec.balance != "none" and spec.method == "grpo"  # a caption to imitate has no answer to pay
-    if balanced:
-        items, metrics["train/skipped_single_answer"] = drop_single_answer_types(items, spec.node, spec.balance)
-        if not items and int(cfg.train.min_items) > 0:
-            raise ValueError(f"{spec.node}: every item of {', '.join(spec.sets)} belongs to a group with a single "
-                             f"answer (train.balance: {spec.balance}; nothing to balance; none trains on them)")
-    items = order_items(items, spec.difficulty, rates)
-    steps = spec.steps
-    if not items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)
-        log.warning("%s: no items in %s; training 0 of %d steps", spec.node, ", ".join(spec.sets), spec.steps)
-        metrics["train/empty_set"], steps = 1, 0
-    weights = answer_balance_weights(items, spec.balance) if balanced and items else None
-    if items:  # what a blind policy earns on the draws: one answer a question type, one a question text
-        metrics["data/const_answer_reward"] = constant_answer_reward(items, weights)
-        metrics["data/question_prior_reward"] = constant_answer_reward(items, weights, by="question")
-    stream = PromptStream(items or [None], seed=seed, shuffle=spec.difficulty == "none", weights=weights)
-    if spec.method == "sft":
-        return _caption_sft(cfg, spec, model, processor, items, metrics, raw_dir=Path(raw_dir),
-                            world_dir=Path(world_dir), sets_dir=Path(sets_dir), init_dir=init_dir, out_dir=out_dir,
-                            on_log=on_log)
-    engine = cfg.train.get("engine", "lean")
-    ref = None
-    # loaded once, straight onto the device in the policy's compute dtype (no fp32 copy); the trl engine builds the
-    # stage-start reference itself from the policy's checkpoint
-    if settings.kl_coef > 0 and (engine == "lean" or spec.reference == "base"):
-        ref = load_model_and_processor(base_dir if spec.reference == "base" else init_dir, attn_implementation=attn,
-                                       dtype=reference_dtype(accelerator),
-                                       device=str(accelerator.device) if accelerator is not None else "cpu")[0]
-    carried = init_dir / TRAINER_STATE
-    opt_state = None
-    if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():
-        opt_state = load_optimizer(carried)
-    if accelerator is not None and accelerator.state.deepspeed_plugin is not None and spec.optimizer_state == "carry":
-        raise ConfigError("train.optimizer_state", "carry is not supported under DeepSpeed (its optimizer state is "
-                                                   "partitioned); use fresh")
-    lean = uses_lean(cfg, model)
-    common = {"ref_model": ref, "vision_lr_scale": spec.vision_lr_scale, "merger_lr_scale": spec.merger_lr_scale,
-              "optimizer_state": opt_state, "accelerator": accelerator,
-              "precision": precision.precision if precision else cfg.train.get("precision", "fp32"),
-              "gradient_checkpointing": bool(cfg.train.get("gradient_checkpointing", False))}
-    if engine == "trl":  # TRL's GRPOTrainer (training/trl_engine.py): accelerate, DeepSpeed, vLLM
-        from capcurriculum.training.trl_engine import TRLEngine
 
-        trl = cfg.train.trl
-        trainer = TRLEngine(model, processor, settings, reward_cfg, output_dir=trl_output_dir(resume_dir), seed=seed,
-                            per_device_train_batch_size=trl.per_device_train_batch_size, rollout=cfg.train.rollout,
-                            vllm_gpu_memory_utilization=float(trl.vllm_gpu_memory_utilization), **common)
-    else:
-        trainer = GRPOTrainer(model, processor, settings, reward_cfg, lean=lean,
-                              compile=bool(cfg.train.get("compile", False)), **common)
-    model = trainer.model  # the unwrapped module (the same object without an accelerator)
-    metrics["train/bf16"] = float(trainer.precision == "bf16")
+def run_stage(cfg: DictConfig, spec: StageSpec, *, on_log: Callable[[int, dict], None] | None = None,
+              accelerator=None, precision: PrecisionChoice | None = None, **paths) -> dict[str, float]:
+    """One stage, start to end (StageRecipe); `paths`: StagePaths' fields."""
+    return StageRecipe(cfg, spec, StagePaths.of(**paths), on_log=on_log, accelerator=accelerator,
+                       precision=precision).run()
 
-    world = held_out_data(cfg, raw_dir, world_dir, sets_dir)
-    n, headroom_n = eval_sizes(ecfg)
-    # every capability's held-out items (perc_caption, a diagnostic with ~5x longer prompts: the first headroom_n)
-    evaluated = {cap: world.items(name, mode, world.held_out_split, limit=headroom_n if cap == "perc_caption" else n)
-                 for cap, (name, mode) in CAPABILITIES.items()}
-    held_out = {name: evaluated[SET_MODES[name]] for name in spec.sets if evaluated[SET_MODES[name]]}
 
-    # The stage's own set held out (D_perc's val and test splits, a math set's val; the first
-    # train.eval.headroom_n items): what the stage learnt of its data's distribution, beside a blind answer
-    # per question text learnt from the train split. Off the world the capability pass above already runs on
-    # these splits, so it is not run twice.
-    on_sets = isinstance(world, SetsHeldOut)
-    set_held_out = {name: [] if on_sets else held_out_set_items(name, sets_dir, raw_dir)[:headroom_n]
-                    for name in spec.sets}
-    for name, its in set_held_out.items():
-        if its:
-            blind = no_look_correct(train_rows[name], [it.example for it in its])
-            metrics[f"set/{name}/no_look"], metrics[f"set/{name}/n"] = sum(blind) / len(blind), len(blind)
-    flags: dict[str, dict[str, list[bool]]] = {}
-    # The held-out pass's identity, to reuse the previous stage's closing pass (training/held_out_record.py)
-    eval_settings = {"n": n, "caption_n": headroom_n, "lean": lean, "threads": threads}
-    items_sha = fingerprint_items(evaluated)
-    closing: dict[str, Any] = {}
+class StageRecipe:
+    """One curriculum stage, in torchtune's recipe shape around an engine component:
 
-    def measure(tag: str, record: dict | None = None) -> dict[str, float]:
-        torch.set_num_threads(threads)  # the main process measures alone: the others wait in a collective
-        if record is not None:  # the previous stage's closing pass, on these weights and items
+        recipe = StageRecipe(cfg, spec, paths)   # validates: every config error before any work
+        recipe.setup()                           # the stage's data, the policy, the engine, the held-out items
+        recipe.measure("before")                 # held-out accuracy, the stage's own set, RL headroom
+        recipe.train()                           # the engine's steps, with resumable points
+        recipe.measure("after"); recipe.save()   # from_pretrained weights, optimizer, boundary, history
+
+    `run()` is that sequence, resume included. The engine is `train.engine`: the lean loop (training/grpo.py:
+    one process, the CPU) or TRL's GRPOTrainer (training/trl_engine.py: accelerate, DeepSpeed, vLLM); around it
+    everything is shared. `accelerator`: set under a launcher (stages/train.py); each process rolls out and
+    updates on its share of every batch, the main process measures and writes, every process takes part in the
+    resumable points. `precision`: train.precision as the node resolved it; None resolves it from the config.
+    """
+
+    def __init__(self, cfg: DictConfig, spec: StageSpec, paths: StagePaths, *,
+                 on_log: Callable[[int, dict], None] | None = None, accelerator=None,
+                 precision: PrecisionChoice | None = None):
+        self.cfg, self.spec, self.paths, self.on_log, self.accelerator = cfg, spec, paths, on_log, accelerator
+        self.settings = GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
+        self.reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
+        self.n, self.headroom_n = eval_sizes(cfg.train.eval)
+        self.engine_name = cfg.train.get("engine", "lean")
+        self.precision = precision.precision if precision else cfg.train.get("precision", "fp32")
+        self.min_items = int(cfg.train.min_items)
+        self.threads = int(cfg.train.threads)
+        self.processes = accelerator.num_processes if accelerator is not None else 1
+        self.main = accelerator is None or accelerator.is_main_process
+        if accelerator is not None and accelerator.state.deepspeed_plugin is not None and spec.optimizer_state == "carry":
+            raise ConfigError("train.optimizer_state", "carry is not supported under DeepSpeed (its optimizer state "
+                                                       "is partitioned); use fresh")
+        self.seed = training_seed(cfg)
+        self.metrics: dict[str, float] = {}
+        self.flags: dict[str, dict[str, list[bool]]] = {}  # per-item correctness per pass, for paired deltas
+        self.history: list[dict] = []
+        self.closing: dict[str, Any] = {}  # the last pass's figures, saved for the next stage's "before"
+        self._restore: Callable[[], None] | None = None
+
+    # -- setup ---------------------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from capcurriculum.models.attention import attention_implementation
+        from capcurriculum.models.loading import load_model_and_processor
+
+        cfg, spec = self.cfg, self.spec
+        torch.set_num_threads(max(1, self.threads // self.processes))  # data-parallel processes share the cores
+        seed_everything(self.seed)
+        self.attn = attention_implementation(cfg.train.get("attn_implementation", "sdpa"))
+        items = self._load_sets()  # before the weights: a set too small to train on fails at once
+        self.model, self.processor = load_model_and_processor(self.paths.init_dir, attn_implementation=self.attn,
+                                                              dtype=cfg.train.get("weights_dtype", "float32"))
+        self._setup_data(items)
+        if spec.method == "grpo":
+            self._setup_engine()
+            self._setup_held_out()
+
+    def _load_sets(self) -> list[Item]:
+        """The stage's sets' train splits, gradeable items only (the rest counted)."""
+        items, self.train_rows, p = [], {}, self.paths
+        for name in self.spec.sets:
+            part, counts = load_set_items(name, p.sets_dir, p.raw_dir)
+            self.train_rows[name] = [it.example for it in part]
+            if len(part) < self.min_items:
+                raise ValueError(f"{set_file(p.sets_dir, name, 'train')}: {len(part)} gradeable items, fewer than "
+                                 f"train.min_items ({self.min_items}); the {name!r} set is too small to train on")
+            items += part
+            self.metrics.update(counts)
+        return items
+
+    def _setup_data(self, items: list[Item]) -> None:
+        """The stage's training items in the order they are drawn: not over-long, with signal and a balance where
+        asked, ordered by difficulty."""
+        spec, metrics, p = self.spec, self.metrics, self.paths
+        if spec.method == "grpo":
+            items, metrics["train/skipped_overlong"] = drop_overlong(items, self.processor,
+                                                                     self.settings.max_prompt_length, spec.node)
+        rates = None
+        if wants_pass_rates(spec.difficulty, spec.signal_only):
+            rates = {}
+            for name in spec.sets:
+                rates |= load_pass_rates(p.difficulty_dir / f"{name}.jsonl")
+        if spec.signal_only and spec.method == "grpo":  # a pass rate says nothing about a caption to imitate
+            items, metrics["train/skipped_no_signal"] = keep_signal(items, rates, spec.node)
+        balanced = spec.balance != "none" and spec.method == "grpo"  # a caption to imitate has no answer to pay
+        if balanced:
+            items, metrics["train/skipped_single_answer"] = drop_single_answer_types(items, spec.node, spec.balance)
+            if not items and self.min_items > 0:
+                raise ValueError(f"{spec.node}: every item of {', '.join(spec.sets)} belongs to a group with a "
+                                 f"single answer (train.balance: {spec.balance}; nothing to balance; none trains on "
+                                 "them)")
+        self.items = order_items(items, spec.difficulty, rates)
+        self.steps = spec.steps
+        if not self.items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)
+            log.warning("%s: no items in %s; training 0 of %d steps", spec.node, ", ".join(spec.sets), spec.steps)
+            metrics["train/empty_set"], self.steps = 1, 0
+        weights = answer_balance_weights(self.items, spec.balance) if balanced and self.items else None
+        if self.items:  # what a blind policy earns on the draws: one answer a question type, one a question text
+            metrics["data/const_answer_reward"] = constant_answer_reward(self.items, weights)
+            metrics["data/question_prior_reward"] = constant_answer_reward(self.items, weights, by="question")
+        from capcurriculum.training.grpo import PromptStream
+
+        self.stream = PromptStream(self.items or [None], seed=self.seed, shuffle=spec.difficulty == "none",
+                                   weights=weights)
+
+    def _setup_engine(self) -> None:
+        """The KL reference, the carried optimizer state and the engine (lean or TRL)."""
+        from capcurriculum.models.lean import uses_lean
+        from capcurriculum.models.loading import load_model_and_processor
+        from capcurriculum.training.checkpoint import load_optimizer
+        from capcurriculum.training.grpo import GRPOTrainer, reference_dtype
+
+        cfg, spec, p, acc = self.cfg, self.spec, self.paths, self.accelerator
+        ref = None
+        # loaded once, straight onto the device in the policy's compute dtype (no fp32 copy); the trl engine builds
+        # the stage-start reference itself from the policy's checkpoint
+        if self.settings.kl_coef > 0 and (self.engine_name == "lean" or spec.reference == "base"):
+            ref = load_model_and_processor(p.base_dir if spec.reference == "base" else p.init_dir,
+                                           attn_implementation=self.attn, dtype=reference_dtype(acc),
+                                           device=str(acc.device) if acc is not None else "cpu")[0]
+        carried = p.init_dir / TRAINER_STATE
+        self.opt_state = None
+        if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():
+            self.opt_state = load_optimizer(carried)
+        self.lean = uses_lean(cfg, self.model)
+        common = {"ref_model": ref, "vision_lr_scale": spec.vision_lr_scale, "merger_lr_scale": spec.merger_lr_scale,
+                  "optimizer_state": self.opt_state, "accelerator": acc, "precision": self.precision,
+                  "gradient_checkpointing": bool(cfg.train.get("gradient_checkpointing", False))}
+        if self.engine_name == "trl":
+            from capcurriculum.training.trl_engine import TRLEngine
+
+            trl = cfg.train.trl
+            self.trainer = TRLEngine(self.model, self.processor, self.settings, self.reward_cfg,
+                                     output_dir=trl_output_dir(p.resume_dir), seed=self.seed,
+                                     per_device_train_batch_size=trl.per_device_train_batch_size,
+                                     rollout=cfg.train.rollout,
+                                     vllm_gpu_memory_utilization=float(trl.vllm_gpu_memory_utilization), **common)
+        else:
+            self.trainer = GRPOTrainer(self.model, self.processor, self.settings, self.reward_cfg, lean=self.lean,
+                                       compile=bool(cfg.train.get("compile", False)), **common)
+        self.model = self.trainer.model  # the unwrapped module (the same object without an accelerator)
+        self.metrics["train/bf16"] = float(self.trainer.precision == "bf16")
+
+    def _setup_held_out(self) -> None:
+        """Each capability's held-out items, the stage's own set held out, and the pass's identity (to reuse the
+        previous stage's closing pass: training/held_out_record.py)."""
+        from capcurriculum.training.base import CAPABILITIES
+        from capcurriculum.training.held_out_record import fingerprint_items
+
+        p, n, headroom_n = self.paths, self.n, self.headroom_n
+        self.world = held_out_data(self.cfg, p.raw_dir, p.world_dir, p.sets_dir)
+        # perc_caption, a diagnostic with ~5x longer prompts: the first headroom_n
+        evaluated = {cap: self.world.items(name, mode, self.world.held_out_split,
+                                           limit=headroom_n if cap == "perc_caption" else n)
+                     for cap, (name, mode) in CAPABILITIES.items()}
+        self.held_out = {name: evaluated[SET_MODES[name]] for name in self.spec.sets if evaluated[SET_MODES[name]]}
+        # The stage's own set held out (D_perc's val and test splits, a math set's val; the first
+        # train.eval.headroom_n items): what the stage learnt of its data's distribution, beside a blind answer
+        # per question text learnt from the train split. Off the world the capability pass above already runs on
+        # these splits, so it is not run twice.
+        on_sets = isinstance(self.world, SetsHeldOut)
+        self.set_held_out = {name: [] if on_sets else held_out_set_items(name, p.sets_dir, p.raw_dir)[:headroom_n]
+                             for name in self.spec.sets}
+        for name, its in self.set_held_out.items():
+            if its:
+                blind = no_look_correct(self.train_rows[name], [it.example for it in its])
+                self.metrics[f"set/{name}/no_look"], self.metrics[f"set/{name}/n"] = sum(blind) / len(blind), len(blind)
+        self.eval_settings = {"n": n, "caption_n": headroom_n, "lean": self.lean, "threads": self.threads}
+        self.items_sha = fingerprint_items(evaluated)
+
+    # -- measure, train, save --------------------------------------------------------------------------------------
+
+    def measure(self, tag: str, record: dict | None = None) -> dict[str, float]:
+        """The held-out pass as `<tag>/...` metrics: capabilities, the stage's own set, RL headroom. `record`: the
+        previous stage's closing pass on these weights and items, reused instead of generating again."""
+        from capcurriculum.evaluation.headroom import headroom
+
+        model, processor, flags, ecfg = self.model, self.processor, self.flags, self.cfg.train.eval
+        torch.set_num_threads(self.threads)  # the main process measures alone: the others wait in a collective
+        if record is not None:
             out, rows = {f"{tag}/{k}": v for k, v in record["metrics"].items()}, record["rows"]
             flags[tag] = dict(record["flags"])
         else:
-            out, rows = _evaluate(model, processor, world, n, tag, flags, lean=lean, caption_n=headroom_n)
-        closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items()},
-                       rows=rows, flags=dict(flags[tag]))  # the capabilities' flags, before the stage's own set joins
+            out, rows = _evaluate(model, processor, self.world, self.n, tag, flags, lean=self.lean,
+                                  caption_n=self.headroom_n)
+        self.closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items()},
+                            rows=rows, flags=dict(flags[tag]))  # the capabilities' flags, before the set's own join
         if record is not None:
             out[f"{tag}/reused"] = 1.0
-        for name, its in set_held_out.items():
+        for name, its in self.set_held_out.items():
             if its:
                 done = score(its, generate(model, processor, its, max_new_tokens=int(ecfg.max_new_tokens),
-                                           desc=f"{tag} {name} held out", lean=lean))
+                                           desc=f"{tag} {name} held out", lean=self.lean))
                 flags[tag][f"set/{name}"] = [r["correct"] for r in done]
                 out.update({f"{tag}/set/{name}/{k}": v for k, v in accuracy(flags[tag][f"set/{name}"]).items()
                             if k != "n"})
-        for name, its in held_out.items():
+        for name, its in self.held_out.items():
             greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
-            h, _ = headroom(model, processor, its[:headroom_n], greedy_rows=greedy[:headroom_n],
+            h, _ = headroom(model, processor, its[:self.headroom_n], greedy_rows=greedy[:self.headroom_n],
                             group_size=int(ecfg.group_size), max_new_tokens=int(ecfg.max_new_tokens),
-                            reward_cfg=reward_cfg, desc=f"{tag} {name}", lean=lean)
+                            reward_cfg=self.reward_cfg, desc=f"{tag} {name}", lean=self.lean)
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
-        torch.set_num_threads(max(1, threads // processes))
+        torch.set_num_threads(max(1, self.threads // self.processes))
         return out
 
-    fp = fingerprint(stage_params(cfg, spec), init_dir)
-    resumed = load_resume(resume_dir, fp, accelerator=accelerator)
-    history: list[dict] = []
-    restore = None
-    if resumed:  # loaded once the engine is ready (under DeepSpeed through TRL's engine, once TRL prepared it)
-        def restore() -> None:
-            restore_resume(resume_dir, model, trainer.opt, accelerator=accelerator, engine=trainer.engine)
+    def resume_or_measure(self) -> None:
+        """Continue from the stage's resumable point if one matches this run, else the "before" pass (reusing the
+        previous stage's closing pass where its weights and items are these)."""
+        from capcurriculum.training.checkpoint import load_resume, restore_resume
+        from capcurriculum.training.held_out_record import load_record
 
-        stream.load_state(resumed["stream"])
-        trainer.step_count, history = resumed["step"], resumed["history"]
-        metrics.update(resumed["before"])
-        flags["before"] = resumed["before_flags"]
-        log.info("%s: resumed at step %d of %d from %s", spec.node, trainer.step_count, spec.steps, resume_dir)
-    elif main:
-        record = load_record(init_dir, items_sha, eval_settings)
-        if record is not None:
-            log.info("%s: held-out accuracy before training from %s's closing pass (the same weights and items)",
-                     spec.node, init_dir)
-        metrics.update(measure("before", record))
+        p, acc = self.paths, self.accelerator
+        self.fp = fingerprint(stage_params(self.cfg, self.spec), p.init_dir)
+        resumed = load_resume(p.resume_dir, self.fp, accelerator=acc)
+        if resumed:  # loaded once the engine is ready (under DeepSpeed through TRL's engine, once TRL prepared it)
+            self._restore = lambda: restore_resume(p.resume_dir, self.model, self.trainer.opt, accelerator=acc,
+                                                   engine=self.trainer.engine)
+            self.stream.load_state(resumed["stream"])
+            self.trainer.step_count, self.history = resumed["step"], resumed["history"]
+            self.metrics.update(resumed["before"])
+            self.flags["before"] = resumed["before_flags"]
+            log.info("%s: resumed at step %d of %d from %s", self.spec.node, self.trainer.step_count, self.spec.steps,
+                     p.resume_dir)
+        elif self.main:
+            record = load_record(p.init_dir, self.items_sha, self.eval_settings)
+            if record is not None:
+                log.info("%s: held-out accuracy before training from %s's closing pass (the same weights and items)",
+                         self.spec.node, p.init_dir)
+            self.metrics.update(self.measure("before", record))
 
-    def checkpoint(step: int) -> None:
-        save_resume(resume_dir, model, processor, trainer.opt,
-                    {"fingerprint": fp, "step": step, "stream": stream.state(), "history": history,
-                     "before": {k: v for k, v in metrics.items() if k.startswith("before/")},
-                     "before_flags": flags.get("before")}, accelerator=accelerator, engine=trainer.engine)
+    def train(self) -> None:
+        t0 = time.time()
+        self.trainer.train(self.stream, self.steps, on_log=self._logged, checkpoint=self._checkpoint,
+                           checkpoint_every=int(self.cfg.train.checkpoint_every), progress=self.main,
+                           restore=self._restore)
+        self.metrics["train/seconds"] = time.time() - t0
 
-    def logged(step: int, row: dict) -> None:
-        history.append({"step": step, **row})
-        if on_log:
-            on_log(step, row)
+    def _checkpoint(self, step: int) -> None:
+        from capcurriculum.training.checkpoint import save_resume
 
-    t0 = time.time()
-    trainer.train(stream, steps, on_log=logged, checkpoint=checkpoint,
-                  checkpoint_every=int(cfg.train.checkpoint_every), progress=main, restore=restore)
-    metrics["train/seconds"] = time.time() - t0
-    if not main:  # only the main process measures and writes
-        return metrics
-    metrics.update(measure("after"))
-    metrics.update(summarize(history, metrics, flags, spec))
-    save_pretrained_dir(model, processor, out_dir)
-    save_record(out_dir, items_sha, eval_settings, closing["metrics"], closing["flags"], closing["rows"],
-                rows_per_mode=headroom_n)
-    if not trainer.deepspeed:
-        save_optimizer(trainer.opt, out_dir / TRAINER_STATE)
-    write_json(out_dir / TRAINER_STATE / "boundary.json", {
-        **asdict(spec), "started_from": str(init_dir), "carried_optimizer": opt_state is not None,
-        "engine": engine, "launcher": "python" if accelerator is None else f"accelerate ({accelerator.distributed_type.value}, "
-                                                          f"{accelerator.num_processes} processes)",
-        "kl_reference": str(base_dir if spec.reference == "base" else init_dir), "steps_done": trainer.step_count,
-        "data_position": stream.state()})
-    write_jsonl(out_dir / TRAINER_STATE / "history.jsonl", history)
-    shutil.rmtree(resume_dir, ignore_errors=True)
-    shutil.rmtree(trl_output_dir(resume_dir), ignore_errors=True)
-    return metrics
+        save_resume(self.paths.resume_dir, self.model, self.processor, self.trainer.opt,
+                    {"fingerprint": self.fp, "step": step, "stream": self.stream.state(), "history": self.history,
+                     "before": {k: v for k, v in self.metrics.items() if k.startswith("before/")},
+                     "before_flags": self.flags.get("before")}, accelerator=self.accelerator,
+                    engine=self.trainer.engine)
+
+    def _logged(self, step: int, row: dict) -> None:
+        self.history.append({"step": step, **row})
+        if self.on_log:
+            self.on_log(step, row)
+
+    def save(self) -> None:
+        """The stage's output: from_pretrained weights, the closing pass's record, the optimizer (for a carry), the
+        boundary it crossed and its curve; the resumable point goes."""
+        from capcurriculum.models.tiny import save_pretrained_dir
+        from capcurriculum.training.checkpoint import save_optimizer
+        from capcurriculum.training.held_out_record import save_record
+
+        p, acc, spec = self.paths, self.accelerator, self.spec
+        save_pretrained_dir(self.model, self.processor, p.out_dir)
+        save_record(p.out_dir, self.items_sha, self.eval_settings, self.closing["metrics"], self.closing["flags"],
+                    self.closing["rows"], rows_per_mode=self.headroom_n)
+        if not self.trainer.deepspeed:
+            save_optimizer(self.trainer.opt, p.out_dir / TRAINER_STATE)
+        launcher = ("python" if acc is None
+                    else f"accelerate ({acc.distributed_type.value}, {acc.num_processes} processes)")
+        write_json(p.out_dir / TRAINER_STATE / "boundary.json", {
+            **asdict(spec), "started_from": str(p.init_dir), "carried_optimizer": self.opt_state is not None,
+            "engine": self.engine_name, "launcher": launcher,
+            "kl_reference": str(p.base_dir if spec.reference == "base" else p.init_dir),
+            "steps_done": self.trainer.step_count, "data_position": self.stream.state()})
+        write_jsonl(p.out_dir / TRAINER_STATE / "history.jsonl", self.history)
+        shutil.rmtree(p.resume_dir, ignore_errors=True)
+        shutil.rmtree(trl_output_dir(p.resume_dir), ignore_errors=True)
+
+    def run(self) -> dict[str, float]:
+        """setup, before (or resume), train, after, save; only the main process measures and writes. Caption SFT
+        (curriculum.method.perc: sft) runs the supervised loop instead of an engine."""
+        self.setup()
+        p = self.paths
+        if self.spec.method == "sft":
+            return _caption_sft(self.cfg, self.spec, self.model, self.processor, self.items, self.metrics,
+                                raw_dir=p.raw_dir, world_dir=p.world_dir, sets_dir=p.sets_dir, init_dir=p.init_dir,
+                                out_dir=p.out_dir, on_log=self.on_log)
+        self.resume_or_measure()
+        self.train()
+        if not self.main:
+            return self.metrics
+        self.metrics.update(self.measure("after"))
+        self.metrics.update(summarize(self.history, self.metrics, self.flags, self.spec))
+        self.save()
+        return self.metrics
 
 
 def trl_output_dir(resume_dir: str | Path) -> Path:
