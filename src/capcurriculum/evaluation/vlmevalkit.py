@@ -7,8 +7,10 @@ Read from open-compass/VLMEvalKit (snapshot e8e78f0, 2026-08) for facts only; no
   Here it is `evaluation.split_think`.
 - **rule first** ("prefetch"): multiple choice by `can_infer` (`vlmeval/utils/matching_util.py`: one
   option letter standing alone among the last five words, the refusal phrases and a lone "Z" read as
-  Z, "answer is X" for A-D, else exactly one option text inside a short answer); yes/no by
-  `YOrN_Extraction` (`vlmeval/dataset/utils/yorn.py`); MathVista free form by `int()`/`float()` of the
+  Z, "answer is X" for A-D, else exactly one option text inside a short answer); WeMath without a
+  judge by its own rule (`wemath.py` load_and_process_data: the first character after the last
+  "Answer", or of the whole prediction when it has none); yes/no by `YOrN_Extraction`
+  (`vlmeval/dataset/utils/yorn.py`, words split after `vlmeval/smp/misc.py` process_punctuation); MathVista free form by `int()`/`float()` of the
   whole prediction, accepted only when it equals the answer (`vlmeval/dataset/utils/mathvista.py`
   post_check); MathVision free form by `is_equal` of the whole prediction and the answer
   (`vlmeval/dataset/utils/mathv.py`).
@@ -21,7 +23,8 @@ Read from open-compass/VLMEvalKit (snapshot e8e78f0, 2026-08) for facts only; no
 - **the benchmark's own comparison**: letters equal (multiple choice; MathVista compares with the
   gold option letter); MathVista free form `int(x) == int(gold)` / `float(x) == float(gold)`, no
   rounding, and list or text answers never equal (post_check leaves the prediction as `str(None)`);
-  MathVision `is_equal`: the same string lower-cased, the same value, or the same latex2sympy value.
+  MathVision `is_equal`: the same string lower-cased, the same value, or the same latex2sympy value
+  where latex2sympy's reading prints as plain arithmetic (it is eval()ed: "sqrt(2)" has no value).
 
 Where this differs from VLMEvalKit, on purpose:
 - a judge that cannot be reached, or whose reply names no option, leaves the item **unextracted**
@@ -50,8 +53,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .benchmarks.base import Adapter, BenchItem
-from .benchmarks.extraction import yes_no
-from .benchmarks.wemath import official_answer
 from .judge import clip_response, load_prompt
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,46 @@ def can_infer(answer: str, choices: Mapping[str, str]) -> str | None:
     return infer_option(answer, choices) or infer_text(answer, choices)
 
 
+# VLMEvalKit's process_punctuation (vlmeval/smp/misc.py): these characters go, each removed outright when
+# it touches a space somewhere in the text (or the text holds a digit,digit), else replaced by a space;
+# a period not beside a digit is removed. Others (* ' : $ % # & ...) stay part of the word.
+_YORN_PUNCT = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",",
+               "?", "!")
+_DIGIT_COMMA = re.compile(r"(\d)(,)(\d)")
+_LONE_PERIOD = re.compile(r"(?<!\d)\.(?!\d)")
+
+
+def yes_no_words(text: str) -> list[str]:
+    """The lower-cased words VLMEvalKit's YOrN_Extraction looks at."""
+    low = text.lower()
+    out = low
+    glued = _DIGIT_COMMA.search(low) is not None
+    for p in _YORN_PUNCT:
+        out = out.replace(p, "" if glued or p + " " in low or " " + p in low else " ")
+    return _LONE_PERIOD.sub("", out).split()
+
+
+def yes_no(text: str | None) -> str | None:
+    """VLMEvalKit's YOrN_Extraction (yorn.py): "yes" / "no" when exactly one of the two is a word after
+    its punctuation handling ("**Yes**" and "Yes:" are no such word), else None (its "Unknown")."""
+    if not text:
+        return None
+    words = yes_no_words(text)
+    if "yes" in words and "no" not in words:
+        return "yes"
+    if "no" in words and "yes" not in words:
+        return "no"
+    return None
+
+
+def wemath_answer(text: str) -> str | None:
+    """WeMath's own rule without a judge (wemath.py load_and_process_data): what follows the last
+    "Answer" (the whole prediction when it has none), without > < : . and outer spaces; its first
+    character if one of A-H."""
+    tail = re.sub(r"[><:.]", "", text.split("Answer")[-1].strip()).strip()
+    return tail[0] if tail and tail[0] in "ABCDEFGH" else None
+
+
 def exact_value(text: str | None, kind: str) -> int | float | None:
     """Python's int() or float() of the whole text, as MathVista's post_check: "14.0" is no integer,
     "1,000" and "14 cm" are no number."""
@@ -167,20 +208,23 @@ def arithmetic(text: str) -> float | None:
 
 
 def _latex_value(text: str) -> float | None:
+    """The value of latex2sympy's reading of `text` when that reading prints as plain arithmetic
+    ("12", "3/4", "-1/2"): is_equal eval()s str() of it, and a name there (sqrt, pi, a symbol) is an
+    error, so "\\sqrt{2}" has no value to compare."""
     if len(text) > 128:
         return None
     try:
         from latex2sympy2_extended import latex2sympy
 
-        value = complex(latex2sympy(text).evalf())
+        printed = str(latex2sympy(text))
     except Exception:  # noqa: BLE001 - anything latex2sympy cannot read is no value
         return None
-    return value.real if value.imag == 0 and math.isfinite(value.real) else None
+    return arithmetic(printed)
 
 
 def math_equal(pred: str | None, gold: str) -> bool:
     """MathVision's is_equal: equal lower-cased strings, else equal values (|a - b| < 1e-6) read as
-    arithmetic, else as LaTeX (latex2sympy)."""
+    arithmetic, else as LaTeX (latex2sympy, printed as plain arithmetic)."""
     if pred is None:
         return False
     p, g = str(pred).lower().strip(), str(gold).lower().strip()
@@ -214,7 +258,7 @@ def rule(adapter: Adapter, item: BenchItem, text: str, *, judged: bool) -> str |
     kind = kind_of(adapter, item)
     if kind == "choice":
         if adapter.spec.name == "wemath" and not judged:
-            return official_answer(text)  # WeMath without a judge: its own "Answer" rule (wemath.py)
+            return wemath_answer(text)  # WeMath without a judge: its own "Answer" rule (wemath.py)
         return can_infer(text, item.choices)
     if kind == "yesno":
         return yes_no(text)
