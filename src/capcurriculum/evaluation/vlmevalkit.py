@@ -142,7 +142,7 @@ def yes_no_words(text: str) -> list[str]:
     return _LONE_PERIOD.sub("", out).split()
 
 
-def yes_no(text: str | None) -> str | None:
+def yorn_extraction(text: str | None) -> str | None:
     """VLMEvalKit's YOrN_Extraction (yorn.py): "yes" / "no" when exactly one of the two is a word after
     its punctuation handling ("**Yes**" and "Yes:" are no such word), else None (its "Unknown")."""
     if not text:
@@ -261,7 +261,7 @@ def rule(adapter: Adapter, item: BenchItem, text: str, *, judged: bool) -> str |
             return wemath_answer(text)  # WeMath without a judge: its own "Answer" rule (wemath.py)
         return can_infer(text, item.choices)
     if kind == "yesno":
-        return yes_no(text)
+        return yorn_extraction(text)
     if kind == "mathvista":
         atype = item.meta.get("mv_answer_type")
         value = exact_value(text, atype) if atype in ("integer", "float") else None
@@ -304,7 +304,7 @@ def read_reply(adapter: Adapter, item: BenchItem, reply: str) -> str | None:
     if kind == "choice":
         return can_infer(reply, item.choices)
     if kind == "yesno":
-        return yes_no(reply)
+        return yorn_extraction(reply)
     return reply.strip() or None
 
 

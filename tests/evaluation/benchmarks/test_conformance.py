@@ -18,7 +18,7 @@ import pytest
 
 from capcurriculum.evaluation.benchmarks import get_adapter
 from capcurriculum.evaluation.judge import Verdict
-from capcurriculum.evaluation.vlmevalkit import can_infer, grade_all, wemath_answer, yes_no
+from capcurriculum.evaluation.vlmevalkit import can_infer, grade_all, wemath_answer, yorn_extraction
 
 ANIMALS = {"A": "cat", "B": "dog", "C": "bird", "D": "fish"}  # option texts sum to 14 characters
 
@@ -66,7 +66,7 @@ YES_NO = [("Yes", "yes"), ("No.", "no"), ("Yes, there is.", "yes"), ("There is n
 
 @pytest.mark.parametrize(("response", "expected"), YES_NO)
 def test_yes_no_rule(response, expected):
-    assert yes_no(response) == expected
+    assert yorn_extraction(response) == expected
 
 
 # vlmeval/dataset/utils/mathvista.py post_check 77-104 (prefetch): int() / float() of the whole
