@@ -130,7 +130,8 @@ def _mixed_chunks(world, processor, model, settings):
 def test_micro_batches_under_a_token_budget_take_the_unsplit_step(world, processor, model):
     # grpo.micro_batch_tokens splits the update into micro-batches of whole prompts under the budget; each one's
     # loss over the whole mini-batch's token count, so the summed loss, the gradient and the step are the
-    # unsplit ones (fp32: loss to 1e-6 relative or 1e-7 absolute, gradients to 1e-4 relative / 1e-7 absolute, the step to 5% of lr).
+    # unsplit ones (fp32: loss to 1e-6 relative or 1e-7 absolute, gradients to 1e-4 relative / 1e-7 absolute, the step to 5% of lr where
+    # the gradient determines it).
     settings = _settings(rollout_batch_size=6, update_batch_size=6, kl_coef=0.05)
     twin = copy.deepcopy(model)
     whole, ref, chunks = _mixed_chunks(world, processor, model, settings)
@@ -156,10 +157,18 @@ def test_micro_batches_under_a_token_budget_take_the_unsplit_step(world, process
         torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-7, msg=name)
     moved = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert moved
-    # Adam's first step is lr * g / (|g| + eps): the fp32 rounding of gradients near zero moves it by up to a few
-    # percent of lr (2.7e-5 of 1e-3 seen); elsewhere the steps agree
-    for k, v in twin.state_dict().items():
-        torch.testing.assert_close(v - before[k], model.state_dict()[k] - before[k], rtol=0, atol=5e-5, msg=k)
+    # Adam's first step is lr * g / (|g| + eps): where |g| is near eps or rounds to either sign (fp32 rounding differs
+    # between processors; a whole lr apart seen on one), the step is not determined by the gradient, so the steps are
+    # compared where |g| > 1e-6 (there eps moves it by < 1% of lr); weights without a gradient do not move
+    after_whole, after_split = model.state_dict(), twin.state_dict()
+    for k, v in after_split.items():
+        step_split, step_whole = v - before[k], after_whole[k] - before[k]
+        g = expected.get(k)
+        if g is None:
+            assert torch.equal(step_split, step_whole), k
+            continue
+        sure = g.abs() > 1e-6
+        torch.testing.assert_close(step_split[sure], step_whole[sure], rtol=0, atol=5e-5, msg=k)
 
 
 def test_gradient_checkpointing_gives_the_same_gradient(world, processor, model):
