@@ -1,6 +1,12 @@
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Tests never reach a model hub: everything they load, the project builds itself.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,3 +72,30 @@ def trickle_server():
     yield make
     for s in made:
         s.close()
+
+
+def git_copy_of_repo(repo: Path, *profile_overrides: str, message: str = "copy") -> dict[str, str]:
+    """The repository's files (tracked and untracked, not ignored) copied to `repo`, params.yaml composed with
+    `profile_overrides` (`python -m capcurriculum.config`), committed in a new git repository; returns the
+    environment to run `dvc` in it: the project's Python first on PATH, no hub, no outer DVC/MLflow settings."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (ROOT / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "CAPCURRICULUM_LOG": "WARNING"}
+    for name in ("DVC_ROOT", "MLFLOW_TRACKING_URI", "CAPCURRICULUM_DRYRUN"):
+        env.pop(name, None)
+    for cmd in ([sys.executable, "-m", "capcurriculum.config", *profile_overrides], ["git", "init", "-q"],
+                ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message]):
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return env
+
+
+@pytest.fixture(scope="session")
+def git_copy():
+    """git_copy_of_repo, for tests that run DVC in a copy of the repository."""
+    return git_copy_of_repo

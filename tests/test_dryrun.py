@@ -3,10 +3,7 @@
 `dvc repro` on the paper's code path (slow)."""
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -143,27 +140,15 @@ DATA_NODES = ("raw", "init_models", "base@policy", "base@filter_small", "base@fi
 
 
 @pytest.mark.slow
-def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path):
+def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path, git_copy):
     """`dvc repro` of every data node, up to D_perc, D_text and D_vis, then the rest of the DAG to the report, on
     the paper_dry profile, in a git copy of the repository; the tiny world is never read (data/world holds only the
     raw node's manifest)."""
     dry = tmp_path / "dryrun"
     manifest = prepare(dry, DryRunSpec(train_scenes=12, test_scenes=4, text_math=12, vis_math=8))
     repo = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1", "CAPCURRICULUM_LOG": "WARNING"}
-    for name in ("DVC_ROOT", "MLFLOW_TRACKING_URI", "CAPCURRICULUM_DRYRUN"):
-        env.pop(name, None)
-    _run([sys.executable, "-m", "capcurriculum.config", "profile=paper_dry", f"dryrun.dir={dry}"], repo, env)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "paper_dry"]):
-        _run(cmd, repo, env)
+    repo.mkdir()
+    env = git_copy(repo, "profile=paper_dry", f"dryrun.dir={dry}", message="paper_dry")
     proc = _run(["dvc", "repro", "perc_filter", "sets@text", "sets@vis"], repo, env)
     for node in DATA_NODES:
         assert f"Running stage '{node}'" in proc.stdout, proc.stdout[-3000:]

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,22 +19,9 @@ def _run(cmd, cwd, env, timeout=1800):
 
 
 @pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory):
+def smoke_repo(tmp_path_factory, git_copy):
     repo = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1", "CAPCURRICULUM_LOG": "WARNING"}
-    env.pop("DVC_ROOT", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    _run([sys.executable, "-m", "capcurriculum.config", "profile=smoke"], repo, env)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke"]):
-        _run(cmd, repo, env)
+    env = git_copy(repo, "profile=smoke", message="smoke")
     proc = _run(["dvc", "repro"], repo, env)
     return repo, env, proc
 
@@ -210,6 +196,7 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     out = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.order=[perc,vis,text]"], repo, env).stdout
     for node in ("raw", "init_models", "qa_generate", "perc_filter", "difficulty", "train_1", "merged"):
         assert f"Running stage '{node}'" not in out, node
+    assert "Running stage 'check_params'" in out  # every params change is checked; its unchanged output re-runs nothing
     assert "Running stage 'train_2'" in out and "Running stage 'train_3'" in out
     assert "Running stage 'evaluate@staged'" in out and "Running stage 'evaluate@merged'" not in out
     assert "Running stage 'evaluate@base'" not in out

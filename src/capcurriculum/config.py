@@ -67,13 +67,32 @@ def workdir_root() -> Path:
 
 
 SUM_RESOLVER = "capcurriculum.sum"
+SLOT_RESOLVERS = ("capcurriculum.slot_set", "capcurriculum.slot_steps")
+
+
+def _slot(values: Any, k: int, key: str, order: Any) -> Any:
+    """values[k] for the slot views (curriculum.s<k+1>), or an error naming the key: under `dvc exp run` this is
+    evaluated while DVC composes conf/, before any node runs, where a bare `${curriculum.steps.2}` said only
+    "Interpolation key 'curriculum.steps.2' not found"."""
+    values = list(values) if isinstance(values, (list, ListConfig)) else values
+    if not isinstance(values, list) or not 0 <= k < len(values):
+        order = list(order) if isinstance(order, ListConfig) else order
+        if key == "curriculum.order":
+            raise ConfigError(key, f"the staged run has 3 slots, one set each; got {values}")
+        raise ConfigError(key, f"needs one step count per set of curriculum.order ({order}), got {values}")
+    return values[k]
 
 
 def register_resolvers() -> None:
     """`${capcurriculum.sum:${curriculum.steps}}` in conf/config.yaml: the merged baseline's steps, derived when
     conf/ is composed, so the merged node declares `merged.steps` and a new split of the same total does not
     re-run it. DVC's composition registers it through hydra_plugins/ (its default `hydra.plugins_path` is the
-    repository root). A steps list that is not all integers sums to None; validation names curriculum.steps."""
+    repository root). A steps list that is not all integers sums to None; validation names curriculum.steps.
+    `${capcurriculum.slot_set:...}` / `${capcurriculum.slot_steps:...}`: the slot views, erring by key name."""
+    if not OmegaConf.has_resolver(SLOT_RESOLVERS[0]):
+        OmegaConf.register_new_resolver(SLOT_RESOLVERS[0], lambda order, k: _slot(order, k, "curriculum.order", order))
+        OmegaConf.register_new_resolver(SLOT_RESOLVERS[1],
+                                        lambda order, steps, k: _slot(steps, k, "curriculum.steps", order))
     if not OmegaConf.has_resolver(SUM_RESOLVER):
         OmegaConf.register_new_resolver(SUM_RESOLVER, lambda xs: sum(xs) if all(
             isinstance(x, int) and not isinstance(x, bool) for x in xs) else None)
@@ -100,6 +119,8 @@ def resolve(cfg: DictConfig) -> None:
     try:
         OmegaConf.resolve(cfg)
     except (InterpolationKeyError, InterpolationResolutionError) as e:
+        if isinstance(e.__cause__, ConfigError):  # a resolver of ours named the key (the slot views)
+            raise e.__cause__ from None
         order, steps = OmegaConf.select(cfg, "curriculum.order"), OmegaConf.select(cfg, "curriculum.steps")
         if "curriculum.steps" in str(e) or "curriculum.order" in str(e):
             order_list = list(order) if isinstance(order, ListConfig) else order
