@@ -10,6 +10,9 @@ On a random-weight Qwen3-VL model of the given shape (bench/grpo_gpu.py builds i
   micro_batch_<L>   the paper's per-GPU micro-batch (train.trl.per_device_train_batch_size: 16 completions, one
                     image each) at L completion tokens through the trl engine's loss, forward and backward with
                     gradient checkpointing: seconds and peak GiB, or the phase that ran out of memory
+  deepspeed_step    one GRPO step of the trl engine in one process under `accelerate launch` with the repository's
+                    conf/accelerate/zero2.yaml (DeepSpeed ZeRO-2, as the paper profile launches), KL on: seconds, peak
+                    GiB, and the KL reference's device and dtype (PASS: on the accelerator, in the policy's dtype)
   engines           bench/grpo_gpu.py's sides (lean, trl engine, TRL at its defaults): run it beside this one
                     (`python bench/grpo_gpu.py --size 2b`), it prints its own table
 Results go to --out as JSON; the table says PASS / FAIL / OOM per check.
@@ -26,6 +29,7 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
 
 TOL = {"bfloat16": 0.1, "float32": 1e-3}  # |log-prob| differences from two summation orders of the same model
 
@@ -103,6 +107,67 @@ def micro_batch(model_dir: Path, items, args, length: int) -> dict:
     return out
 
 
+def deepspeed_step(model_dir: Path, raw: Path, world: Path, args) -> dict:
+    """This script again, under `accelerate launch --config_file conf/accelerate/zero2.yaml --num_processes 1`."""
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:  # a free port for the launcher's rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = Path(tempfile.mkdtemp()) / "deepspeed_step.json"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "conf/accelerate/zero2.yaml"),
+           "--num_processes", "1", "--main_process_port", str(port), str(Path(__file__).resolve()),
+           "--deepspeed-step", str(model_dir), str(raw), str(world), "--out", str(out), "--device", args.device,
+           "--dtype", args.dtype, "--parity-tokens", str(args.parity_tokens), "--seed", str(args.seed)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    if proc.returncode != 0 or not out.exists():
+        return {"status": "FAIL", "error": (proc.stdout + proc.stderr)[-2000:]}
+    return json.loads(out.read_text())
+
+
+def _deepspeed_step_child(model_dir: Path, raw: Path, world: Path, args) -> None:
+    """One GRPO step (2 prompts x 2 completions) of the trl engine under the launcher that started this process."""
+    import torch
+    from grpo_step import load_prompts
+
+    from capcurriculum.models import load_model_and_processor
+    from capcurriculum.runtime import launched_accelerator
+    from capcurriculum.training.grpo import PromptStream
+    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.training.trl_engine import TRLEngine
+
+    acc = launched_accelerator()
+    if acc is None or acc.state.deepspeed_plugin is None:
+        raise SystemExit("--deepspeed-step runs under `accelerate launch` with a DeepSpeed config")
+    cuda = acc.device.type == "cuda"
+    model, processor = load_model_and_processor(model_dir, dtype=args.dtype, device=str(acc.device))
+    settings = GRPOSettings(group_size=2, max_response_length=args.parity_tokens, rollout_batch_size=2,
+                            update_batch_size=2, kl_coef=0.01)
+    engine = TRLEngine(model, processor, settings, RewardConfig(), output_dir=tempfile.mkdtemp(), seed=args.seed,
+                       vision_lr_scale=1.0, gradient_checkpointing=True, accelerator=acc,
+                       precision="bf16" if args.dtype == "bfloat16" else "fp32")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    history = engine.train(PromptStream(load_prompts(raw, world, "vis_math", 2), seed=args.seed), 1, progress=False)
+    seconds = time.perf_counter() - t0
+    ref = engine.trainer.ref_model
+    p = next(ref.parameters())
+    expected = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    ok = (p.device.type == acc.device.type and p.dtype == expected and len(history) == 1
+          and all(v == v for v in history[0].values()))  # no NaN in the step's figures
+    ds = acc.state.deepspeed_plugin.deepspeed_config
+    out = {"status": "PASS" if ok else "FAIL", "seconds": seconds, "zero_stage": ds["zero_optimization"]["stage"],
+           "ref_device": str(p.device), "ref_dtype": str(p.dtype).removeprefix("torch."),
+           "loss": history[0].get("loss") if history else None,
+           "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="2b")
@@ -114,7 +179,12 @@ def main() -> int:
     ap.add_argument("--lengths", default="1024,2048", help="completion lengths of the micro-batch check")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/gpu_check.json"))
+    ap.add_argument("--deepspeed-step", nargs=3, type=Path, metavar=("MODEL_DIR", "RAW", "WORLD"),
+                    help=argparse.SUPPRESS)  # the deepspeed_step check's own process
     args = ap.parse_args()
+    if args.deepspeed_step:
+        _deepspeed_step_child(*args.deepspeed_step, args)
+        return 0
 
     import torch
     from grpo_gpu import build
@@ -140,6 +210,7 @@ def main() -> int:
         del model
         for length in (int(x) for x in args.lengths.split(",")):
             run(f"micro_batch_{length}", micro_batch, model_dir, items, args, length)
+        run("deepspeed_step", deepspeed_step, model_dir, raw, world, args)
     print(report(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))

@@ -31,7 +31,7 @@ def test_grpo_gpu_bench_runs_every_side_at_the_tiny_shape(tmp_path):
 @pytest.mark.slow
 def test_the_prepared_gpu_check_runs_its_plumbing_on_the_cpu(tmp_path):
     # bench/gpu_check.py: the update path's log-probs against a plain forward, and the paper's per-GPU micro-batch
-    # through the trl engine's loss (here 2 completions of 16 and 32 tokens at the tiny shape)
+    # through the trl engine's loss (here 2 completions of 16 and 32 tokens at the tiny shape), a DeepSpeed step
     out = tmp_path / "check.json"
     proc = subprocess.run([sys.executable, "bench/gpu_check.py", "--size", "tiny", "--device", "cpu", "--dtype",
                            "float32", "--image-px", "96", "--lengths", "16,32", "--micro-batch", "2",
@@ -39,6 +39,9 @@ def test_the_prepared_gpu_check_runs_its_plumbing_on_the_cpu(tmp_path):
                           timeout=600, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     checks = json.loads(out.read_text())["checks"]
-    assert set(checks) == {"logprob_parity", "micro_batch_16", "micro_batch_32"}
+    assert set(checks) == {"logprob_parity", "micro_batch_16", "micro_batch_32", "deepspeed_step"}
+    # one GRPO step under accelerate launch with conf/accelerate/zero2.yaml; the KL reference where the policy is
+    ds = checks["deepspeed_step"]
+    assert (ds["status"], ds["zero_stage"], ds["ref_device"], ds["ref_dtype"]) == ("PASS", 2, "cpu", "float32"), ds
     assert checks["logprob_parity"]["max_abs_diff"] <= 1e-3 and checks["logprob_parity"]["tokens"] > 0
     assert "| logprob_parity | PASS |" in proc.stdout
