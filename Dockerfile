@@ -7,9 +7,14 @@
 # rollout is TRL's vLLM colocate), and vllm 0.31.0 (CUDA) pins torch==2.13.0, the project's own
 # torch pin; PyPI's torch 2.13.0 is built against CUDA 13.0 (nvidia-cuda-runtime 13.0.96, cuDNN 9 for
 # cu13), hence CUDA 13.0.2 images on Ubuntu 24.04, whose system Python is 3.12. Hosts need an NVIDIA
-# driver that supports CUDA 13.0 (>= 580). flash-attn 2.8.3.post2 has no wheel on PyPI and is compiled
-# here against that torch, for the GPU generations in FLASH_ATTN_CUDA_ARCHS (80 = A100, 90 = H100/H200);
-# MAX_JOBS bounds the parallel nvcc jobs, each of which can take several GB of RAM.
+# driver that supports CUDA 13.0 (>= 580).
+#
+# flash-attn is opt-in (--build-arg WITH_FLASH_ATTN=1): the paper profile attends with SDPA
+# (train.attn_implementation: sdpa), vLLM brings its own attention kernels, and flash-attn 2.8.3.post2 has
+# no wheel on PyPI while its source build against CUDA 13 fails for others (Dao-AILab/flash-attention#2064).
+# When asked, it is compiled against this torch for the GPU generations in FLASH_ATTN_CUDA_ARCHS (80 = A100,
+# 90 = H100/H200); MAX_JOBS bounds the parallel nvcc jobs, each of which can take several GB of RAM. Then
+# set train.attn_implementation=flash_attention_2.
 #
 # RUNTIME_BASE: the default has no nvcc. The repository's DeepSpeed configs need no op compiled at run time
 # (the stage builds its own torch AdamW, nothing is offloaded: tests/test_deepspeed_configs.py holds them to
@@ -18,7 +23,7 @@
 
 ARG RUNTIME_BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 
-# ---- builder: compiles flash-attn and installs everything into /opt/venv --------------------------
+# ---- builder: installs everything into /opt/venv (and compiles flash-attn when asked) --------------------------
 FROM nvidia/cuda:13.0.2-cudnn-devel-ubuntu24.04 AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -51,17 +56,20 @@ WORKDIR /build
 # Dependencies before sources: this (slow) layer is rebuilt when pyproject.toml changes, not on every
 # edit under src/.
 COPY pyproject.toml ./
+ARG WITH_FLASH_ATTN=0
 ARG FLASH_ATTN_CUDA_ARCHS="80;90"
 ARG MAX_JOBS=4
 RUN --mount=type=cache,target=/root/.cache/uv \
+    if [ "${WITH_FLASH_ATTN}" = 1 ]; then set -- --extra flash; fi; \
     FLASH_ATTN_CUDA_ARCHS="${FLASH_ATTN_CUDA_ARCHS}" MAX_JOBS="${MAX_JOBS}" \
-    uv pip install --no-build-isolation-package flash-attn -r pyproject.toml --extra gpu
+    uv pip install --no-build-isolation-package flash-attn -r pyproject.toml --extra gpu "$@"
 
 COPY README.md ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv pip install --no-deps . \
-    && python -c "import torch, torchvision, vllm, deepspeed, flash_attn, capcurriculum"
+    && python -c "import torch, torchvision, vllm, deepspeed, trl, capcurriculum" \
+    && if [ "${WITH_FLASH_ATTN}" = 1 ]; then python -c "import flash_attn"; fi
 
 # ---- runtime ----------------------------------------------------------------------------------------
 FROM ${RUNTIME_BASE}
