@@ -73,6 +73,36 @@ def test_a_failed_node_writes_no_run_record(store):
     assert not (store / "runs/broken.json").exists()
 
 
+@pytest.mark.parametrize("stop, status", [(RuntimeError("boom"), "FAILED"), (SystemExit("params.yaml: x: bad"), "FAILED"),
+                                          (KeyboardInterrupt(), "KILLED")])
+def test_a_dag_that_stops_at_a_node_closes_its_parent_and_a_rerun_reopens_it(store, stop, status):
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    with tracking.node_run("raw", {}, store / "runs/raw.json") as first:
+        pass
+    assert client.get_run(first.parent_run_id).info.status == "RUNNING"
+    with pytest.raises(type(stop)):
+        with tracking.node_run("base", {}, store / "runs/base.json"):
+            raise stop
+    assert client.get_run(first.parent_run_id).info.status == status
+    with tracking.node_run("base", {}, store / "runs/base.json") as again:  # the user re-runs the DAG
+        assert again.parent_run_id == first.parent_run_id
+        assert client.get_run(first.parent_run_id).info.status == "RUNNING"
+    tracking.finish_experiment([store / "runs/raw.json", store / "runs/base.json"])
+    assert client.get_run(first.parent_run_id).info.status == "FINISHED"
+
+
+def test_the_experiment_opens_on_its_training_runs_and_a_chosen_kind_stays(store):
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    with tracking.node_run("raw", {}, store / "runs/raw.json"):
+        pass
+    exp = client.get_experiment_by_name("capcurriculum")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # MLflow's "Machine learning" view
+    client.set_experiment_tag(exp.experiment_id, "mlflow.experimentKind", "genai_development")
+    with tracking.node_run("base", {}, store / "runs/base.json"):
+        pass
+    assert client.get_experiment(exp.experiment_id).tags["mlflow.experimentKind"] == "genai_development"
+
+
 def test_experiments_get_their_own_parent_and_restored_runs_are_linked(store, monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "exp-one")
     with tracking.node_run("raw", {}, store / "runs/raw.json") as first:

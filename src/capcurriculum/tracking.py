@@ -64,13 +64,24 @@ def _client():
     return mlflow, mlflow.MlflowClient()
 
 
+# MLflow 3 opens an experiment without this tag in its GenAI view, on an empty traces page; runs with curves
+# are its "Machine learning" kind.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def find_or_create_parent(experiment: str, params_path: str | Path = "params.yaml") -> str:
+    """This experiment's parent run, RUNNING: created on the first node, reopened by a node that re-runs after
+    a failed or interrupted one closed it."""
     mlflow, client = _client()
     exp = mlflow.set_experiment(experiment)
+    if EXPERIMENT_KIND_TAG not in exp.tags:  # a kind the user chose in the UI stays
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     key, name = parent_key(params_path)
     found = client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{key}'",
                                max_results=1)
     if found:
+        if found[0].info.status in ("FAILED", "KILLED"):
+            client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id
     run = client.create_run(exp.experiment_id, run_name=name, tags={
         PARENT_TAG: key, "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
@@ -124,6 +135,10 @@ def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experim
         handle = NodeRun(run.info.run_id, parent)
         try:
             yield handle
+        except BaseException as e:  # the DAG stops here: its parent is closed, never left RUNNING
+            if not (isinstance(e, SystemExit) and e.code in (None, 0)):
+                mlflow.MlflowClient().set_terminated(parent, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            raise
         finally:  # after the node's body, so the threads are the ones it set; a failed run is tagged too
             seconds = round(time.monotonic() - t0, 1)
             machine = machine_record()
