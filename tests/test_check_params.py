@@ -13,6 +13,7 @@ BAD = [
     ("curriculum.order=[perc,txt,vis]", "curriculum.order[1]"),  # an unknown set name
     ("curriculum.steps=[1,2]", "curriculum.steps"),  # a steps list shorter than the order
     ("curriculum.order=[perc,text]", "curriculum.order"),  # two sets for three slots
+    ("curriculum.order=vis", "curriculum.order"),  # one name: what each experiment of the comma form's sweep gets
     ("train.seed=abc", "train.seed"),
     ("train.reward.accuracy_weight=-1", "train.reward.accuracy_weight"),  # once found only in train_1
     ("train.sft.lr=-1", "train.sft.lr"),

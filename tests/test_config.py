@@ -6,6 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from capcurriculum.config import PROFILES, ConfigError, compose, load_params, parse_order, validate
+from capcurriculum.config import main as config_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,6 +126,18 @@ def test_order_accepts_a_list_or_a_comma_string():
     assert parse_order("vis, text,perc") == ["vis", "text", "perc"]
     with pytest.raises(ConfigError, match="curriculum.order: is empty"):
         parse_order("")
+
+
+def test_a_one_name_order_is_refused_showing_the_list_form(capsys):
+    # `-S curriculum.order=vis,text,perc` is a sweep (DVC, Hydra): each experiment would get one name. Refused
+    # while composing, where `dvc exp run` composes too, and by the CLI without a traceback.
+    with pytest.raises(ConfigError, match=r"^curriculum.order: is the single name 'vis'.*'curriculum.order=\[vis,text,perc\]'"):
+        _compose("curriculum.order=vis")
+    quoted = _compose("curriculum.order='vis,text,perc'")  # one comma string (parse_order's other form) stays
+    assert [quoted.curriculum[f"s{k}"].set for k in (1, 2, 3)] == ["vis", "text", "perc"]
+    with pytest.raises(SystemExit) as exit_:
+        config_main(["curriculum.order=vis", "--out", "/dev/null"])
+    assert str(exit_.value.code).startswith("config: curriculum.order: is the single name 'vis'")
 
 
 def test_slot_views_follow_the_order_and_stale_ones_are_refused():

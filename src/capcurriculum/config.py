@@ -7,6 +7,7 @@ stage scripts read `params.yaml` (DESIGN.md section 6). Every error names the of
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,12 @@ def _slot(values: Any, k: int, key: str, order: Any) -> Any:
     """values[k] for the slot views (curriculum.s<k+1>), or an error naming the key: under `dvc exp run` this is
     evaluated while DVC composes conf/, before any node runs, where a bare `${curriculum.steps.2}` said only
     "Interpolation key 'curriculum.steps.2' not found"."""
+    if isinstance(order, str) and "," not in order:  # what a sweep of the comma form gives each experiment
+        raise ConfigError("curriculum.order", f"is the single name {order!r}; an order lists the sets, as "
+                          "-S 'curriculum.order=[vis,text,perc]' (DVC and Hydra read `curriculum.order=vis,text,perc` "
+                          "as a sweep of three one-name orders)")
+    if isinstance(values, str) and key == "curriculum.order":  # the comma-string form parse_order accepts
+        values = [v.strip() for v in values.split(",") if v.strip()]
     values = list(values) if isinstance(values, (list, ListConfig)) else values
     if not isinstance(values, list) or not 0 <= k < len(values):
         order = list(order) if isinstance(order, ListConfig) else order
@@ -119,8 +126,9 @@ def resolve(cfg: DictConfig) -> None:
     try:
         OmegaConf.resolve(cfg)
     except (InterpolationKeyError, InterpolationResolutionError) as e:
-        if isinstance(e.__cause__, ConfigError):  # a resolver of ours named the key (the slot views)
-            raise e.__cause__ from None
+        ours = e.__cause__ or e.__context__
+        if isinstance(ours, ConfigError):  # a resolver of ours named the key (the slot views)
+            raise ours from None
         order, steps = OmegaConf.select(cfg, "curriculum.order"), OmegaConf.select(cfg, "curriculum.steps")
         if "curriculum.steps" in str(e) or "curriculum.order" in str(e):
             order_list = list(order) if isinstance(order, ListConfig) else order
@@ -479,8 +487,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. profile=smoke")
     ap.add_argument("--out", default="params.yaml")
     args = ap.parse_args(argv)
-    cfg = compose(args.overrides)
-    validate(cfg)
+    try:
+        cfg = compose(args.overrides)
+        validate(cfg)
+    except ConfigError as e:  # the key and what is allowed, without a traceback through the checks
+        sys.exit(f"config: {e}")
     Path(args.out).write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
     print(f"wrote {args.out} (profile {cfg.profile})")
     if args.overrides:  # dvc exp run composes conf/ afresh: these overrides do not carry over to it
