@@ -23,10 +23,17 @@ env: .venv/.installed
 	$(UV) pip install -q --compile-bytecode --python $(PY) -e ".[cpu,dev]"
 	@touch $@
 
+# The test-only extra 'ref' (pyproject.toml): lmms-eval's scoring modules, the reference that
+# tests/evaluation/benchmarks/test_lmms_eval_reference.py runs the conformance responses through. It resolves
+# with the rest of the set in one uv call and moves no pinned version; `make env` (and so `make repro`) leaves it out.
+.venv/.ref-installed: .venv/.installed
+	$(UV) pip install -q --compile-bytecode --python $(PY) -e ".[cpu,dev,ref]"
+	@touch $@
+
 repro: env
 	dvc repro
 
-test: env
+test: env .venv/.ref-installed
 	$(PY) -m pytest -q
 
 lint: env
