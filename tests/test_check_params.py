@@ -28,8 +28,13 @@ def fresh_repo(tmp_path_factory, git_copy):
 
 
 @pytest.mark.parametrize(("override", "key"), BAD, ids=[b[0] for b in BAD])
-def test_a_bad_value_under_dvc_exp_run_fails_first_naming_its_key(fresh_repo, override, key):
+def test_a_bad_value_under_dvc_exp_run_fails_first_naming_its_key(fresh_repo, override, key, tmp_path):
     repo, env = fresh_repo
+    # the same check through the config CLI first: its own message, no traceback, nothing written
+    cli = subprocess.run(["python", "-m", "capcurriculum.config", "profile=smoke", override, "--out",
+                          str(tmp_path / "params.yaml")], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert cli.returncode != 0 and f"config: {key}: " in cli.stderr and "Traceback" not in cli.stderr, cli.stderr[-3000:]
+    assert not (tmp_path / "params.yaml").exists()
     proc = subprocess.run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", override], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
