@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from capcurriculum.answers import parse_choices
 from capcurriculum.data.schema import Example
 from capcurriculum.data.sources import (
     Skip,
@@ -16,7 +17,6 @@ from capcurriculum.data.sources import (
     classify_answer,
     load_rows,
     load_source,
-    parse_choices,
     parse_difficulty,
 )
 from capcurriculum.io import read_jsonl

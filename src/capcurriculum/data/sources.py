@@ -35,6 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+from capcurriculum.answers import (
+    DECIMAL,
+    balanced,
+    choice_answer,
+    is_letter,
+    number_literal,
+    parse_choices,
+    strip_wrappers,
+)
 from capcurriculum.data.schema import ANSWER_TYPES, Example
 from capcurriculum.io import DataError, iter_jsonl
 
@@ -51,7 +60,6 @@ PROBLEMS_KEPT = 5  # first places recorded per skip reason
 DEFAULT_CACHE = "~/.cache/capcurriculum/sources"  # or $CAPCURRICULUM_CACHE; shared by queued experiments
 MAX_ANSWER_CHARS = 300
 _MISSING = object()
-_LETTERS = "ABCDEFGH"
 
 
 class SourceError(DataError):
@@ -294,37 +302,7 @@ class RowSet:
     base_dir: Path | None = None  # directory relative image paths resolve against, when local
 
 
-# ---------------------------------------------------------------------------------- answers
-
-
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_OPTION_LINE = re.compile(r"^\s*\(?([A-H])\s*(?:\)|\.|:|：|．)\s*(.*?)\s*$")
-_INLINE_OPTION = re.compile(r"\(([A-H])\)\s*")
-_LETTER_ANSWER = re.compile(r"^\s*(?:\(([A-H])\)|([A-H])(?:[\.\):]\s*.*)?)\s*$", re.DOTALL)
-
-
-def strip_wrappers(text: str) -> str:
-    """Drop wrappers that are not part of the answer: `$...$`, a whole `\\boxed{...}`, outer space."""
-    s = text.strip()
-    for _ in range(3):
-        before = s
-        if len(s) >= 2 and s.startswith("$") and s.endswith("$"):
-            s = s.strip("$").strip()
-        if s.startswith("\\boxed{") and s.endswith("}") and _balanced(s[len("\\boxed{"):-1]):
-            s = s[len("\\boxed{"):-1].strip()
-        if s == before:
-            break
-    return s
-
-
-def _balanced(s: str) -> bool:
-    depth = 0
-    for ch in s:
-        depth += {"{": 1, "}": -1}.get(ch, 0)
-        if depth < 0:
-            return False
-    return depth == 0
+# ---------------------------------------------------------------------------------- gold answers
 
 
 def classify_answer(value: Any, max_chars: int = MAX_ANSWER_CHARS) -> tuple[str, str]:
@@ -346,55 +324,12 @@ def classify_answer(value: Any, max_chars: int = MAX_ANSWER_CHARS) -> tuple[str,
     s = strip_wrappers(value)
     if not s:
         raise Skip(MISSING_ANSWER, "gold answer is empty")
-    if not _balanced(s):
+    if not balanced(s):
         raise Skip(UNPARSEABLE_ANSWER, f"unbalanced braces in gold answer {_short(s)!r}")
     if len(s) > max_chars:
         raise Skip(UNPARSEABLE_ANSWER, f"gold answer is {len(s)} characters (> {max_chars})")
-    if _NUMBER.fullmatch(s):
-        return s, "number"
-    if _THOUSANDS.fullmatch(s):
-        return s.replace(",", ""), "number"
-    return s, "text"
-
-
-def parse_choices(question: str) -> list[str] | None:
-    """Option texts written into a question, or None.
-
-    Recognises a trailing block of lines `A: x` / `A) x` / `A. x` / `(A) x` (GeoQA, ArxivQA, ORZ),
-    and a single trailing line `(A) x (B) y ...`. Letters must run A, B, C, ... without gaps.
-    """
-    lines = question.rstrip().splitlines()
-    options: list[tuple[str, str]] = []
-    for line in reversed(lines):
-        m = _OPTION_LINE.match(line)
-        if not m:
-            break
-        options.append((m.group(1), m.group(2)))
-    options.reverse()
-    if len(options) >= 2 and "".join(letter for letter, _ in options) == _LETTERS[: len(options)]:
-        return [text for _, text in options]
-    if lines:
-        parts = _INLINE_OPTION.split(lines[-1])
-        # parts: [before, 'A', textA, 'B', textB, ...]
-        letters = parts[1::2]
-        if len(letters) >= 2 and "".join(letters) == _LETTERS[: len(letters)]:
-            return [t.strip() for t in parts[2::2]]
-    return None
-
-
-def choice_answer(answer: str, choices: Sequence[str]) -> str | None:
-    """The option letter `answer` names (`C`, `(C)`, `C) text`, or exactly one option's text)."""
-    m = _LETTER_ANSWER.match(answer)
-    if m:
-        letter = m.group(1) or m.group(2)
-        return letter if _LETTERS.index(letter) < len(choices) else None
-    norm = _norm_text(answer)
-    hits = [i for i, c in enumerate(choices) if _norm_text(c) == norm]
-    return _LETTERS[hits[0]] if len(hits) == 1 else None
-
-
-def is_letter(answer: str) -> bool:
-    return bool(re.fullmatch(r"\(?[A-H]\)?", answer.strip()))
+    number = number_literal(s)
+    return (number, "number") if number is not None else (s, "text")
 
 
 def parse_difficulty(value: Any, *, pass_rate: bool = False) -> float | None:
@@ -404,17 +339,13 @@ def parse_difficulty(value: Any, *, pass_rate: bool = False) -> float | None:
     if isinstance(value, (int, float)):
         v = float(value)
     else:
-        m = re.search(r"[-+]?\d+(?:\.\d+)?", str(value))
+        m = DECIMAL.search(str(value))
         if not m:
             return None
         v = float(m.group(0))
     if not math.isfinite(v):
         return None
     return round(1.0 - v, 6) if pass_rate else v
-
-
-def _norm_text(s: str) -> str:
-    return re.sub(r"\s+", " ", strip_wrappers(s)).strip().rstrip(".").casefold()
 
 
 def _short(s: str, n: int = 60) -> str:

@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from capcurriculum.answers import extract_boxed
+from capcurriculum.answers import extract_boxed, infer_choice, parse_options
 
 from .base import (
     Adapter,
@@ -42,7 +42,6 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import infer_choice, parse_options
 
 SPEC = BenchmarkSpec(
     name="wemath", title="WeMath", hub_id="We-Math/We-Math", split="testmini", config=None,
