@@ -201,17 +201,39 @@ def math_verify_equal(pred: str, gold: str, timeout_s: int) -> bool:
     return bool(g and p and verify(g, p, timeout_seconds=timeout_s))
 
 
+def final_answer(response: str) -> tuple[str | None, int]:
+    """(the last boxed answer after the reasoning, how many distinct boxed answers are there).
+
+    A box that is no answer (nested, over-long: `boxed_answers`) is None and counts as one more
+    distinct answer, so it can neither be the answer nor agree with one."""
+    tail = response.rsplit("</think>", 1)[1] if "</think>" in response else response
+    answers = boxed_answers(tail)
+    distinct = {normalize(a) if a is not None else None for a in set(answers)}
+    return (answers[-1] if answers else None), len(distinct)
+
+
+def committed_answer(response: str | None) -> str | None:
+    """The answer a response commits to, as the reward, the filter and the in-domain evaluation read it:
+    the last top-level \\boxed{} after the reasoning; None when there is none, or when the boxes there
+    disagree (a response that hedges between two answers commits to neither)."""
+    if response is None:
+        return None
+    answer, n_distinct = final_answer(response)
+    return answer if n_distinct <= 1 else None
+
+
 def extract_answer(text: str | None) -> str | None:
-    """The answer a response commits to: its last \\boxed{}, else a bare short reply.
+    """The answer a filter model's reply commits to: `committed_answer` when it boxes one, else a bare
+    short reply.
 
     A reply with no box is accepted only when it is short (a word or number, as filter models
     answer a short question); a longer unboxed reply is unparseable, i.e. None.
     """
     if text is None:
         return None
-    boxed = extract_boxed(text)
-    if boxed is not None:
-        return boxed
+    answer, n_distinct = final_answer(text)
+    if n_distinct:  # it boxes: the boxes decide (None when they disagree or are no answer), as committed_answer
+        return answer if n_distinct == 1 else None
     bare = text.strip()
     if bare and "<think>" not in bare and len(bare.split()) <= 3:
         return bare

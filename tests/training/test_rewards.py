@@ -2,10 +2,9 @@
 
 import pytest
 
-from capcurriculum.answers import gold_is_gradeable
+from capcurriculum.answers import final_answer, gold_is_gradeable
 from capcurriculum.training.rewards import (
     RewardConfig,
-    final_answer,
     format_reward,
     reward,
 )

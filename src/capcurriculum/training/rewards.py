@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from capcurriculum.answers import BOXED, MAX_ANSWER_CHARS, boxed_answers, gold_is_gradeable, matches, normalize
+from capcurriculum.answers import BOXED, MAX_ANSWER_CHARS, committed_answer, gold_is_gradeable, matches
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,6 @@ def format_reward(response: str) -> float:
     return 1.0 if box != -1 and tail.find("}", box + len(BOXED)) != -1 else 0.0
 
 
-def final_answer(response: str) -> tuple[str | None, int]:
-    """(the last boxed answer after the reasoning, how many distinct boxed answers are there).
-
-    A box that is no answer (nested, over-long: `answers.boxed_answers`) is None and counts as one
-    more distinct answer, so it can neither be the answer nor agree with one."""
-    tail = response.rsplit("</think>", 1)[1] if "</think>" in response else response
-    answers = boxed_answers(tail)
-    distinct = {normalize(a) if a is not None else None for a in set(answers)}
-    return (answers[-1] if answers else None), len(distinct)
-
-
 def grade(pred: str | None, gold: str, answer_type: str, cfg: RewardConfig = RewardConfig()) -> bool:
     """The shared matcher (`answers.matches`) behind the reward's own guard: a boxed answer longer than
     `cfg.max_answer_chars` is no answer."""
@@ -72,7 +61,6 @@ def reward(response: str, gold: str, answer_type: str, cfg: RewardConfig = Rewar
     fmt = format_reward(response)
     if not gold_is_gradeable(gold, answer_type):
         return {"reward": cfg.format_weight * fmt, "accuracy": 0.0, "format": fmt, "ungradeable_gold": 1.0}
-    pred, n_distinct = final_answer(response)
-    acc = float(n_distinct <= 1 and grade(pred, gold, answer_type, cfg))
+    acc = float(grade(committed_answer(response), gold, answer_type, cfg))
     return {"reward": cfg.accuracy_weight * acc + cfg.format_weight * fmt, "accuracy": acc, "format": fmt,
             "ungradeable_gold": 0.0}
