@@ -53,7 +53,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .benchmarks.base import Adapter, BenchItem
-from .judge import clip_response, load_prompt
+from .judge import clip_response, load_judge_prompt
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ LISTED = 200  # ids of fallen-through / unextracted items kept in a summary (the
 
 def prompt_hashes() -> dict[str, str]:
     """{prompt file name: sha256 of its text}: the extraction prompts, recorded with every result."""
-    return {name: hashlib.sha256(load_prompt(name).encode("utf-8")).hexdigest()
+    return {name: hashlib.sha256(load_judge_prompt(name).encode("utf-8")).hexdigest()
             for name in sorted(PROMPTS.values())}
 
 
@@ -293,9 +293,9 @@ def extraction_prompt(adapter: Adapter, item: BenchItem, text: str) -> tuple[str
     if kind == "choice":
         options = " ".join(f"{k}. {v}" for k, v in item.choices.items())
         name = PROMPTS["choice"]
-        return name, load_prompt(name).format(question=item.question, options=options, response=response)
+        return name, load_judge_prompt(name).format(question=item.question, options=options, response=response)
     name = PROMPTS["yesno" if kind == "yesno" else "value"]
-    return name, load_prompt(name).format(question=item.question, response=response)
+    return name, load_judge_prompt(name).format(question=item.question, response=response)
 
 
 def read_reply(adapter: Adapter, item: BenchItem, reply: str) -> str | None:

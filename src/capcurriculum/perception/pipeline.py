@@ -20,7 +20,7 @@ from capcurriculum.perception.filter import (
     split_kept,
     verdict_counts,
 )
-from capcurriculum.perception.qa_generation import CandidateCollector, load_prompt
+from capcurriculum.perception.qa_generation import CandidateCollector, load_qa_prompt
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
     llm_captions = llm_failed = 0
 
     if gcfg.llm.enabled:
-        template = load_prompt(gcfg.prompt)
+        template = load_qa_prompt(gcfg.prompt)
         asked = records[: gcfg.llm.max_captions] if gcfg.llm.max_captions else records
         requests = [Request.from_prompt(r.example_id, template.format(
             caption=r.description, n=gcfg.questions_per_caption, max_words=gcfg.max_answer_words))
