@@ -53,6 +53,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .benchmarks.base import Adapter, BenchItem
+from .benchmarks.wemath import wemath_letter
 from .judge import clip_response, load_judge_prompt
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,7 @@ def wemath_answer(text: str) -> str | None:
     """WeMath's own rule without a judge (wemath.py load_and_process_data): what follows the last
     "Answer" (the whole prediction when it has none), without > < : . and outer spaces; its first
     character if one of A-H."""
-    tail = re.sub(r"[><:.]", "", text.split("Answer")[-1].strip()).strip()
-    return tail[0] if tail and tail[0] in "ABCDEFGH" else None
+    return wemath_letter(text.split("Answer")[-1])
 
 
 def exact_value(text: str | None, kind: str) -> int | float | None:

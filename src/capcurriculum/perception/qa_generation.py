@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from capcurriculum.answers import normalize
+from capcurriculum.answers import DECIMAL, normalize
 from capcurriculum.data.schema import Example
 
 QTYPES = ("color", "count", "spatial", "size", "shape", "attribute", "presence")
@@ -91,7 +91,7 @@ def validate_item(item: dict[str, Any], fmt: str, max_words: int) -> tuple[dict[
         return {"question": q, "answer": letter, "choices": choices, "qtype": qtype}, None
     if len(a.split()) > max_words:
         return None, "answer_too_long"
-    number = re.fullmatch(r"-?\d+(\.\d+)?", normalize(a))
+    number = DECIMAL.fullmatch(normalize(a))
     return {"question": q, "answer": normalize(a), "choices": None, "qtype": qtype,
             "answer_type": "number" if number else "text"}, None
 
