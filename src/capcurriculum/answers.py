@@ -106,6 +106,8 @@ def normalize(answer: str) -> str:
 
 
 def _as_number(s: str) -> float | None:
+    """A normalised answer's value for `is_correct`: Python's float() once commas go ("1e3" and "inf" too).
+    `parse_number` below is the benchmarks' looser reading ("50%", "3/4", "$2")."""
     try:
         return float(s.replace(",", ""))
     except ValueError:
