@@ -23,19 +23,15 @@ counted by reason, with the first few places (`file[row]: why`) kept for the rep
 node to fill from the base model's pass rate.
 
 One module per job: `spec` (the configuration and the results), `rows` (reading files, image
-sniffing, gold answers and levels), `adapters` (one per source layout), `registry` (adapters by name),
+sniffing, gold answers and levels), `adapters` (one per source layout), `registry` (the built-in adapters by name),
 `loading` (a source through its adapter).
 """
 
+from capcurriculum.data.sources import registry  # noqa: F401 - registers the built-in adapters
 from capcurriculum.data.sources.loading import (
     load_source,
     load_source_rows,
     load_sources,
-)
-from capcurriculum.data.sources.registry import (
-    adapter_names,
-    get_source_adapter,
-    register_adapter,
 )
 from capcurriculum.data.sources.rows import (
     classify_answer,
@@ -50,6 +46,9 @@ from capcurriculum.data.sources.spec import (
     SourceResult,
     SourceSpec,
     SourceStats,
+    adapter_names,
+    get_source_adapter,
+    register_adapter,
 )
 
 # What the sets and the tests use; each submodule holds the rest of its job.

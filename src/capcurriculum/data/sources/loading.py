@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from capcurriculum.data.sources.adapters import SourceAdapter
-from capcurriculum.data.sources.registry import get_source_adapter
 from capcurriculum.data.sources.rows import get_path
 from capcurriculum.data.sources.spec import (
     _MISSING,
@@ -18,6 +17,7 @@ from capcurriculum.data.sources.spec import (
     SourceResult,
     SourceSpec,
     SourceStats,
+    get_source_adapter,
 )
 
 # ---------------------------------------------------------------------------------- loading

@@ -10,14 +10,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from capcurriculum.data.schema import Example
 from capcurriculum.io import DataError
-
-if TYPE_CHECKING:
-    from capcurriculum.data.sources.adapters import SourceAdapter
-
 
 # Reasons a row is skipped (the keys of `SourceStats.skipped`).
 MISSING_QUESTION = "missing_question"
@@ -48,6 +44,45 @@ class Skip(Exception):
 
 
 # ---------------------------------------------------------------------------------- config
+
+
+class AdapterSchema(Protocol):
+    """What a spec needs of its adapter (`adapters.SourceAdapter` has it): its name, columns and options."""
+
+    name: str
+    columns: dict[str, str]
+    optional_columns: dict[str, str]
+    options: dict[str, Any]
+    default_origin: bool
+
+    def check_spec(self, spec: SourceSpec, where: str) -> None: ...
+
+
+# Adapters by name, which every spec resolves its `adapter` key against (registry.py registers the built-in
+# ones; it lives here, below the adapters, so that a spec can check its keys without importing them).
+SOURCE_ADAPTERS: dict[str, Any] = {}
+
+
+def register_adapter(adapter: Any) -> Any:
+    """Register an adapter (an instance or a class to instantiate) under its name; returns the instance."""
+    inst = adapter() if isinstance(adapter, type) else adapter
+    if not inst.name:
+        raise ValueError(f"{type(inst).__name__}: an adapter needs a name")
+    SOURCE_ADAPTERS[inst.name] = inst
+    return inst
+
+
+def get_source_adapter(name: str, where: str = "adapter") -> Any:
+    """The registered adapter called `name` (a `SourceAdapter`); a ValueError naming the known ones."""
+    try:
+        return SOURCE_ADAPTERS[name]
+    except KeyError:
+        raise ValueError(f"{where}: unknown adapter {name!r}; expected one of {', '.join(adapter_names())}") from None
+
+
+def adapter_names() -> list[str]:
+    return sorted(SOURCE_ADAPTERS)
+
 
 
 COMMON_KEYS = {
@@ -94,11 +129,6 @@ class SourceSpec:
     def from_dict(cls, raw: Mapping[str, Any] | SourceSpec, where: str = "source") -> SourceSpec:
         if isinstance(raw, SourceSpec):
             return raw
-        from capcurriculum.data.sources.registry import (  # the registry knows the specs
-            adapter_names,
-            get_source_adapter,
-        )
-
         raw = _plain(raw)
         if not isinstance(raw, Mapping):
             raise ValueError(f"{where}: expected a mapping with an 'adapter' key, got {type(raw).__name__}")  # noqa: TRY004
@@ -163,7 +193,7 @@ class SourceSpec:
         """cache_dir for huggingface_hub / datasets: theirs unless the spec names one."""
         return str(Path(self.cache_dir).expanduser() / "hub") if self.cache_dir else None
 
-    def column(self, adapter: SourceAdapter, name: str) -> str | None:
+    def column(self, adapter: AdapterSchema, name: str) -> str | None:
         return self.columns.get(name, adapter.columns.get(name, adapter.optional_columns.get(name)))
 
 
