@@ -34,18 +34,19 @@ def draw_steps(steps: int, prompts: int, group_size: int, accuracy: float, seed:
 
 
 def grade_all(steps: list[list[tuple[str, str]]], shortcut: bool) -> tuple[float, list[float]]:
+    from capcurriculum import answers
     from capcurriculum.training import rewards
 
-    rewards._math_verify_main.cache_clear()
-    original = rewards.plain_decimal
+    answers.math_verify_equal.cache_clear()
+    original = answers.plain_decimal
     if not shortcut:  # the grade before the shortcut: every wrong number goes on to math-verify
-        rewards.plain_decimal = lambda answer: False
+        answers.plain_decimal = lambda answer: False
     try:
         t0 = time.perf_counter()
         verdicts = [rewards.reward(text, gold, "number")["accuracy"] for batch in steps for text, gold in batch]
         return (time.perf_counter() - t0) / len(steps), verdicts
     finally:
-        rewards.plain_decimal = original
+        answers.plain_decimal = original
 
 
 def main() -> None:

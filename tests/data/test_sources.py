@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from capcurriculum.answers import parse_choices
 from capcurriculum.data.schema import Example
 from capcurriculum.data.sources import (
     Skip,
@@ -14,9 +15,8 @@ from capcurriculum.data.sources import (
     SourceSpec,
     adapter_names,
     classify_answer,
-    load_rows,
     load_source,
-    parse_choices,
+    load_source_rows,
     parse_difficulty,
 )
 from capcurriculum.io import read_jsonl
@@ -136,8 +136,8 @@ def test_orz_math_fixture():
 
 
 def test_orz_math_reads_a_file_path_too():
-    by_dir = load_rows({"adapter": "orz_math", "path": str(ORZ)})
-    by_file = load_rows({"adapter": "orz_math", "path": str(ORZ / "orz_math_13k_collection_hard.json")})
+    by_dir = load_source_rows({"adapter": "orz_math", "path": str(ORZ)})
+    by_file = load_source_rows({"adapter": "orz_math", "path": str(ORZ / "orz_math_13k_collection_hard.json")})
     assert by_dir.rows == by_file.rows and len(by_dir.rows) == 11
     assert isinstance(by_dir.rows[0][1], list)  # raw, unparsed conversation
 

@@ -1,7 +1,7 @@
 import pytest
 
 from capcurriculum.data.docci import DocciRecord
-from capcurriculum.perception.qa_generation import CandidateCollector, load_prompt, parse_generation, validate_item
+from capcurriculum.perception.qa_generation import CandidateCollector, load_qa_prompt, parse_generation, validate_item
 
 REC = DocciRecord("img1", "train", "img1.jpg", "A red circle.", None)
 
@@ -78,5 +78,5 @@ def test_mcq_question_lists_its_options():
 
 def test_prompts_live_in_files_and_format():
     for name in ("qa_short", "qa_mcq"):
-        text = load_prompt(name).format(caption="CAPTION", n=3, max_words=2)
+        text = load_qa_prompt(name).format(caption="CAPTION", n=3, max_words=2)
         assert "CAPTION" in text and "JSON" in text

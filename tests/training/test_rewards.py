@@ -2,10 +2,9 @@
 
 import pytest
 
-from capcurriculum.answers import gold_is_gradeable
+from capcurriculum.answers import final_answer, gold_is_gradeable
 from capcurriculum.training.rewards import (
     RewardConfig,
-    final_answer,
     format_reward,
     reward,
 )
@@ -60,7 +59,7 @@ def test_unparseable_gold_is_not_gradeable():
 def _grade_through_math_verify(pred: str, gold: str) -> bool:
     """The grade before plain numbers skipped math-verify: the shared matcher, then math-verify."""
     from capcurriculum.answers import is_correct
-    from capcurriculum.training.rewards import _math_verify_main
+    from capcurriculum.answers import math_verify_equal as _math_verify_main
 
     return is_correct(pred, gold, "number") or _math_verify_main(pred, gold, 2)
 

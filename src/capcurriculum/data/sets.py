@@ -1,7 +1,7 @@
 """Build one normalised training set (D_text or D_vis) from a config list of sources.
 
 `build_set("vis", [{"adapter": "vlaa_thinking", ...}, ...], "data/sets", seed=0, val_fraction=0.02)`
-loads every source through its adapter (`sources.py`), drops duplicates (same normalised question
+loads every source through its adapter (`sources/`), drops duplicates (same normalised question
 and same image bytes; the first occurrence, in config order, is kept), caps per source and overall,
 shuffles under the seed and splits off a validation part (`val_fraction`; 1 makes a
 validation-only set, e.g. geometry3k's test split for in-training validation). It writes, each file atomically::
@@ -28,13 +28,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from capcurriculum.data.schema import Example
-from capcurriculum.data.sources import (
-    PROBLEMS_KEPT,
-    Item,
-    SourceSpec,
-    _plain,
-    load_source,
-)
+from capcurriculum.data.sources import PROBLEMS_KEPT, SourceItem, SourceSpec, load_source
+from capcurriculum.data.sources.spec import _plain
 from capcurriculum.io import atomic_path, read_jsonl, write_json, write_jsonl
 
 SPLITS = ("train", "val")
@@ -98,13 +93,13 @@ def build_set(
     paths = set_paths(out_dir, name)
 
     per_source: dict[str, dict[str, Any]] = {}
-    kept: list[tuple[str, Item]] = []
+    kept: list[tuple[str, SourceItem]] = []
     seen: set[tuple[str, str | None]] = set()
     for spec in specs:
         result = load_source(spec)
         info = result.stats.to_dict()
         info.update(duplicates=0, duplicate_examples=[], capped=0)
-        mine: list[Item] = []
+        mine: list[SourceItem] = []
         for item in result.items:
             key = (normalise_question(item.example.question), item.image.sha256() if item.image else None)
             if key in seen:
@@ -209,7 +204,7 @@ def _unique_ids(examples: list[Example]) -> int:
     return renamed
 
 
-def _write_images(kept: list[tuple[str, Item]], images_dir: Path) -> int:
+def _write_images(kept: list[tuple[str, SourceItem]], images_dir: Path) -> int:
     """Copy / decode every image the set uses into `images_dir` (atomically) and point each
     example's `image` at its path relative to that folder. Returns the number of files."""
     with_images = [(label, item) for label, item in kept if item.image is not None]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from capcurriculum.answers import extract_boxed, is_correct
+from capcurriculum.answers import extract_boxed, matches
 from capcurriculum.io import DataError, read_json, read_jsonl
 from capcurriculum.world.build import scene_from_record
 from capcurriculum.world.scene import (
@@ -303,7 +303,7 @@ def exact_attribution(
         trace = parse_response(response)
     except TraceError as e:
         return Label(None, "unparseable", detail=str(e))
-    correct = is_correct(trace.answer, str(item["answer"]), item.get("answer_type", "text"))
+    correct = matches(trace.answer, str(item["answer"]), item.get("answer_type", "text"))
     wrong, unchecked = [], []
     for kind, fact, clause in trace.facts:
         try:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from capcurriculum.answers import extract_boxed, gold_is_gradeable, is_correct, normalize
+from capcurriculum.answers import committed_answer, gold_is_gradeable, matches, normalize
 from capcurriculum.training.batching import Item, encode_prompts
 from capcurriculum.training.rollout import rollout
 
@@ -50,10 +50,10 @@ def score(items: Sequence[Item], responses: Sequence[dict[str, Any]]) -> list[di
     rows = []
     for it, r in zip(items, responses, strict=True):
         ex = it.example
-        pred = extract_boxed(r["response"])
+        pred = committed_answer(r["response"])
         gradeable = gold_is_gradeable(ex["answer"], ex["answer_type"])
         rows.append({"id": ex["id"], "mode": it.mode, "question": ex["question"], "gold": ex["answer"],
-                     "pred": pred, "correct": gradeable and is_correct(pred, ex["answer"], ex["answer_type"]),
+                     "pred": pred, "correct": gradeable and matches(pred, ex["answer"], ex["answer_type"]),
                      "ungradeable_gold": not gradeable,
                      "response": r["response"], "n_tokens": r["n_tokens"],
                      "qtype": (ex.get("meta") or {}).get("qtype")})
@@ -90,4 +90,4 @@ def no_look_predictor(train: Sequence[dict[str, Any]]):
 def no_look_correct(train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]]) -> list[bool]:
     """Per test example: would the no-look predictor built from `train` answer it correctly?"""
     predict = no_look_predictor(train)
-    return [is_correct(predict(ex), ex["answer"], ex["answer_type"]) for ex in test]
+    return [matches(predict(ex), ex["answer"], ex["answer_type"]) for ex in test]

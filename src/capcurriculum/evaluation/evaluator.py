@@ -49,7 +49,7 @@ def mean_se(flags: Sequence[bool]) -> tuple[float | None, float | None]:
     return p, math.sqrt(p * (1 - p) / n)
 
 
-def summarize(records: Sequence[Mapping[str, Any]], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def summarize_records(records: Sequence[Mapping[str, Any]], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     acc, se = mean_se([r["correct"] for r in records])
     lengths = [r["n_tokens"] for r in records if r.get("n_tokens", -1) >= 0]
     out = {"n": len(records), "accuracy": acc, "se": se,
@@ -121,7 +121,7 @@ def evaluate_tiny(model, processor, raw_dir: str | Path, world_dir: str | Path, 
                 agreement = attribution_summary(labels, judged)
                 extra["judge_agreement"] = {"both_labelled": agreement["both_labelled"],
                                             "agreement": agreement["agreement"], "confusion": agreement["confusion"]}
-        out[name] = (records, summarize(records, extra))
+        out[name] = (records, summarize_records(records, extra))
         log.info("%s: accuracy %.3f (n=%d)", name, out[name][1]["accuracy"] or float("nan"), len(records))
     return out
 
@@ -172,7 +172,7 @@ def evaluate_benchmark(backend, adapter, rows, *, source: str, system: str | Non
         graded = records[:len(converted.items)]  # the skipped rows' records follow: no response to judge
         extra["judge_attribution"] = attribution_counts(
             judge_wrong_answers(judge, graded, [it.question for it in converted.items]))
-    return records, summarize(records, extra)
+    return records, summarize_records(records, extra)
 
 
 def overall(summaries: Mapping[str, Mapping[str, Any]]) -> float | None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from capcurriculum.answers import extract_boxed, normalize
+from capcurriculum.answers import committed_answer, normalize
 from capcurriculum.evaluation.capabilities import accuracy, generate, score
 from capcurriculum.training.batching import Item
 from capcurriculum.training.rewards import RewardConfig, reward
@@ -49,7 +49,7 @@ def sample_groups(model, processor, items: Sequence[Item], *, group_size: int, m
                      temperature=temperature, lean=lean)
         acc = [reward(t, ro.item_of(j).example["answer"], ro.item_of(j).example["answer_type"], reward_cfg)["accuracy"]
                for j, t in enumerate(ro.texts)]
-        keys = [answer_key(extract_boxed(t)) for t in ro.texts]
+        keys = [answer_key(committed_answer(t)) for t in ro.texts]  # the answer the reward graded
         sampled.extend(acc[k:k + group_size] for k in range(0, len(acc), group_size))
         answers.extend(keys[k:k + group_size] for k in range(0, len(keys), group_size))
     return sampled, answers

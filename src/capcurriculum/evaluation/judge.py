@@ -48,7 +48,7 @@ STAT_KEYS = ("requests", "calls", "cache_hits", "unavailable", "unparseable")
 MAX_RESPONSE_CHARS = 6000
 
 
-def load_prompt(name: str) -> str:
+def load_judge_prompt(name: str) -> str:
     """A prompt template shipped in capcurriculum/evaluation/prompts/<name>.txt."""
     path = resources.files("capcurriculum.evaluation").joinpath("prompts").joinpath(f"{name}.txt")
     if not path.is_file():
@@ -312,7 +312,7 @@ class Judge:
 
     def prompt(self, name: str) -> str:
         if name not in self._prompts:
-            self._prompts[name] = load_prompt(name)
+            self._prompts[name] = load_judge_prompt(name)
         return self._prompts[name]
 
     def ask(self, prompt: str, purpose: str) -> Verdict:

@@ -53,7 +53,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .benchmarks.base import Adapter, BenchItem
-from .judge import clip_response, load_prompt
+from .benchmarks.wemath import wemath_letter
+from .judge import clip_response, load_judge_prompt
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ LISTED = 200  # ids of fallen-through / unextracted items kept in a summary (the
 
 def prompt_hashes() -> dict[str, str]:
     """{prompt file name: sha256 of its text}: the extraction prompts, recorded with every result."""
-    return {name: hashlib.sha256(load_prompt(name).encode("utf-8")).hexdigest()
+    return {name: hashlib.sha256(load_judge_prompt(name).encode("utf-8")).hexdigest()
             for name in sorted(PROMPTS.values())}
 
 
@@ -159,8 +160,7 @@ def wemath_answer(text: str) -> str | None:
     """WeMath's own rule without a judge (wemath.py load_and_process_data): what follows the last
     "Answer" (the whole prediction when it has none), without > < : . and outer spaces; its first
     character if one of A-H."""
-    tail = re.sub(r"[><:.]", "", text.split("Answer")[-1].strip()).strip()
-    return tail[0] if tail and tail[0] in "ABCDEFGH" else None
+    return wemath_letter(text.split("Answer")[-1])
 
 
 def exact_value(text: str | None, kind: str) -> int | float | None:
@@ -293,9 +293,9 @@ def extraction_prompt(adapter: Adapter, item: BenchItem, text: str) -> tuple[str
     if kind == "choice":
         options = " ".join(f"{k}. {v}" for k, v in item.choices.items())
         name = PROMPTS["choice"]
-        return name, load_prompt(name).format(question=item.question, options=options, response=response)
+        return name, load_judge_prompt(name).format(question=item.question, options=options, response=response)
     name = PROMPTS["yesno" if kind == "yesno" else "value"]
-    return name, load_prompt(name).format(question=item.question, response=response)
+    return name, load_judge_prompt(name).format(question=item.question, response=response)
 
 
 def read_reply(adapter: Adapter, item: BenchItem, reply: str) -> str | None:

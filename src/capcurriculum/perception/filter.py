@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from capcurriculum.answers import extract_answer, gold_is_gradeable, is_correct
+from capcurriculum.answers import extract_answer, gold_is_gradeable, matches
 from capcurriculum.generation import Request, SamplingConfig
 from capcurriculum.prompts import build_messages
 
@@ -57,7 +57,7 @@ def judge_model(examples: Sequence[dict[str, Any]], results: Sequence, model: st
             rec[f"{path}_response"] = text
             rec[f"{path}_pred"] = pred
             rec[f"{path}_error"] = r.error if r is not None else None
-            rec[f"{path}_correct"] = (not rec["ungradeable_gold"] and is_correct(pred, ex["answer"], ex["answer_type"])
+            rec[f"{path}_correct"] = (not rec["ungradeable_gold"] and matches(pred, ex["answer"], ex["answer_type"])
                                       if r is not None else None)
         if rec["image_skipped"]:
             raise ValueError(f"filter model {model}: no image-path result for candidate {ex['id']}")

@@ -20,7 +20,7 @@ from capcurriculum.perception.filter import (
     split_kept,
     verdict_counts,
 )
-from capcurriculum.perception.qa_generation import CandidateCollector, load_prompt
+from capcurriculum.perception.qa_generation import CandidateCollector, load_qa_prompt
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
     llm_captions = llm_failed = 0
 
     if gcfg.llm.enabled:
-        template = load_prompt(gcfg.prompt)
+        template = load_qa_prompt(gcfg.prompt)
         asked = records[: gcfg.llm.max_captions] if gcfg.llm.max_captions else records
         requests = [Request.from_prompt(r.example_id, template.format(
             caption=r.description, n=gcfg.questions_per_caption, max_words=gcfg.max_answer_words))
@@ -141,7 +141,7 @@ def run_filter(cfg: DictConfig, candidates: str | Path, raw_dir: str | Path, mod
 def audit(examples, keep, model_ref, raw_dir: Path, fcfg, sampling, seed: int = 0) -> dict[str, float]:
     """Does the filter do what the paper says? The policy's image-only accuracy, kept vs dropped: every
     kept item, and a seeded sample of at most `audit_max_dropped` dropped ones (null: all of them)."""
-    from capcurriculum.answers import extract_answer, gold_is_gradeable, is_correct
+    from capcurriculum.answers import extract_answer, gold_is_gradeable, matches
     from capcurriculum.prompts import build_messages
 
     dropped_ids = [ex["id"] for ex in examples if not keep[ex["id"]]]
@@ -155,7 +155,7 @@ def audit(examples, keep, model_ref, raw_dir: Path, fcfg, sampling, seed: int = 
     with make_backend(_plain(fcfg.backend), model_ref) as backend:
         results = backend.generate(reqs, sampling)
     right = {r.id: r.ok and gold_is_gradeable(ex["answer"], ex["answer_type"])
-             and is_correct(extract_answer(r.text), ex["answer"], ex["answer_type"])
+             and matches(extract_answer(r.text), ex["answer"], ex["answer_type"])
              for r, ex in zip(results, examples, strict=True)}
     kept = [right[ex["id"]] for ex in examples if keep[ex["id"]]]
     dropped = [right[ex["id"]] for ex in examples if not keep[ex["id"]]]

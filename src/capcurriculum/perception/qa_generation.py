@@ -16,14 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from capcurriculum.answers import normalize
+from capcurriculum.answers import DECIMAL, normalize
 from capcurriculum.data.schema import Example
 
 QTYPES = ("color", "count", "spatial", "size", "shape", "attribute", "presence")
-LETTERS = "ABCD"
+QA_OPTION_LETTERS = "ABCD"
 
 
-def load_prompt(name: str) -> str:
+def load_qa_prompt(name: str) -> str:
     """A prompt template shipped in capcurriculum/perception/prompts/ (or a path to one's own)."""
     if Path(name).is_file():
         return Path(name).read_text(encoding="utf-8")
@@ -84,20 +84,20 @@ def validate_item(item: dict[str, Any], fmt: str, max_words: int) -> tuple[dict[
             return None, "bad_choices"
         choices = [str(c).strip() for c in choices]
         letter = a.upper().strip("(). ")
-        if letter not in LETTERS:
+        if letter not in QA_OPTION_LETTERS:
             return None, "bad_answer_letter"
         if len({normalize(c) for c in choices}) != 4:
             return None, "duplicate_choices"
         return {"question": q, "answer": letter, "choices": choices, "qtype": qtype}, None
     if len(a.split()) > max_words:
         return None, "answer_too_long"
-    number = re.fullmatch(r"-?\d+(\.\d+)?", normalize(a))
+    number = DECIMAL.fullmatch(normalize(a))
     return {"question": q, "answer": normalize(a), "choices": None, "qtype": qtype,
             "answer_type": "number" if number else "text"}, None
 
 
 def format_mcq_question(question: str, choices: Sequence[str]) -> str:
-    return question + "\n" + "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
+    return question + "\n" + "\n".join(f"{QA_OPTION_LETTERS[i]}. {c}" for i, c in enumerate(choices))
 
 
 class CandidateCollector:

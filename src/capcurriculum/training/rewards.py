@@ -12,18 +12,9 @@ rewarded (`answers.gold_is_gradeable`, which the data loader also uses to skip a
 
 from __future__ import annotations
 
-import logging
-import re
-import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
-from capcurriculum.answers import MAX_ANSWER_CHARS, boxed_answers, gold_is_gradeable, is_correct, normalize, plain_decimal
-
-log = logging.getLogger(__name__)
-
-_BOXED = "\\boxed{"
-_LATEX_HINT = re.compile(r"[\\^_{}/]|\d")
+from capcurriculum.answers import BOXED, MAX_ANSWER_CHARS, committed_answer, gold_is_gradeable, matches
 
 
 @dataclass(frozen=True)
@@ -52,52 +43,16 @@ def format_reward(response: str) -> float:
     if not head.startswith("<think>") or response.count("<think>") != 1 or response.count("</think>") != 1:
         return 0.0
     tail = head.split("</think>", 1)[1]
-    box = tail.find(_BOXED)
-    return 1.0 if box != -1 and tail.find("}", box + len(_BOXED)) != -1 else 0.0
-
-
-def final_answer(response: str) -> tuple[str | None, int]:
-    """(the last boxed answer after the reasoning, how many distinct boxed answers are there).
-
-    A box that is no answer (nested, over-long: `answers.boxed_answers`) is None and counts as one
-    more distinct answer, so it can neither be the answer nor agree with one."""
-    tail = response.rsplit("</think>", 1)[1] if "</think>" in response else response
-    answers = boxed_answers(tail)
-    distinct = {normalize(a) if a is not None else None for a in set(answers)}
-    return (answers[-1] if answers else None), len(distinct)
-
-
-def _math_verify(pred: str, gold: str, timeout_s: int) -> bool:
-    if threading.current_thread() is not threading.main_thread():
-        return False  # its timeouts are SIGALRM-based: without them a pathological answer could hang us
-    return _math_verify_main(pred, gold, timeout_s)
-
-
-@lru_cache(maxsize=1 << 16)
-def _math_verify_main(pred: str, gold: str, timeout_s: int) -> bool:
-    """Memoised: a group's G samples often repeat an answer, and parsing is ~0.5 ms a call."""
-    from math_verify import parse, verify
-
-    g = parse(f"${gold}$", parsing_timeout=timeout_s)
-    p = parse(f"${pred}$", parsing_timeout=timeout_s)
-    return bool(g and p and verify(g, p, timeout_seconds=timeout_s))
+    box = tail.find(BOXED)
+    return 1.0 if box != -1 and tail.find("}", box + len(BOXED)) != -1 else 0.0
 
 
 def grade(pred: str | None, gold: str, answer_type: str, cfg: RewardConfig = RewardConfig()) -> bool:
+    """The shared matcher (`answers.matches`) behind the reward's own guard: a boxed answer longer than
+    `cfg.max_answer_chars` is no answer."""
     if pred is None or len(pred) > cfg.max_answer_chars:
         return False
-    if is_correct(pred, gold, answer_type):
-        return True
-    if answer_type == "number" and plain_decimal(pred) and plain_decimal(gold):
-        # is_correct compared the two values; math-verify would compare the same ones (and costs ~0.2 s a
-        # GRPO step of 1,024 completions, most of them wrong numbers)
-        return False
-    if cfg.math_verify and answer_type != "choice" and _LATEX_HINT.search(gold):
-        try:
-            return _math_verify(pred, gold, cfg.timeout_s)
-        except Exception as e:  # noqa: BLE001 - a grader crash is a wrong answer, logged, never a dead trainer
-            log.debug("math-verify failed on %r vs %r: %s", pred, gold, e)
-    return False
+    return matches(pred, gold, answer_type, math_verify=cfg.math_verify, timeout_s=cfg.timeout_s)
 
 
 def reward(response: str, gold: str, answer_type: str, cfg: RewardConfig = RewardConfig()) -> dict[str, float]:
@@ -106,7 +61,6 @@ def reward(response: str, gold: str, answer_type: str, cfg: RewardConfig = Rewar
     fmt = format_reward(response)
     if not gold_is_gradeable(gold, answer_type):
         return {"reward": cfg.format_weight * fmt, "accuracy": 0.0, "format": fmt, "ungradeable_gold": 1.0}
-    pred, n_distinct = final_answer(response)
-    acc = float(n_distinct <= 1 and grade(pred, gold, answer_type, cfg))
+    acc = float(grade(committed_answer(response), gold, answer_type, cfg))
     return {"reward": cfg.accuracy_weight * acc + cfg.format_weight * fmt, "accuracy": acc, "format": fmt,
             "ungradeable_gold": 0.0}

@@ -16,7 +16,7 @@ import pytest
 
 from capcurriculum.evaluation.benchmarks import get_adapter
 from capcurriculum.evaluation.evaluator import evaluate_benchmark, write_results
-from capcurriculum.evaluation.judge import Judge, load_prompt
+from capcurriculum.evaluation.judge import Judge, load_judge_prompt
 from capcurriculum.evaluation.report import tables
 from capcurriculum.evaluation.vlmevalkit import (
     can_infer,
@@ -121,7 +121,7 @@ def test_rules_read_as_vlmevalkit_does():
 
 
 def test_prompt_hashes_are_those_of_the_files_sent():
-    assert prompt_hashes() == {n: hashlib.sha256(load_prompt(n).encode()).hexdigest()
+    assert prompt_hashes() == {n: hashlib.sha256(load_judge_prompt(n).encode()).hexdigest()
                                for n in ("extract_choice", "extract_value", "extract_yesno")}
     assert protocol_record("lenient", split=True) == {"name": "lenient"}
 
@@ -183,9 +183,9 @@ def test_the_judge_is_asked_only_where_the_rule_failed_and_read_as_vlmevalkit(it
     prompts = [c["body"]["messages"][-1]["content"][-1]["text"] for c in server.calls]
     assert "Options: A. Sketch B. Oil painting C. Watercolor D. Pencil" in prompts[0] and PROSE in prompts[0]
     assert items["mathvista"]["2"].question in prompts[2]  # the value prompt carries the question (hint included)
-    assert prompts[0].startswith(load_prompt("extract_choice").split("{question}")[0])
-    assert prompts[2].startswith(load_prompt("extract_value").split("{question}")[0])
-    assert prompts[5].startswith(load_prompt("extract_yesno").split("{question}")[0])
+    assert prompts[0].startswith(load_judge_prompt("extract_choice").split("{question}")[0])
+    assert prompts[2].startswith(load_judge_prompt("extract_value").split("{question}")[0])
+    assert prompts[5].startswith(load_judge_prompt("extract_yesno").split("{question}")[0])
 
 
 def test_a_reply_naming_no_option_is_unextracted_not_a_guess(items, judge_config, server):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from capcurriculum.answers import LETTERS
+
 from .base import (
     Adapter,
     BenchItem,
@@ -23,7 +25,6 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import LETTERS
 
 SPEC = BenchmarkSpec(
     name="aokvqa", title="A-OKVQA", hub_id="HuggingFaceM4/A-OKVQA", split="validation", config=None,

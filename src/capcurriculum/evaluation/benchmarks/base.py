@@ -15,9 +15,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from capcurriculum.answers import boxed_answers, extract_boxed, gold_is_gradeable
-
-from .extraction import LETTERS, answer_line, boxed_or_answer_line, infer_choice, short_reply
+from capcurriculum.answers import (
+    LETTERS,
+    answer_line,
+    boxed_answers,
+    boxed_or_answer_line,
+    extract_boxed,
+    gold_is_gradeable,
+    infer_choice,
+    short_reply,
+)
 
 # A judge decides, from the item and the raw response, whether the response is right; None when it
 # cannot tell (then the rule-based verdict stands). The paper's judge was Claude-Haiku-4.5.

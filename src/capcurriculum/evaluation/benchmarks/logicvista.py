@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from capcurriculum.answers import boxed_or_answer_line, final_part, infer_choice, parse_options
+
 from .base import (
     Adapter,
     BenchItem,
@@ -23,7 +25,6 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import boxed_or_answer_line, final_part, infer_choice, parse_options
 
 SPEC = BenchmarkSpec(
     name="logicvista", title="LogicVista", hub_id="lscpku/LogicVista", split="test", config=None,

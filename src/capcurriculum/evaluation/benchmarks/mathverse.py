@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from capcurriculum.answers import LETTERS, parse_number, parse_options, single_number
+
 from .base import (
     Adapter,
     BenchItem,
@@ -21,7 +23,6 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import LETTERS, parse_number, parse_options, single_number
 from .mathvision import values_equal
 
 SPEC = BenchmarkSpec(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from capcurriculum.answers import normalize
+from capcurriculum.answers import boxed_or_answer_line, normalize, numbers_equal, parse_number, single_number
 
 from .base import (
     Adapter,
@@ -26,7 +26,6 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import boxed_or_answer_line, numbers_equal, parse_number, single_number
 
 SPEC = BenchmarkSpec(
     name="mathvision", title="MathVision_MINI", hub_id="MathLLMs/MathVision", split="testmini", config=None,

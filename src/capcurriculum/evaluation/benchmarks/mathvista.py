@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from capcurriculum.answers import normalize
+from capcurriculum.answers import normalize, single_number
 
 from .base import (
     Adapter,
@@ -27,7 +27,6 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import single_number
 
 SPEC = BenchmarkSpec(
     name="mathvista", title="MathVista_MINI", hub_id="AI4Math/MathVista", split="testmini", config=None,

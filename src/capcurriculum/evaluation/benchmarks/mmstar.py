@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from capcurriculum.answers import LETTERS, parse_options
+
 from .base import (
     Adapter,
     BenchItem,
@@ -21,7 +23,6 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import LETTERS, parse_options
 
 SPEC = BenchmarkSpec(
     name="mmstar", title="MMStar", hub_id="Lin-Chen/MMStar", split="val", config="val",

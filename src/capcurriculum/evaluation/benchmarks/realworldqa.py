@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capcurriculum.answers import is_correct
+from capcurriculum.answers import is_correct, parse_number, parse_options
 
 from .base import Adapter, BenchItem, BenchmarkSpec, RowError, require, require_image
-from .extraction import parse_number, parse_options
 
 SPEC = BenchmarkSpec(
     name="realworldqa", title="RealWorldQA", hub_id="xai-org/RealworldQA", split="test", config=None,

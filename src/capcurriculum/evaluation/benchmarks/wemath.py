@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from capcurriculum.answers import extract_boxed
+from capcurriculum.answers import extract_boxed, infer_choice, parse_options
 
 from .base import (
     Adapter,
@@ -42,7 +42,6 @@ from .base import (
     require,
     require_image,
 )
-from .extraction import infer_choice, parse_options
 
 SPEC = BenchmarkSpec(
     name="wemath", title="WeMath", hub_id="We-Math/We-Math", split="testmini", config=None,
@@ -56,13 +55,19 @@ _KEY = re.compile(r"([23])steps_(\d|multi)")
 OFFICIAL_TESTMINI_PROBLEMS = 525
 
 
+_WEMATH_MARKS = re.compile(r"[><:.]")
+
+
+def wemath_letter(tail: str) -> str | None:
+    """WeMath's reading of what follows "Answer" (wemath.py load_and_process_data): without > < : . and
+    outer spaces, its first character if one of A-H."""
+    tail = _WEMATH_MARKS.sub("", tail).strip()
+    return tail[0] if tail and tail[0] in "ABCDEFGH" else None
+
+
 def official_answer(response: str) -> str | None:
     """VLMEvalKit's no-judge rule: the first character after the last "Answer", if a letter A-H."""
-    tail = response.split("Answer")[-1] if "Answer" in response else None
-    if tail is None:
-        return None
-    tail = re.sub(r"[><:.]", "", tail).strip()
-    return tail[0] if tail and tail[0] in "ABCDEFGH" else None
+    return wemath_letter(response.split("Answer")[-1]) if "Answer" in response else None
 
 
 class WeMath(Adapter):

@@ -7,10 +7,9 @@ here that rule runs on the last \\boxed{} first, then the "Answer:" line, then t
 
 from __future__ import annotations
 
-from capcurriculum.answers import extract_boxed
+from capcurriculum.answers import answer_line, extract_boxed, final_part, yes_no
 
 from .base import Adapter, BenchItem
-from .extraction import answer_line, final_part, yes_no
 
 
 class YesNoAdapter(Adapter):
