@@ -15,7 +15,6 @@ from capcurriculum.runtime import (
     METRICS_DIR,
     launched_accelerator,
     relaunch_accelerate,
-    relaunch_data_parallel,
     run_file,
     setup_logging,
 )
@@ -31,14 +30,13 @@ def main() -> None:
     setup_logging()
     cfg = load_params()
     spec = stage_spec(cfg, node)
-    if spec.method == "grpo":  # train.launcher: accelerate launch (DeepSpeed, GPUs), or train.processes > 1:
-        relaunch_accelerate(cfg.train.get("launcher"), sys.argv)  # torchrun starts this script again in each process
-        relaunch_data_parallel(cfg.train.get("processes", 1), sys.argv)
+    if spec.method == "grpo":  # train.launcher: accelerate launch (the trl engine: DeepSpeed, GPUs) starts this
+        relaunch_accelerate(cfg.train.get("launcher"), sys.argv)  # script again in each process
     k = SLOTS.index(node) if node in SLOTS else 0
     init_dir = "data/models/base/policy" if k == 0 else f"data/models/{SLOTS[k - 1]}"
     # Curves on the curriculum's global step, so the staged runs line up with the merged one in MLflow.
     offset = sum(list(cfg.curriculum.steps)[:k]) if node in SLOTS else 0
-    accelerator = launched_accelerator()  # `accelerate launch --use_deepspeed ... stages/train.py <node>`, torchrun
+    accelerator = launched_accelerator()  # `accelerate launch --use_deepspeed ... stages/train.py <node>`
     precision = (resolve_precision(cfg.train.precision, accelerator.device if accelerator else "cpu")
                  if spec.method == "grpo" else PrecisionChoice("fp32", cfg.train.precision, SFT_PRECISION))
     paths = StagePaths.of(init_dir=init_dir, base_dir="data/models/base/policy", sets_dir="data/sets",

@@ -81,9 +81,7 @@ def test_gradient_checkpointing_and_the_update_token_budget_are_checked_naming_t
     ("evaluation.split_think=maybe", "evaluation.split_think"),  # VLMEvalKit's SPLIT_THINK: true or false
     ("~evaluation.split_think", "evaluation.split_think"),  # recorded with every result: it must be said
     ("~evaluation.protocol", "evaluation.protocol"),  # recorded with every result: it must be said
-    ("train.processes=0", "train.processes"),
-    ("train.processes=two", "train.processes"),
-    ("train.processes=3", "train.processes"),  # 128 prompts do not split into 3 equal shares
+    ("+train.processes=2", "train.processes"),  # the lean engine's data parallel is gone: an unknown key
     ("train.engine=verl", "train.engine"),
     ("+foo=1", "foo"),                                  # a key no file of conf/ sets: nothing would read it
     ("+train.sft.lrr=1.0e-4", "train.sft.lrr"),
@@ -217,7 +215,6 @@ _ON_TRL = ("train.engine=trl", "train.completion_forward=transformers", "train.c
     ("trl", "train.completion_forward=lean", "train.completion_forward"),
     ("trl", "train.compile=true", "train.compile"),
     ("trl", "grpo.micro_batch_tokens=4096", "grpo.micro_batch_tokens"),
-    ("trl", "train.processes=2", "train.processes"),
 ])
 def test_a_knob_an_engine_cannot_honour_is_refused_naming_the_key_and_the_engine(engine, override, key):
     cfg = _compose(*(_ON_TRL if engine == "trl" else ()), override)
@@ -231,14 +228,20 @@ def test_the_knobs_only_the_trl_engine_honours_validate_on_it():
                       "train.trl.per_device_train_batch_size=8", "grpo.lr_scheduler_type=cosine"))
 
 
-def test_an_accelerate_launcher_needs_its_config_file_and_owns_the_process_count():
+def test_an_accelerate_launcher_needs_its_config_file():
     with pytest.raises(ConfigError, match="^train.launcher.config_file: 'conf/accelerate/zero9.yaml' is not a file"):
         validate(_compose("train.launcher.kind=accelerate", "train.launcher.config_file=conf/accelerate/zero9.yaml"))
-    with pytest.raises(ConfigError, match="^train.processes: .*train.launcher.num_processes"):
-        validate(_compose("train.launcher.kind=accelerate", "train.launcher.config_file=conf/accelerate/zero2.yaml",
-                          "train.processes=2"))
     paper = _compose("profile=paper")
     assert paper.train.launcher.kind == "accelerate" and paper.train.launcher.config_file == "conf/accelerate/zero2.yaml"
+
+
+def test_the_lean_engine_under_an_accelerate_launcher_is_refused_pointing_at_the_trl_engine():
+    # The lean engine is one process on the CPU; several processes or GPUs are the trl engine's (issue 41)
+    launched = ("train.launcher.kind=accelerate", "train.launcher.config_file=conf/accelerate/zero2.yaml",
+                "train.launcher.num_processes=2")
+    with pytest.raises(ConfigError, match=r"^train.launcher.kind: .*use train.engine: trl.*\(train.engine: lean\)"):
+        validate(_compose(*launched))
+    validate(_compose(*_ON_TRL, *launched))
 
 
 def test_the_accelerate_launcher_becomes_accelerate_launchs_command_line():

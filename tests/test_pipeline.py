@@ -241,34 +241,6 @@ def test_the_pass_rate_curriculum_computes_its_cache_once_and_reruns_only_traini
     assert "Running stage 'train_2'" not in back and "Running stage 'merged'" not in back  # from the run-cache
 
 
-def test_a_training_node_runs_under_accelerate_launch_with_deepspeed(smoke_repo):
-    # Last in this module: it rewrites train_2's outputs outside DVC.
-    import socket
-
-    repo, env, _ = smoke_repo
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-           "--mixed_precision", "bf16", "--dynamo_backend", "no", "--main_process_port", str(port),
-           "--use_deepspeed", "--deepspeed_config_file", "conf/deepspeed/zero2.json", "stages/train.py", "train_2"]
-    env = {k: v for k, v in env.items() if not k.startswith("ACCELERATE")}
-    out = _run(cmd, repo, env)
-    boundary = json.loads((repo / "data/models/train_2/trainer_state/boundary.json").read_text())
-    assert boundary["launcher"].startswith("accelerate (DEEPSPEED"), (boundary, out.stderr[-2000:])
-    assert boundary["steps_done"] == 2
-    m = json.loads((repo / "data/metrics/train/train_2.json").read_text())
-    assert "reward/last_tenth" in m and "after/mean_acc" in m
-    from transformers import AutoModelForImageTextToText
-
-    AutoModelForImageTextToText.from_pretrained(repo / "data/models/train_2")
-    # killed mid-way, it resumes through DeepSpeed's own checkpoint (the engine holds the optimizer)
-    at = cmd.index("--main_process_port") + 1
-    _kill_at_the_first_point_and_resume(cmd[:at] + [str(port + 1)] + cmd[at + 1:], repo, env,
-                                        again=cmd[:at] + [str(port + 2)] + cmd[at + 1:])
-    assert _stable(json.loads((repo / "data/metrics/train/train_2.json").read_text())) == _stable(m)
-
-
 def _kill_at_the_first_point_and_resume(cmd: list[str], repo: Path, env: dict,
                                         again: list[str] | None = None) -> subprocess.CompletedProcess:
     """Start `cmd` (a launcher of train_2) in a session of its own, SIGKILL that session at train_2's first
@@ -309,35 +281,8 @@ def _processes_running(script: str, cwd: Path) -> list[int]:
     return found
 
 
-def test_a_data_parallel_node_dies_with_its_launcher_resumes_and_matches(smoke_repo):
-    # Last in this module with the DeepSpeed one: it rewrites train_2's outputs outside DVC.
-    import yaml
-
-    repo, env, _ = smoke_repo
-    params = repo / "params.yaml"
-    original = params.read_text()
-    cfg = yaml.safe_load(original)
-    cfg["train"]["processes"] = 2
-    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    metrics_file = repo / "data/metrics/train/train_2.json"
-    history_file = repo / "data/models/train_2/trainer_state/history.jsonl"
-    try:
-        _run([sys.executable, "stages/train.py", "train_2"], repo, env)
-        boundary = json.loads((repo / "data/models/train_2/trainer_state/boundary.json").read_text())
-        assert boundary["launcher"] == "accelerate (MULTI_CPU, 2 processes)" and boundary["steps_done"] == 2
-        uninterrupted, history = json.loads(metrics_file.read_text()), history_file.read_text().splitlines()
-        assert all(json.loads(r)["prompts_per_s"] > 0 for r in history)
-
-        _kill_at_the_first_point_and_resume([sys.executable, "stages/train.py", "train_2"], repo, env)
-        assert _stable(json.loads(metrics_file.read_text())) == _stable(uninterrupted)
-        again = history_file.read_text().splitlines()
-        assert [_stable(json.loads(r)) for r in again] == [_stable(json.loads(r)) for r in history]
-    finally:
-        params.write_text(original)
-
-
 def test_a_trl_stage_runs_under_the_readmes_accelerate_command_and_resumes_after_a_kill(smoke_repo):
-    # Last in this module with the two above: it rewrites train_2's outputs outside DVC. The README's GPU command
+    # Last in this module: it rewrites train_2's outputs outside DVC. The README's GPU command
     # with the repository's own accelerate config (DeepSpeed ZeRO-2), two CPU processes, the trl engine; killed at
     # its first resumable point, it resumes through DeepSpeed's checkpoint to the uninterrupted metrics.
     import socket

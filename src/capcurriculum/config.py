@@ -28,6 +28,9 @@ COMPLETION_FORWARDS = ("lean", "transformers")
 COMPILE_NEEDS_LEAN = "compiles the lean completion path; set train.completion_forward: lean"
 CHECKPOINTING_NEEDS_TRANSFORMERS = ("checkpoints transformers' decoder layers, which the lean completion path does "
                                     "not call; set train.completion_forward: transformers")
+# The lean engine under a launcher (config.check_engine before any work; the stage, under a launcher started by hand)
+LEAN_ONE_PROCESS = ("the lean engine trains in one process; several processes or GPUs (accelerate, DeepSpeed) are "
+                    "the trl engine's: use train.engine: trl, or train.launcher.kind: python")
 PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 where the CPU has it natively)
 # How hub benchmark answers are extracted and compared, recorded with every result (evaluation/report.py).
 # lenient: the project's rules; vlmevalkit: VLMEvalKit's (rule, then LLM extraction where the rule fails, then
@@ -307,13 +310,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("train.gradient_checkpointing", f"expected true or false, got {checkpointing!r}")
     if checkpointing and OmegaConf.select(cfg, "train.completion_forward") == "lean":
         raise ConfigError("train.gradient_checkpointing", CHECKPOINTING_NEEDS_TRANSFORMERS)
-    if OmegaConf.select(cfg, "train.processes") is not None:  # data-parallel GRPO processes (stages/train.py)
-        _positive(cfg, "train.processes")
-        processes = select(cfg, "train.processes")
-        for key in ("grpo.rollout_batch_size", "grpo.update_batch_size"):
-            size = OmegaConf.select(cfg, key)
-            if isinstance(size, int) and size % processes:
-                raise ConfigError("train.processes", f"{processes} processes cannot share {key} = {size} evenly")
     if OmegaConf.select(cfg, "grpo") is not None:
         from capcurriculum.training.grpo_config import GRPOSettings
 
@@ -394,7 +390,8 @@ def check_training_values(cfg: DictConfig) -> None:
 
 def check_engine(cfg: DictConfig) -> None:
     """train.engine and what each engine cannot honour, refused before any node runs, naming the key and the
-    engine (the lean engine's DeepSpeed-only refusals come when it meets DeepSpeed, training/grpo.py)."""
+    engine. The lean engine is one process: several processes or GPUs (accelerate, DeepSpeed) are the trl
+    engine's."""
     engine = OmegaConf.select(cfg, "train.engine")
     if engine is None:
         return
@@ -422,9 +419,6 @@ def check_engine(cfg: DictConfig) -> None:
             if config_file is not None and not Path(str(config_file)).is_file() and \
                     not (workdir_root() / str(config_file)).is_file():
                 raise ConfigError("train.launcher.config_file", f"{config_file!r} is not a file")
-            if isinstance(OmegaConf.select(cfg, "train.processes"), int) and cfg.train.processes > 1:
-                raise ConfigError("train.processes", "is torchrun's data parallel; with train.launcher.kind: "
-                                                     "accelerate the processes are train.launcher.num_processes")
     if g("train.weights_dtype") == "bfloat16" and (launcher is None or launcher.kind == "python"):
         raise ConfigError("train.weights_dtype", "bfloat16 needs train.launcher.kind: accelerate with DeepSpeed's bf16 "
                                                  "mode (fp32 master weights); plain AdamW on bf16 weights rounds "
@@ -435,6 +429,7 @@ def check_engine(cfg: DictConfig) -> None:
             ("grpo.ppo_epochs", g("grpo.ppo_epochs", 1) != 1, "the lean engine makes one pass over each rollout; set 1"),
             ("train.trl.per_device_train_batch_size", per_device is not None,
              "is the trl engine's micro-batch; the lean engine's is grpo.micro_batch_tokens; set null"),
+            ("train.launcher.kind", launcher is not None and launcher.kind == "accelerate", LEAN_ONE_PROCESS),
         ],
         "trl": [
             ("train.completion_forward", g("train.completion_forward") == "lean",
@@ -442,8 +437,6 @@ def check_engine(cfg: DictConfig) -> None:
             ("train.compile", bool(g("train.compile", False)), "compiles the lean engine's path only; set false"),
             ("grpo.micro_batch_tokens", bool(g("grpo.micro_batch_tokens", 0)),
              "TRL micro-batches by completions, not tokens: set train.trl.per_device_train_batch_size and 0 here"),
-            ("train.processes", isinstance(g("train.processes"), int) and g("train.processes") > 1,
-             "the trl engine's processes come from accelerate launch (train.launcher); set 1"),
         ],
     }
     for key, refused, why in refusals[engine]:

@@ -88,7 +88,7 @@ def run_file(node: str) -> Path:
 
 
 def launched_accelerator():
-    """An `accelerate.Accelerator` when a launcher (`accelerate launch`, torchrun, `train.processes`) started
+    """An `accelerate.Accelerator` when a launcher (`accelerate launch`, train.launcher; torchrun) started
     this process with DeepSpeed or as one of several (it sets ACCELERATE_USE_DEEPSPEED / WORLD_SIZE); None
     for a plain `python` run. Without CUDA the processes are CPU data parallel over gloo."""
     deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
@@ -116,26 +116,6 @@ def launched_accelerator():
 LAUNCHER_PID = "CAPCURRICULUM_LAUNCHER_PID"
 
 
-def torchrun_command(processes: int, argv: list[str]) -> list[str]:
-    """`argv` (a script and its arguments) as `processes` workers under torchrun; --standalone: a rendezvous
-    on a free local port, so two nodes of one machine never collide."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *argv]
-
-
-def relaunch_data_parallel(processes: int, argv: list[str]) -> None:
-    """Re-run this script as `processes` data-parallel processes under torchrun, when the config asks for
-    more than one (`train.processes`, checked by config.validate) and no launcher started it already;
-    returns only when there is nothing to do."""
-    if processes == 1 or "WORLD_SIZE" in os.environ or os.environ.get("ACCELERATE_USE_DEEPSPEED"):
-        return
-    cmd = torchrun_command(processes, argv)
-    logging.getLogger(__name__).info("train.processes = %d: %s", processes, " ".join(cmd))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.environ[LAUNCHER_PID] = str(os.getpid())  # exec keeps the pid: torchrun's agent is the workers' parent
-    os.execv(sys.executable, cmd)
-
-
 def relaunch_accelerate(launcher, argv: list[str]) -> None:
     """Re-run this script under `accelerate launch` when train.launcher asks for it (kind: accelerate) and no
     launcher started it already: the DVC node's `python stages/train.py <node>` becomes
@@ -149,7 +129,7 @@ def relaunch_accelerate(launcher, argv: list[str]) -> None:
     logging.getLogger(__name__).info("train.launcher: %s", " ".join(cmd))
     sys.stdout.flush()
     sys.stderr.flush()
-    os.environ[LAUNCHER_PID] = str(os.getpid())
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # exec keeps the pid: the launcher is the workers' parent
     os.execv(sys.executable, cmd)
 
 

@@ -48,6 +48,22 @@ def test_question_balance_on_free_form_questions_fails_before_training_naming_th
     assert not (tmp / "out").exists()
 
 
+def test_the_lean_engine_under_a_launcher_is_refused_before_any_work(stage_env):
+    # a stage started by hand under `accelerate launch` (the config's own launcher is refused by check_engine)
+    from types import SimpleNamespace
+
+    from capcurriculum.config import ConfigError
+    from capcurriculum.training.curriculum import StagePaths, StageRecipe
+
+    cfg, raw, world_dir, sets, init, tmp = stage_env
+    acc = SimpleNamespace(num_processes=2, is_main_process=True, state=SimpleNamespace(deepspeed_plugin=None))
+    paths = StagePaths.of(init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw, world_dir=world_dir,
+                          out_dir=tmp / "out", resume_dir=tmp / "resume")
+    with pytest.raises(ConfigError, match=r"^train.launcher.kind: .*use train.engine: trl"):
+        StageRecipe(cfg, stage_spec(cfg, "train_1"), paths, accelerator=acc)
+    assert not (tmp / "out").exists()
+
+
 @pytest.mark.parametrize("method", ["grpo", "sft"])
 def test_a_stage_trains_and_records_its_boundary(stage_env, method):
     cfg, raw, world_dir, sets, init, tmp = stage_env

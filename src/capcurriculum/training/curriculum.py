@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from capcurriculum.config import (
     BALANCES,
     DIFFICULTY_ORDERS,
+    LEAN_ONE_PROCESS,
     OPTIMIZER_STATES,
     ConfigError,
     check_choice,
@@ -278,9 +279,10 @@ class StageRecipe:
 
     `run()` is that sequence, resume included. The engine is `train.engine`: the lean loop (training/grpo.py:
     one process, the CPU) or TRL's GRPOTrainer (training/trl_engine.py: accelerate, DeepSpeed, vLLM); around it
-    everything is shared. `accelerator`: set under a launcher (stages/train.py); each process rolls out and
-    updates on its share of every batch, the main process measures and writes, every process takes part in the
-    resumable points. `precision`: train.precision as the node resolved it; None resolves it from the config.
+    everything is shared. `accelerator`: set under a launcher (stages/train.py; the trl engine only, the lean one
+    is refused there); each process rolls out and updates on its share of every batch, the main process measures
+    and writes, every process takes part in the resumable points. `precision`: train.precision as the node
+    resolved it; None resolves it from the config.
     """
 
     def __init__(self, cfg: DictConfig, spec: StageSpec, paths: StagePaths, *,
@@ -296,7 +298,11 @@ class StageRecipe:
         self.threads = int(cfg.train.threads)
         self.processes = accelerator.num_processes if accelerator is not None else 1
         self.main = accelerator is None or accelerator.is_main_process
-        if accelerator is not None and accelerator.state.deepspeed_plugin is not None and spec.optimizer_state == "carry":
+        if accelerator is not None and self.engine_name == "lean" and spec.method == "grpo":
+            raise ConfigError("train.launcher.kind", f"{LEAN_ONE_PROCESS} (this stage was started under a launcher, "
+                                                     f"{self.processes} process(es))")
+        self.deepspeed = accelerator is not None and accelerator.state.deepspeed_plugin is not None
+        if self.deepspeed and spec.optimizer_state == "carry":
             raise ConfigError("train.optimizer_state", "carry is not supported under DeepSpeed (its optimizer state "
                                                        "is partitioned); use fresh")
         self.seed = training_seed(cfg)
@@ -313,7 +319,7 @@ class StageRecipe:
         from capcurriculum.models.loading import load_model_and_processor
 
         cfg, spec = self.cfg, self.spec
-        torch.set_num_threads(max(1, self.threads // self.processes))  # data-parallel processes share the cores
+        torch.set_num_threads(max(1, self.threads // self.processes))  # a launcher's processes share the cores
         seed_everything(self.seed)
         self.attn = attention_implementation(cfg.train.get("attn_implementation", "sdpa"))
         items = self._load_sets()  # before the weights: a set too small to train on fails at once
@@ -393,7 +399,7 @@ class StageRecipe:
             self.opt_state = load_optimizer(carried)
         self.lean = uses_lean(cfg, self.model)
         common = {"ref_model": ref, "vision_lr_scale": spec.vision_lr_scale, "merger_lr_scale": spec.merger_lr_scale,
-                  "optimizer_state": self.opt_state, "accelerator": acc, "precision": self.precision,
+                  "optimizer_state": self.opt_state, "precision": self.precision,
                   "gradient_checkpointing": bool(cfg.train.get("gradient_checkpointing", False))}
         if self.engine_name == "trl":
             from capcurriculum.training.trl_engine import TRLEngine
@@ -402,12 +408,11 @@ class StageRecipe:
             self.trainer = TRLEngine(self.model, self.processor, self.settings, self.reward_cfg,
                                      output_dir=trl_output_dir(p.resume_dir), seed=self.seed,
                                      per_device_train_batch_size=trl.per_device_train_batch_size,
-                                     rollout=cfg.train.rollout,
+                                     rollout=cfg.train.rollout, accelerator=acc,
                                      vllm_gpu_memory_utilization=float(trl.vllm_gpu_memory_utilization), **common)
         else:
             self.trainer = GRPOTrainer(self.model, self.processor, self.settings, self.reward_cfg, lean=self.lean,
                                        compile=bool(cfg.train.get("compile", False)), **common)
-        self.model = self.trainer.model  # the unwrapped module (the same object without an accelerator)
         self.metrics["train/bf16"] = float(self.trainer.precision == "bf16")
 
     def _setup_held_out(self) -> None:
@@ -483,7 +488,7 @@ class StageRecipe:
         resumed = load_resume(p.resume_dir, self.fp, accelerator=acc)
         if resumed:  # loaded once the engine is ready (under DeepSpeed through TRL's engine, once TRL prepared it)
             self._restore = lambda: restore_resume(p.resume_dir, self.model, self.trainer.opt, accelerator=acc,
-                                                   engine=self.trainer.engine)
+                                                   engine=self._deepspeed_engine())
             self.stream.load_state(resumed["stream"])
             self.trainer.step_count, self.history = resumed["step"], resumed["history"]
             self.metrics.update(resumed["before"])
@@ -511,7 +516,11 @@ class StageRecipe:
                     {"fingerprint": self.fp, "step": step, "stream": self.stream.state(), "history": self.history,
                      "before": {k: v for k, v in self.metrics.items() if k.startswith("before/")},
                      "before_flags": self.flags.get("before")}, accelerator=self.accelerator,
-                    engine=self.trainer.engine)
+                    engine=self._deepspeed_engine())
+
+    def _deepspeed_engine(self):
+        """What DeepSpeed saves and loads a resumable point through (the trl engine's wrapped model), or None."""
+        return self.trainer.engine if self.deepspeed else None
 
     def _logged(self, step: int, row: dict) -> None:
         self.history.append({"step": step, **row})
@@ -529,7 +538,7 @@ class StageRecipe:
         save_pretrained_dir(self.model, self.processor, p.out_dir)
         save_record(p.out_dir, self.items_sha, self.eval_settings, self.closing["metrics"], self.closing["flags"],
                     self.closing["rows"], rows_per_mode=self.headroom_n)
-        if not self.trainer.deepspeed:
+        if not self.deepspeed:  # DeepSpeed partitions it: no whole state to carry (a carry is refused under it)
             save_optimizer(self.trainer.opt, p.out_dir / TRAINER_STATE)
         launcher = ("python" if acc is None
                     else f"accelerate ({acc.distributed_type.value}, {acc.num_processes} processes)")

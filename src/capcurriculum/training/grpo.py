@@ -120,8 +120,9 @@ def schedule_factor(step: int, total: int, schedule: str, warmup_ratio: float) -
 
 
 def reference_dtype(accelerator=None) -> torch.dtype:
-    """The dtype the policy's weights compute in, so the KL reference can be loaded in it: DeepSpeed's bf16 /
-    fp16 engine holds its weights in that dtype (its JSON's `bf16.enabled`, or "auto" filled from accelerate's
+    """The dtype the policy's weights compute in, so a KL reference the stage loads (the lean engine's, the trl
+    engine's grpo.reference: base) can be loaded in it: DeepSpeed's bf16 / fp16 engine (the trl engine under
+    accelerate) holds its weights in that dtype (its JSON's `bf16.enabled`, or "auto" filled from accelerate's
     mixed_precision); without DeepSpeed the weights stay float32 (autocast, if any, lowers the matmuls)."""
     ds = accelerator.state.deepspeed_plugin if accelerator is not None else None
     if ds is None:
@@ -163,15 +164,16 @@ def by_mode(items: Sequence[Item]) -> list[list[Item]]:
 
 
 class GRPOTrainer:
+    """The lean engine: one process, the model's own device (the CPU it is measured on). Several processes or
+    GPUs (accelerate, DeepSpeed) are the trl engine's (training/trl_engine.py, train.engine: trl)."""
+
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
                  vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0, optimizer_state: dict | None = None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None, ignore_eos: bool = False,
-                 accelerator=None, lean: bool = False, precision: str = "fp32", compile: bool = False,
+                 lean: bool = False, precision: str = "fp32", compile: bool = False,
                  gradient_checkpointing: bool = False):
         """`reward_fn(text, item)` -> {"reward", "accuracy", "format"}: the paper's reward by default.
-        `ignore_eos`: fixed-length completions (benchmarks). `accelerator`: an `accelerate.Accelerator`
-        (e.g. under `accelerate launch` with a DeepSpeed config): the update runs through the model and
-        optimizer it prepares; sampling uses the unwrapped model. `lean`: completion tokens (sampling and
+        `ignore_eos`: fixed-length completions (benchmarks). `lean`: completion tokens (sampling and
         scoring) through models/lean.py. `precision`: bf16 runs rollouts and the update's forward under
         autocast (training/precision.py); the weights and optimizer stay float32; auto is bf16 where the device
         computes it natively (`self.precision_choice` says which and why). `compile`: the lean path
@@ -182,7 +184,7 @@ class GRPOTrainer:
         self.reward_fn = reward_fn or (lambda text, it: reward(text, it.example["answer"], it.example["answer_type"],
                                                                reward_cfg))
         self.ignore_eos, self.lean = ignore_eos, lean
-        self.precision_choice = resolve_precision(precision, accelerator.device if accelerator else model.device)
+        self.precision_choice = resolve_precision(precision, model.device)
         self.precision = self.precision_choice.precision
         if compile and not lean:
             raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
@@ -193,48 +195,21 @@ class GRPOTrainer:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         self.opt = stage_optimizer(model, settings, vision_lr_scale, merger_lr_scale, optimizer_state)
-        self.acc, self.engine = accelerator, model
-        # data parallel: each process rolls out and updates on its own slice of every batch
-        self.world, self.rank = (accelerator.num_processes, accelerator.process_index) if accelerator else (1, 0)
-        if settings.rollout_batch_size % self.world or settings.update_batch_size % self.world:
-            raise ValueError(f"grpo.rollout_batch_size and grpo.update_batch_size must divide by the "
-                             f"{self.world} processes")
-        ds = accelerator.state.deepspeed_plugin if accelerator is not None else None
-        self.deepspeed = ds is not None
         if settings.ppo_epochs != 1:
             raise ConfigError("grpo.ppo_epochs", f"the lean engine makes one pass over each rollout; got "
                                                  f"{settings.ppo_epochs}, set 1")
         self.scheduled = settings.lr_scheduler_type != "constant" or settings.lr_warmup_ratio > 0
-        if self.deepspeed and self.scheduled:
-            raise ConfigError("grpo.lr_scheduler_type", "the lean engine's DeepSpeed path keeps the rate constant "
-                                                        "(lr_scheduler_type: constant, lr_warmup_ratio: 0)")
         self.total_steps = None  # GRPO steps of the stage, set by train(): the schedule's length
-        if self.deepspeed and settings.micro_batch_tokens:
-            raise ConfigError("grpo.micro_batch_tokens", "the lean engine's DeepSpeed path takes one backward per "
-                                                         "optimizer step; set 0 under DeepSpeed")
-        if accelerator is not None and not self.deepspeed:
-            # Plain data parallel without DDP's wrapper: the lean path calls the model's submodules, which
-            # DDP's hooks do not follow; gradients are summed across processes by hand (_sum_gradients).
-            model.to(accelerator.device)
-        if self.deepspeed:  # no DataLoader goes through prepare() to fill DeepSpeed's "auto" batch sizes
-            ds.deepspeed_config["train_micro_batch_size_per_gpu"] = settings.update_batch_size // self.world
-            ds.deepspeed_config["gradient_accumulation_steps"] = 1
-            ds.deepspeed_config["train_batch_size"] = settings.update_batch_size * accelerator.num_processes
-            if ds.deepspeed_config.get("gradient_clipping") == "auto":
-                ds.deepspeed_config["gradient_clipping"] = settings.max_grad_norm
-            self.engine, self.opt = accelerator.prepare(model, self.opt)
-            self.model = accelerator.unwrap_model(self.engine)
-        if self.ref_model is not None:  # beside the policy, in the dtype its weights now compute in
-            policy_dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
-            self.ref_model = place_reference(self.ref_model, accelerator.device if accelerator else model.device,
-                                             policy_dtype)
+        if self.ref_model is not None:  # beside the policy, in the dtype its weights compute in
+            policy_dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+            self.ref_model = place_reference(self.ref_model, model.device, policy_dtype)
         self.step_count = 0
 
     # --- one step -------------------------------------------------------------------------------------
     def step(self, prompts: list[Item]) -> dict[str, float]:
         s, t0 = self.s, time.time()
         self.model.eval()
-        per = s.update_batch_size // self.world
+        per = s.update_batch_size
         minibatches = [prompts[i:i + per] for i in range(0, len(prompts), per)]
         with autocast(self.precision, self.model.device):
             chunks = [[self._rollout(part) for part in by_mode(mb)] for mb in minibatches]
@@ -253,17 +228,11 @@ class GRPOTrainer:
                     "lr": self.opt.param_groups[0]["lr"],
                     "time/rollout_s": t_rollout, "time/update_s": time.time() - t0 - t_rollout,
                     "prompts_per_s": len(prompts) / (time.time() - t0)})
-        if self.world > 1:  # over every process's share, so the curves describe the whole batch
-            keys = sorted(out)
-            totals = self.acc.reduce(torch.tensor([out[k] for k in keys], dtype=torch.float64), "sum").tolist()
-            # the loss terms are each process's part of the whole batch's token mean (not under DeepSpeed)
-            summed = {"prompts_per_s"} | (set() if self.deepspeed else {"pg_loss", "loss", "kl"})
-            out = {k: v if k in summed else v / self.world for k, v in zip(keys, totals)}
         return out
 
     def update(self, minibatches: list[list[Chunk]]) -> tuple[list[dict[str, float]], torch.Tensor]:
         """One optimizer step per mini-batch of rolled-out chunks: the loss of each chunk with the mini-batch's
-        token count (over every process) as denominator, gradients summed across processes."""
+        token count as denominator."""
         s = self.s
         self.model.train()
         stats: list[dict[str, float]] = []
@@ -271,29 +240,17 @@ class GRPOTrainer:
             if self.scheduled:
                 self._schedule(self.step_count * len(minibatches) + j, len(minibatches))
             n_tokens = sum(int(c.ro.completion_mask.sum()) for c in mb)
-            if self.world > 1 and not self.deepspeed:  # the token mean over every process's share: the
-                n_tokens = self.acc.reduce(torch.tensor(float(n_tokens)), "sum").item()  # 1-process loss
             self.opt.zero_grad(set_to_none=True)
-            losses = []
             for c in (part for chunk in mb for part in chunk.micro_batches(s.micro_batch_tokens)):
                 with autocast(self.precision, self.model.device):
-                    logp = completion_logprobs(self.engine, c.ro, s.temperature, lean=self.lean,
+                    logp = completion_logprobs(self.model, c.ro, s.temperature, lean=self.lean,
                                                compile=self.compile)                     # (n, C)
                 old = c.old_logp if c.old_logp is not None else logp.detach()
                 # each micro-batch's token sum over the whole mini-batch's count: the sum is its token mean
                 loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
                 stats.append(st)
-                if not self.deepspeed:
-                    loss.backward()  # micro-batch by micro-batch: only one's activations alive at a time
-                else:
-                    losses.append(loss)
-            if not self.deepspeed:
-                if self.world > 1:
-                    self._sum_gradients()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
-            else:  # one backward per optimizer step: DeepSpeed steps inside accelerator.backward
-                self.acc.backward(torch.stack(losses).sum())
-                grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+                loss.backward()  # micro-batch by micro-batch: only one's activations alive at a time
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
             self.opt.step()
         return stats, grad_norm
 
@@ -305,17 +262,6 @@ class GRPOTrainer:
         f = schedule_factor(index, self.total_steps * per_step, self.s.lr_scheduler_type, self.s.lr_warmup_ratio)
         for g in self.opt.param_groups:
             g["lr"] = g["base_lr"] * f
-
-    def _sum_gradients(self) -> None:
-        """All-reduce (sum) every trainable parameter's gradient in one flat buffer; a parameter this
-        process's share did not reach (a text-only share and the vision tower) contributes zeros."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-        flat = self.acc.reduce(flat, "sum")
-        offset = 0
-        for p in params:
-            p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
-            offset += p.numel()
 
     @torch.no_grad()
     def _rollout(self, items: list[Item]) -> Chunk:
@@ -348,7 +294,7 @@ class GRPOTrainer:
         bar = tqdm(range(self.step_count, steps), desc="grpo", unit="step", disable=not progress, mininterval=2.0,
                    initial=self.step_count, total=steps)
         for _ in bar:
-            row = self.step(stream.next(self.s.rollout_batch_size)[self.rank::self.world])
+            row = self.step(stream.next(self.s.rollout_batch_size))
             history.append(row)
             bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['reward/accuracy']:.3f}")
             if on_log:

@@ -81,8 +81,7 @@ class GRPOSettings:
     lr_scheduler_type: str = field(default="constant", metadata={"help": (
         f"Learning-rate schedule, one of {LR_SCHEDULERS}. The paper keeps the rate constant. Source: "
         f"{_EASYR1}, worker.actor.optim (lr_warmup_ratio: 0.0, no decay). Both engines follow transformers' "
-        "schedules of the same names (the lean engine refuses them on its DeepSpeed path, which keeps the rate "
-        "constant).")})
+        "schedules of the same names.")})
     lr_warmup_ratio: float = field(default=0.0, metadata={"help": (
         "Fraction of the steps spent warming the rate up linearly from 0. Source: "
         f"{_EASYR1}, worker.actor.optim.lr_warmup_ratio: 0.0.")})

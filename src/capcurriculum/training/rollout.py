@@ -228,13 +228,12 @@ def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool
     the completions through `models/lean.py` (the prompts still through transformers; `compile`: under
     torch.compile)."""
     G, C = ro.group_size, ro.completion_ids.shape[1]
-    base = _unwrapped(model)
-    if base.training and getattr(base, "is_gradient_checkpointing", False) and torch.is_grad_enabled():
+    if model.training and getattr(model, "is_gradient_checkpointing", False) and torch.is_grad_enabled():
         # transformers' checkpointed layers drop the key/value cache the shared prefix needs (modeling_layers.py,
         # GradientCheckpointingLayer): score the whole sequences instead, as TRL does (equal, tests/training)
         keep = ro.completion_mask.bool()                                # (N, C)
-        hidden = base.model(**ro.full_inputs()).last_hidden_state[:, ro.prompt_len - 1:-1]   # (N, C, H)
-        scored = selective_logprobs(hidden[keep], ro.completion_ids[keep], temperature, head=base.lm_head,
+        hidden = model.model(**ro.full_inputs()).last_hidden_state[:, ro.prompt_len - 1:-1]   # (N, C, H)
+        scored = selective_logprobs(hidden[keep], ro.completion_ids[keep], temperature, head=model.lm_head,
                                     chunk_rows=chunk_rows)              # (kept,)
         return hidden.new_zeros(keep.shape, dtype=torch.float32).masked_scatter(keep, scored)
     first, cache = _prefill(model, ro.prompt, ro.positions, G)         # first: (N, V), predicts token 0
@@ -246,14 +245,14 @@ def completion_logprobs(model, ro: Rollout, temperature: float = 1.0, lean: bool
     keep = ro.completion_mask[:, 1:].bool()        # (N, C-1): inputs whose next token is a real one
     targets = ro.completion_ids[:, 1:][keep]       # (kept,)        position t predicts token t+1
     if lean:  # padding-free: logits of the kept inputs only, packed (kept, V)
-        decoder = LeanDecoder(base, compile=compile)
+        decoder = LeanDecoder(model, compile=compile)
         packed = decoder.score(ro.completion_ids[:, :-1], positions, _prefix(cache), prompt_mask, keep=keep)
         rest = selective_logprobs(packed, targets, temperature, chunk_rows=chunk_rows)          # (kept,)
     else:  # the decoder's hidden states; the LM head only on kept rows, a chunk at a time
         mask = torch.cat([prompt_mask, ro.completion_mask], dim=1)
-        hidden = base.model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1],
-                            position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state
-        rest = selective_logprobs(hidden[keep], targets, temperature, head=base.lm_head,     # (kept,)
+        hidden = model.model(input_ids=ro.completion_ids[:, :-1], attention_mask=mask[:, :-1],
+                             position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state
+        rest = selective_logprobs(hidden[keep], targets, temperature, head=model.lm_head,     # (kept,)
                                   chunk_rows=chunk_rows)
     return torch.cat([head, head.new_zeros(head.shape[0], C - 1).masked_scatter(keep, rest)], dim=1)
 
@@ -281,7 +280,3 @@ def selective_logprobs(x: torch.Tensor, ids: torch.Tensor, temperature: float, *
             out.append(chunk(xs, ts))
     return torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32)
 
-
-def _unwrapped(model):
-    """The module itself under a DeepSpeed/DDP wrapper (its submodules are what the lean path calls)."""
-    return getattr(model, "module", model)

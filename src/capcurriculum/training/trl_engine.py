@@ -291,9 +291,9 @@ def row_of(logs: dict[str, float]) -> dict[str, float]:
 
 
 class TRLEngine:
-    """The trl engine: the surface the stage drives (as the lean `grpo.GRPOTrainer`): `model`, `opt`, `engine`,
-    `precision`, `step_count`, `deepspeed`, `train(...)`. TRL's trainer is built in `train`, once the stage's
-    prompt sequence is known."""
+    """The trl engine: the surface the stage drives (as the lean `grpo.GRPOTrainer`): `model`, `opt`, `precision`,
+    `step_count`, `train(...)`; and `engine`, what DeepSpeed saves a resumable point through. TRL's trainer is
+    built in `train`, once the stage's prompt sequence is known."""
 
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, output_dir: str | Path,
                  seed: int, ref_model=None, vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0,
