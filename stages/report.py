@@ -15,6 +15,7 @@ from capcurriculum.tracking import (
 )
 
 MODELS = ("base", "staged", "merged")
+HEADLINE = "data/metrics/headline.json"  # the DAG's one DVC metrics file: what experiments are compared by
 # Every node that records a run, in the DAG's order (dvc.yaml lists the same files as this node's deps).
 NODES = ("raw", "init_models", *(f"base@{r}" for r in MODEL_ROLES), "qa_generate", "perc_filter", "sets@text",
          "sets@vis", "difficulty", "train_1", "train_2", "train_3", "merged", *(f"evaluate@{m}" for m in MODELS))
@@ -28,7 +29,7 @@ def main() -> None:
     times = node_times.node_times(runs, parent, durations=run_durations)  # older records: MLflow's durations
     totals = node_times.totals(times)
     paths = write_report({m: f"data/eval/{m}" for m in MODELS}, "data/reports/eval", profile=cfg.profile,
-                         appendix=node_times.markdown(times))
+                         appendix=node_times.markdown(times), metrics_path=HEADLINE)
     write_json("data/reports/eval/node_times.json", {"nodes": times, **totals})
     print(paths["md"].read_text())
     log_parent_metrics(parent, {f"dag/{k}": v for k, v in totals.items()})

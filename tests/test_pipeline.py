@@ -109,8 +109,14 @@ def test_evaluation_report_compares_base_staged_and_merged(smoke_repo):
     assert "| staged |" in report and "Overall" in report and "## Δ vs merged" in report
     assert (repo / "data/reports/eval/accuracy.png").read_bytes()[:4] == b"\x89PNG"
     assert "<table>" in (repo / "data/reports/eval/report.html").read_text()
+    # DVC shows one metrics file, few enough columns for a terminal; each node's own metrics stay in its files
+    headline = json.loads((repo / "data/metrics/headline.json").read_text())
+    staged = json.loads((repo / "data/metrics/eval/staged.json").read_text())
+    assert headline["staged"] == pytest.approx(staged["overall"], abs=1e-4)
+    assert set(headline) == {"base", "staged", "merged", "staged-base", "staged-base_se", "staged-merged", "staged-merged_se"}
     shown = _run(["dvc", "metrics", "show"], repo, env).stdout
-    assert "data/metrics/eval/staged.json" in shown and "tiny_vis_math/accuracy" in shown
+    assert "data/metrics/headline.json" in shown and "staged-merged_se" in shown and "data/metrics/eval" not in shown
+    assert max(map(len, shown.splitlines())) <= 200, shown
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     run_id = json.loads((repo / "data/runs/evaluate@staged.json").read_text())["run_id"]
     assert "overall" in client.get_run(run_id).data.metrics
@@ -204,7 +210,12 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     back = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.order=[perc,text,vis]"], repo, env).stdout
     assert "Running stage 'train_2'" not in back and "Running stage 'train_3'" not in back  # from the run-cache
     diff = _run(["dvc", "metrics", "diff", order_exp, "--all"], repo, env).stdout  # that experiment vs this one
-    assert "data/metrics/eval/staged.json" in diff and "tiny_vis_math/accuracy" in diff
+    assert "data/metrics/headline.json" in diff and "staged-merged" in diff
+    assert max(map(len, diff.splitlines())) <= 200, diff
+    # the two experiments side by side, what differs between them, in a terminal's width
+    shown = _run(["dvc", "exp", "show", "--only-changed", "--drop", "/", "--no-pager"], repo, {**env, "COLUMNS": "1000"}).stdout
+    assert "curriculum.order" in shown and "data/" not in shown
+    assert max(map(len, shown.splitlines())) <= 200, shown
     sft = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.method.perc=sft"], repo, env).stdout
     assert all(f"Running stage '{n}'" in sft for n in ("train_1", "train_2", "train_3"))  # perc's slot and after
     assert "Running stage 'merged'" not in sft and "Running stage 'perc_filter'" not in sft

@@ -1,5 +1,6 @@
 """The evaluator and its CLI on a real tiny model: every item saved, scores recomputable, nothing dropped."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -110,8 +111,12 @@ def test_report_pairs_models_over_the_same_items(tmp_path):
     dirs = {"base": model_dir("base", [1, 0, 0, 0], [10, 10, 10, 10]),
             "staged": model_dir("staged", [1, 1, 1, 0], [5, 5, 5, 5]),
             "merged": model_dir("merged", [1, 1, 0, 0], [8, 8, 8, 8])}
-    paths = write_report(dirs, tmp_path / "report", profile="tiny")
+    paths = write_report(dirs, tmp_path / "report", profile="tiny", metrics_path=tmp_path / "headline.json")
     md = paths["md"].read_text()
+    # what DVC shows: the report's Overall and staged's Overall Δ (staged vs merged: (0, 0, +1, 0) -> +25 ± 25)
+    assert json.loads((tmp_path / "headline.json").read_text()) == {
+        "base": 0.25, "staged": 0.75, "merged": 0.5, "staged-base": 0.5, "staged-base_se": 0.2887,
+        "staged-merged": 0.25, "staged-merged_se": 0.25}
     # staged vs base: differences (0, +1, +1, 0) -> mean +50 points, paired se 100*sqrt(1/3/4) = 28.9
     assert "| staged | +50.0 ± 28.9 | +50.0 ± 28.9 |" in md  # one benchmark: Overall's change is its own
     assert "| staged | 75.0 ± 10.0 | 75.0 |" in md  # accuracy ± se, and Overall

@@ -16,7 +16,7 @@ from typing import Any
 
 from capcurriculum.evaluation.evaluator import overall
 from capcurriculum.evaluation.paired import mean_delta, paired_delta
-from capcurriculum.io import read_json, read_jsonl, write_text
+from capcurriculum.io import read_json, read_jsonl, write_json, write_text
 
 # The paper's published accuracies (%), Qwen3-VL-8B, from its comparison table (paper-summary.txt).
 PUBLISHED = {
@@ -233,12 +233,35 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def headline_metrics(models: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
+    """What `dvc metrics show|diff` and `dvc exp show` compare between experiments, few enough to fit a terminal:
+    each model's Overall (the mean of the benchmarks' headlines; key: the model's name) and the staged model's
+    paired Δ of per-row accuracy vs base and vs merged with its se (the Overall column of the report's Δ tables;
+    `staged-base`, `staged-base_se`, ...). No key holds a "/", so `dvc exp show --drop /` hides the columns of
+    changed dependencies (paths) and keeps params and these. Every other figure stays in each evaluate node's
+    metrics.json, the report and MLflow."""
+    def rounded(x: float | None) -> float | None:
+        return None if x is None else round(x, 4)
+
+    out: dict[str, float | None] = {m: rounded(overall(d["summary"])) for m, d in models.items()}
+    for ref in ("base", "merged"):
+        if "staged" not in models or ref not in models:
+            continue
+        benches = list(models["staged"]["summary"])
+        d = mean_delta([_delta(models[ref]["records"][b], models["staged"]["records"][b]) for b in benches])
+        out[f"staged-{ref}"] = rounded(d["delta"]) if d else None
+        out[f"staged-{ref}_se"] = rounded(d["se"]) if d else None
+    return out
+
+
 def write_report(eval_dirs: Mapping[str, str | Path], out_dir: str | Path, *, profile: str,
-                 appendix: str = "") -> dict[str, Path]:
+                 appendix: str = "", metrics_path: str | Path | None = None) -> dict[str, Path]:
     """out_dir/report.md, report.html and the plots; returns their paths by kind. `appendix`: Markdown
-    sections after the tables (the DAG's node times)."""
+    sections after the tables (the DAG's node times). `metrics_path`: headline_metrics as JSON there."""
     out_dir = Path(out_dir)
     models = _load(eval_dirs)
+    if metrics_path is not None:
+        write_json(metrics_path, headline_metrics(models))
     body = tables(models, profile)
     images = plots(models, out_dir)
     md = f"# Evaluation report ({profile} profile)\n\n" + body + "\n" + "".join(
