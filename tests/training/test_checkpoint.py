@@ -100,6 +100,24 @@ def test_a_damaged_resume_point_is_set_aside_and_the_stage_starts_again(tmp_path
     assert json.loads((tmp_path / "r.damaged" / "state.json").read_text())["step"] == 5
 
 
+def test_a_resume_point_changed_on_disk_at_its_full_size_is_caught_by_its_recorded_sha256(tmp_path, processor, model,
+                                                                                         caplog):
+    # a flipped byte inside the weights' data keeps the header and the size whole: only the hash sees it
+    _, opt = _trained_optimizer()
+    point = tmp_path / "r"
+    save_resume(point, model, processor, opt, {"fingerprint": "abc", "step": 3})
+    recorded = json.loads((point / "manifest.json").read_text())
+    assert recorded["model/model.safetensors"]["sha256"] and recorded["state.json"]["bytes"] > 0
+    weights = point / "model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="capcurriculum.training.checkpoint"):
+        assert load_resume(point, "abc") is None
+    assert f"{weights}: sha256 differs from the one recorded at save" in caplog.text
+    assert (tmp_path / "r.damaged").is_dir() and not point.exists()
+
+
 def test_a_truncated_stage_checkpoint_names_its_path(tmp_path, processor, model):
     import pytest
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from capcurriculum.io import DataError, check_safetensors, read_json, write_json
+from capcurriculum.io import DataError, check_safetensors, read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +103,43 @@ def save_resume(out_dir: str | Path, model, processor, opt: torch.optim.Optimize
         write_json(tmp / "state.json", {**state, "processes": world})
     _barrier(accelerator)
     if rank == 0:
+        write_json(tmp / MANIFEST, manifest(tmp))  # once every process has written
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     _barrier(accelerator)
 
 
+MANIFEST = "manifest.json"
+# DeepSpeed's own partitions (the optimizer's fp32 state, ~12 bytes a parameter over all ranks: ~100 GB for 8B) are
+# recorded by size only: hashing them at every resumable point would add minutes; the weights, optimizer (one
+# process), RNG and state are hashed (~15 s for 16 GB of bf16 weights).
+SIZE_ONLY = ("deepspeed",)
+
+
+def manifest(point: Path) -> dict[str, dict[str, Any]]:
+    """{relative path: {"bytes", "sha256"}} of every file of a resumable point (sha256 None: size only)."""
+    out = {}
+    for path in sorted(p for p in point.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(point).as_posix()
+        out[rel] = {"bytes": path.stat().st_size,
+                    "sha256": None if rel.split("/", 1)[0] in SIZE_ONLY else sha256_file(path)}
+    return out
+
+
 def damage(in_dir: Path) -> str | None:
-    """Why a saved point cannot be loaded (a safetensors file or a JSON file damaged, named by path), or None."""
+    """Why a saved point cannot be loaded, naming the file, or None: a file the manifest recorded at save that is
+    missing or differs from it (size, sha256), or a safetensors or JSON file that does not parse."""
     try:
+        recorded = read_json(in_dir / MANIFEST) if (in_dir / MANIFEST).exists() else {}
+        for rel, want in recorded.items():
+            path = in_dir / rel
+            if not path.is_file():
+                raise DataError(path, "missing: the resumable point's manifest recorded it at save")
+            if path.stat().st_size != want["bytes"]:
+                raise DataError(path, f"{path.stat().st_size} bytes, {want['bytes']} recorded at save (truncated?)")
+            if want["sha256"] is not None and sha256_file(path) != want["sha256"]:
+                raise DataError(path, "sha256 differs from the one recorded at save (changed on disk)")
         for path in sorted(in_dir.rglob("*")):
             if path.suffix == ".safetensors":
                 check_safetensors(path)
