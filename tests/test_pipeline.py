@@ -213,7 +213,7 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     assert "data/metrics/headline.json" in diff and "staged-merged" in diff
     assert max(map(len, diff.splitlines())) <= 200, diff
     # the two experiments side by side, what differs between them, in a terminal's width
-    shown = _run(["dvc", "exp", "show", "--only-changed", "--drop", "/", "--no-pager"], repo, {**env, "COLUMNS": "1000"}).stdout
+    shown = _run(["dvc", "exp", "show", "--only-changed", "--drop", ".*/", "--no-pager"], repo, {**env, "COLUMNS": "1000"}).stdout
     assert "curriculum.order" in shown and "data/" not in shown
     assert max(map(len, shown.splitlines())) <= 200, shown
     sft = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.method.perc=sft"], repo, env).stdout

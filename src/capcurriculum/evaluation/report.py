@@ -237,7 +237,7 @@ def headline_metrics(models: Mapping[str, Mapping[str, Any]]) -> dict[str, float
     """What `dvc metrics show|diff` and `dvc exp show` compare between experiments, few enough to fit a terminal:
     each model's Overall (the mean of the benchmarks' headlines; key: the model's name) and the staged model's
     paired Δ of per-row accuracy vs base and vs merged with its se (the Overall column of the report's Δ tables;
-    `staged-base`, `staged-base_se`, ...). No key holds a "/", so `dvc exp show --drop /` hides the columns of
+    `staged-base`, `staged-base_se`, ...). No key holds a "/", so `dvc exp show --drop '.*/'` hides the columns of
     changed dependencies (paths) and keeps params and these. Every other figure stays in each evaluate node's
     metrics.json, the report and MLflow."""
     def rounded(x: float | None) -> float | None:
