@@ -139,9 +139,7 @@ def test_curriculum_stages_chain_checkpoints_and_report(smoke_repo):
                        ("merged", ["perc", "text", "vis"])):
         boundary = json.loads((repo / f"data/models/{node}/trainer_state/boundary.json").read_text())
         m = json.loads((repo / f"data/metrics/train/{node}.json").read_text())
-        # The smoke filter models are untrained: D_perc may be empty, and then (train.min_items: 0 in the
-        # smoke profile only) the perception stage is counted as empty and trains no step.
-        expected = 0 if m.get("train/empty_set") else boundary["steps"]
+        expected = boundary["steps"]
         assert boundary["sets"] == sets and boundary["steps_done"] == expected
         assert boundary["carried_optimizer"] is False and (repo / f"data/models/{node}/model.safetensors").exists()
         for key in ("before/mean_acc", "after/mean_acc", "delta/mean_acc/se"):
@@ -161,6 +159,26 @@ def test_curriculum_stages_chain_checkpoints_and_report(smoke_repo):
     own = report.split("## Each stage on its own set, held out")[1]
     assert "| train_2 | text |" in own and "| merged | vis |" in own  # each stage on its set's val split
     assert (repo / "data/reports/train_rewards.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_stage_trains_all_its_steps_on_real_items_with_a_reward_signal(smoke_repo):
+    # What makes the other smoke tests (resume, order, merged) compare runs that learnt something: each stage
+    # trained every step on a non-empty set (D_perc too) and some group's rewards differed (a GRPO gradient).
+    repo, _, _ = smoke_repo
+    for node, name in (("train_1", "perc"), ("train_2", "text"), ("train_3", "vis")):
+        m = json.loads((repo / f"data/metrics/train/{node}.json").read_text())
+        boundary = json.loads((repo / f"data/models/{node}/trainer_state/boundary.json").read_text())
+        history = [json.loads(r) for r in
+                   (repo / f"data/models/{node}/trainer_state/history.jsonl").read_text().splitlines()]
+        trained = m[f"data/{name}/items"] - sum(m.get(f"train/skipped_{why}", 0)
+                                                for why in ("overlong", "no_signal", "single_answer"))
+        assert "train/empty_set" not in m and trained > 0, (node, m)
+        assert boundary["steps"] > 0 and boundary["steps_done"] == boundary["steps"] == len(history), node
+        assert [r["step"] for r in history] == list(range(1, boundary["steps"] + 1)), node
+        stds = [r["reward/group_std"] for r in history]
+        assert max(stds) > 0 and min(r["reward/zero_std_frac"] for r in history) < 1, (node, history)
+        if node == "train_1":  # the policy answers some of D_perc's questions right, not all
+            assert 0 < max(r["reward/accuracy"] for r in history) < 1, history
 
 
 _VOLATILE = ("seconds", "time/", "prompts_per_s")

@@ -144,7 +144,8 @@ def test_balance_is_checked(stage_env):
 @pytest.mark.parametrize("switch", [{"difficulty": "pass_rate"}, {"signal_only": True}])
 def test_a_pass_rate_stage_reads_the_difficulty_nodes_cache(stage_env, switch):
     cfg, raw, world_dir, sets, init, tmp = stage_env
-    cfg = OmegaConf.merge(cfg, {"train": switch})
+    # min_items 0: the signal filter and the type balance leave none of the fixture's 12 items, an empty stage
+    cfg = OmegaConf.merge(cfg, {"train": {**switch, "min_items": 0}})
     with pytest.raises(FileNotFoundError, match="perc.jsonl: no pass rates"):
         run_stage(cfg, stage_spec(cfg, "train_1"), init_dir=init, base_dir=init, sets_dir=sets, raw_dir=raw,
                   world_dir=world_dir, out_dir=tmp / "out", resume_dir=tmp / "resume", difficulty_dir=tmp / "none")

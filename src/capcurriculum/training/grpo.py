@@ -220,10 +220,15 @@ class GRPOTrainer:
 
         rewards = torch.cat([c.ro.rewards for mb in chunks for c in mb])
         lengths = torch.cat([c.ro.completion_mask.sum(1) for mb in chunks for c in mb]).float()
+        group_std = rewards[:, 0].view(-1, s.group_size).std(1)  # each prompt's G samples (group_size >= 2)
         out = {k: sum(st[k] for st in stats) for k in ("pg_loss", "loss", "kl") if k in stats[0]}
         out.update({k: sum(st[k] for st in stats) / len(stats) for k in ("clip_frac", "dual_clip_frac", "ratio_mean")})
         out.update({"reward": rewards[:, 0].mean().item(), "reward/accuracy": rewards[:, 1].mean().item(),
                     "reward/format": rewards[:, 2].mean().item(), "response_length": lengths.mean().item(),
+                    # within groups: the mean std, and the share of groups whose rewards are all equal (no GRPO
+                    # signal; TRL's frac_reward_zero_std)
+                    "reward/group_std": group_std.mean().item(),
+                    "reward/zero_std_frac": (group_std == 0).float().mean().item(),
                     "grad_norm": float(grad_norm if grad_norm is not None else "nan"),
                     "lr": self.opt.param_groups[0]["lr"],
                     "time/rollout_s": t_rollout, "time/update_s": time.time() - t0 - t_rollout,

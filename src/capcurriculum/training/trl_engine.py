@@ -286,7 +286,8 @@ def row_of(logs: dict[str, float]) -> dict[str, float]:
     """A GRPO step's row in the lean engine's names, from what TRL logged over the step's optimizer steps (the
     loss terms come from `take_loss_stats`)."""
     pick = {"reward": "reward", "reward/accuracy": "rewards/accuracy/mean", "reward/format": "rewards/format/mean",
-            "response_length": "completions/mean_length", "grad_norm": "grad_norm", "lr": "learning_rate"}
+            "reward/zero_std_frac": "frac_reward_zero_std", "response_length": "completions/mean_length",
+            "grad_norm": "grad_norm", "lr": "learning_rate"}
     return {ours: float(logs[theirs]) for ours, theirs in pick.items() if theirs in logs}
 
 
