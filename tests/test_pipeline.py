@@ -113,9 +113,9 @@ def test_evaluation_report_compares_base_staged_and_merged(smoke_repo):
     headline = json.loads((repo / "data/metrics/headline.json").read_text())
     staged = json.loads((repo / "data/metrics/eval/staged.json").read_text())
     assert headline["staged"] == pytest.approx(staged["overall"], abs=1e-4)
-    assert set(headline) == {"base", "staged", "merged", "staged-base", "staged-base_se", "staged-merged", "staged-merged_se"}
+    assert set(headline) == {"base", "staged", "merged", "vs_base", "vs_base_se", "vs_merged", "vs_merged_se"}
     shown = _run(["dvc", "metrics", "show"], repo, env).stdout
-    assert "data/metrics/headline.json" in shown and "staged-merged_se" in shown and "data/metrics/eval" not in shown
+    assert "data/metrics/headline.json" in shown and "vs_merged_se" in shown and "data/metrics/eval" not in shown
     assert max(map(len, shown.splitlines())) <= 200, shown
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     run_id = json.loads((repo / "data/runs/evaluate@staged.json").read_text())["run_id"]
@@ -228,7 +228,7 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     back = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.order=[perc,text,vis]"], repo, env).stdout
     assert "Running stage 'train_2'" not in back and "Running stage 'train_3'" not in back  # from the run-cache
     diff = _run(["dvc", "metrics", "diff", order_exp, "--all"], repo, env).stdout  # that experiment vs this one
-    assert "data/metrics/headline.json" in diff and "staged-merged" in diff
+    assert "data/metrics/headline.json" in diff and "vs_merged" in diff
     assert max(map(len, diff.splitlines())) <= 200, diff
     # the two experiments side by side, what differs between them, in a terminal's width
     shown = _run(["dvc", "exp", "show", "--only-changed", "--drop", ".*/", "--no-pager"], repo, {**env, "COLUMNS": "1000"}).stdout

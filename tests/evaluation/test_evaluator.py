@@ -115,8 +115,8 @@ def test_report_pairs_models_over_the_same_items(tmp_path):
     md = paths["md"].read_text()
     # what DVC shows: the report's Overall and staged's Overall Δ (staged vs merged: (0, 0, +1, 0) -> +25 ± 25)
     assert json.loads((tmp_path / "headline.json").read_text()) == {
-        "base": 0.25, "staged": 0.75, "merged": 0.5, "staged-base": 0.5, "staged-base_se": 0.2887,
-        "staged-merged": 0.25, "staged-merged_se": 0.25}
+        "base": 0.25, "staged": 0.75, "merged": 0.5, "vs_base": 0.5, "vs_base_se": 0.2887,
+        "vs_merged": 0.25, "vs_merged_se": 0.25}
     # staged vs base: differences (0, +1, +1, 0) -> mean +50 points, paired se 100*sqrt(1/3/4) = 28.9
     assert "| staged | +50.0 ± 28.9 | +50.0 ± 28.9 |" in md  # one benchmark: Overall's change is its own
     assert "| staged | 75.0 ± 10.0 | 75.0 |" in md  # accuracy ± se, and Overall

@@ -237,7 +237,7 @@ def headline_metrics(models: Mapping[str, Mapping[str, Any]]) -> dict[str, float
     """What `dvc metrics show|diff` and `dvc exp show` compare between experiments, few enough to fit a terminal:
     each model's Overall (the mean of the benchmarks' headlines; key: the model's name) and the staged model's
     paired Δ of per-row accuracy vs base and vs merged with its se (the Overall column of the report's Δ tables;
-    `staged-base`, `staged-base_se`, ...). No key holds a "/", so `dvc exp show --drop '.*/'` hides the columns of
+    `vs_base`, `vs_base_se`, ...). No key holds a "/", so `dvc exp show --drop '.*/'` hides the columns of
     changed dependencies (paths) and keeps params and these. Every other figure stays in each evaluate node's
     metrics.json, the report and MLflow."""
     def rounded(x: float | None) -> float | None:
@@ -249,8 +249,8 @@ def headline_metrics(models: Mapping[str, Mapping[str, Any]]) -> dict[str, float
             continue
         benches = list(models["staged"]["summary"])
         d = mean_delta([_delta(models[ref]["records"][b], models["staged"]["records"][b]) for b in benches])
-        out[f"staged-{ref}"] = rounded(d["delta"]) if d else None
-        out[f"staged-{ref}_se"] = rounded(d["se"]) if d else None
+        out[f"vs_{ref}"] = rounded(d["delta"]) if d else None
+        out[f"vs_{ref}_se"] = rounded(d["se"]) if d else None
     return out
 
 
