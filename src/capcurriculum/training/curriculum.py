@@ -366,7 +366,7 @@ class StageRecipe:
                                  "them)")
         self.items = order_items(items, spec.difficulty, rates)
         self.steps = spec.steps
-        if not self.items:  # only reachable with train.min_items: 0 (the smoke profile's toy filter keeps nothing)
+        if not self.items:  # only reachable with train.min_items: 0 (paper_dry: random filter models may keep nothing)
             log.warning("%s: no items in %s; training 0 of %d steps", spec.node, ", ".join(spec.sets), spec.steps)
             metrics["train/empty_set"], self.steps = 1, 0
         weights = answer_balance_weights(self.items, spec.balance) if balanced and self.items else None
