@@ -20,8 +20,9 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def imported_files(path: Path) -> set[Path]:
-    """The project's modules `path` imports (a `from pkg import name` counts pkg and, if it is one, pkg.name)."""
+def imported_names(path: Path) -> set[str]:
+    """Every dotted name of the project that `path` imports, function-local imports included (a `from pkg import
+    name` gives pkg and pkg.name: name may be a module or not)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -30,14 +31,19 @@ def imported_files(path: Path) -> set[Path]:
             names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
         else:
             continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] != "capcurriculum":
-                continue
-            for k in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
-                file = module_file(".".join(parts[:k]))
-                if file is not None:
-                    found.add(file)
+        found.update(n for n in names if n.split(".")[0] == "capcurriculum")
+    return found
+
+
+def imported_files(path: Path) -> set[Path]:
+    """The project's modules `path` imports (a `from pkg import name` counts pkg and, if it is one, pkg.name)."""
+    found = set()
+    for name in imported_names(path):
+        parts = name.split(".")
+        for k in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+            file = module_file(".".join(parts[:k]))
+            if file is not None:
+                found.add(file)
     return found
 
 

@@ -7,7 +7,7 @@ shrinks. Function-local imports count: they are imports all the same."""
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "capcurriculum"
@@ -50,23 +50,21 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _dvc_deps_test():
+    """tests/test_dvc_deps.py, whose AST walk (imported_names, module_file) this test shares."""
+    spec = importlib.util.spec_from_file_location("_layers_dvc_deps", Path(__file__).with_name("test_dvc_deps.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEPS = _dvc_deps_test()
+
+
 def imports(path: Path) -> set[str]:
     """capcurriculum modules `path` imports (`from capcurriculum.x import y` names x.y when that is a module)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-        else:
-            continue
-        for name in names:
-            if not name.startswith("capcurriculum."):
-                continue
-            rel = Path(*name.split(".")[1:])
-            if (PKG / rel).with_suffix(".py").is_file() or (PKG / rel / "__init__.py").is_file():
-                found.add(name.removeprefix("capcurriculum."))
-    return found
+    return {name.removeprefix("capcurriculum.") for name in DEPS.imported_names(path)
+            if name != "capcurriculum" and DEPS.module_file(name) is not None}
 
 
 def layer(module: str) -> str:
