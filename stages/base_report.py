@@ -2,7 +2,7 @@
 
 from capcurriculum.config import MODEL_ROLES, load_params
 from capcurriculum.evaluation.base_report import write_base_report
-from capcurriculum.runtime import METRICS_DIR, RUNS_DIR, setup_logging
+from capcurriculum.runtime import METRICS_DIR, declared_run_records, setup_logging
 from capcurriculum.tracking import finish_experiment
 
 
@@ -12,9 +12,7 @@ def main() -> None:
     report = write_base_report({r: METRICS_DIR / "base" / f"{r}.json" for r in MODEL_ROLES},
                                "data/reports/base.md", profile=cfg.profile)
     print(report)
-    runs = [RUNS_DIR / "raw.json", RUNS_DIR / "init_models.json",
-            *(RUNS_DIR / f"base@{r}.json" for r in MODEL_ROLES)]
-    finish_experiment(runs, experiment=cfg.tracking.experiment)
+    finish_experiment(declared_run_records("base_report"), experiment=cfg.tracking.experiment)
 
 
 if __name__ == "__main__":

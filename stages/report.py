@@ -1,11 +1,11 @@
 """DVC node `report`: base vs staged vs merged on the evaluation benchmarks (Markdown, HTML, plots) and how
 long each node took, attached to the experiment's MLflow parent run with every node's run linked to it."""
 
-from capcurriculum.config import MODEL_ROLES, load_params
+from capcurriculum.config import load_params
 from capcurriculum.evaluation import node_times
 from capcurriculum.evaluation.report import write_report
 from capcurriculum.io import write_json
-from capcurriculum.runtime import RUNS_DIR, setup_logging
+from capcurriculum.runtime import declared_run_records, setup_logging
 from capcurriculum.tracking import (
     attach_artifacts,
     find_or_create_parent,
@@ -16,15 +16,12 @@ from capcurriculum.tracking import (
 
 MODELS = ("base", "staged", "merged")
 HEADLINE = "data/metrics/headline.json"  # the DAG's one DVC metrics file: what experiments are compared by
-# Every node that records a run, in the DAG's order (dvc.yaml lists the same files as this node's deps).
-NODES = ("raw", "init_models", *(f"base@{r}" for r in MODEL_ROLES), "qa_generate", "perc_filter", "sets@text",
-         "sets@vis", "difficulty", "train_1", "train_2", "train_3", "merged", *(f"evaluate@{m}" for m in MODELS))
 
 
 def main() -> None:
     setup_logging()
     cfg = load_params()
-    runs = [RUNS_DIR / f"{n}.json" for n in NODES]
+    runs = declared_run_records("report")  # every node that records a run, in the DAG's order
     parent = find_or_create_parent(cfg.tracking.experiment)
     times = node_times.node_times(runs, parent, durations=run_durations)  # older records: MLflow's durations
     totals = node_times.totals(times)

@@ -106,3 +106,33 @@ def test_the_import_walk_follows_function_local_and_package_imports(tmp_path):
     found = {str(p.relative_to(SRC)) for p in closure(script) if p != script}
     assert {"capcurriculum/training/precision.py", "capcurriculum/config.py",
             "capcurriculum/training/__init__.py", "capcurriculum/__init__.py"} <= found
+
+
+def run_records_written():
+    """Every node's run record (data/runs/<node>.json among its outs), in dvc.yaml's order."""
+    out = []
+    for node, stage, subs in nodes():
+        for o in stage.get("outs") or []:
+            path = next(iter(o)) if isinstance(o, dict) else o
+            for k, v in subs.items():
+                path = path.replace(k, v)
+            if path.startswith("data/runs/"):
+                out.append(path)
+    return out
+
+
+def test_each_report_node_reads_the_run_records_it_declares_and_the_dag_has():
+    """The reports take the nodes they cover from their own deps (runtime.declared_run_records), so the list
+    lives in dvc.yaml only: base_report covers the nodes up to the base models, train_report every node up to
+    the trained models, report every node."""
+    from capcurriculum.runtime import declared_run_records
+
+    written = run_records_written()
+    declared = {n: [p.as_posix() for p in declared_run_records(n, ROOT / "dvc.yaml")]
+                for n in ("base_report", "train_report", "report")}
+    assert declared["report"] == written
+    assert declared["train_report"] == [p for p in written if not p.startswith("data/runs/evaluate@")]
+    assert declared["base_report"] == [p for p in written if p.split("/")[-1].split("@")[0].split(".")[0]
+                                       in ("raw", "init_models", "base")]
+    with pytest.raises(ValueError, match="stage 'check_params' lists no data/runs"):
+        declared_run_records("check_params", ROOT / "dvc.yaml")

@@ -82,6 +82,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def declared_run_records(node: str, dvc_yaml: str | Path = "dvc.yaml") -> list[Path]:
+    """The run records (data/runs/*.json) that `node` lists as deps in dvc.yaml, in that order: the one list of
+    which nodes a report node covers, so that what it reads is what DVC knows it reads."""
+    import yaml
+
+    stage = (yaml.safe_load(Path(dvc_yaml).read_text()).get("stages") or {}).get(node)
+    if stage is None:
+        raise KeyError(f"{dvc_yaml}: no stage {node!r}")
+    records = [Path(d) for d in stage.get("deps") or [] if str(d).startswith(f"{RUNS_DIR.as_posix()}/")]
+    if not records:
+        raise ValueError(f"{dvc_yaml}: stage {node!r} lists no {RUNS_DIR.as_posix()}/*.json among its deps")
+    return records
+
+
 def run_file(node: str) -> Path:
     """The node's MLflow run record: a DVC output, so a run-cache restore brings it back."""
     return RUNS_DIR / f"{node}.json"
