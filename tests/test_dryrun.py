@@ -3,6 +3,8 @@
 `dvc repro` on the paper's code path (slow)."""
 
 import json
+import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -102,7 +104,7 @@ SWAPPED = ("tracking.experiment", "raw.docci.local_dir", "models.policy.hub_id",
            "train.rollout", "train.trl.per_device_train_batch_size", "train.launcher.num_processes",
            "train.precision", "train.weights_dtype", "evaluation.rows",
            "train.eval.", "evaluation.n", "evaluation.max_new_tokens", "evaluation.batch_size",
-           "evaluation.backend.", "evaluation.judge.enabled", "dryrun.")
+           "evaluation.backend.", "evaluation.judge.", "dryrun.")
 
 
 def test_paper_dry_is_the_paper_profile_with_only_the_unreachable_pieces_swapped(prepared):
@@ -140,15 +142,20 @@ DATA_NODES = ("raw", "init_models", "base@policy", "base@filter_small", "base@fi
 
 
 @pytest.mark.slow
-def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path, git_copy):
+def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path, git_copy, openai_server):
     """`dvc repro` of every data node, up to D_perc, D_text and D_vis, then the rest of the DAG to the report, on
     the paper_dry profile, in a git copy of the repository; the tiny world is never read (data/world holds only the
-    raw node's manifest)."""
+    raw node's manifest). The evaluate nodes ask a real local judge (issue 36, item 5)."""
     dry = tmp_path / "dryrun"
     manifest = prepare(dry, DryRunSpec(train_scenes=12, test_scenes=4, text_math=12, vis_math=8))
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = git_copy(repo, "profile=paper_dry", f"dryrun.dir={dry}", message="paper_dry")
+    with socket.socket() as sock:  # the judge's port, chosen now: its URL is a parameter of the evaluate nodes
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    judge_url = f"http://127.0.0.1:{port}/v1"
+    env = git_copy(repo, "profile=paper_dry", f"dryrun.dir={dry}", "evaluation.judge.enabled=true",
+                   f"evaluation.judge.base_url={judge_url}", message="paper_dry")
     proc = _run(["dvc", "repro", "perc_filter", "sets@text", "sets@vis"], repo, env)
     for node in DATA_NODES:
         assert f"Running stage '{node}'" in proc.stdout, proc.stdout[-3000:]
@@ -187,10 +194,9 @@ def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path, g
     assert len(vis) == manifest["vlaa_thinking"]["rows"] and all((repo / "data/sets/vis/vis_images" / v["image"]).is_file()
                                                                   for v in vis)
 
-    # the rest of the DAG: the training nodes, each launched by train.launcher (accelerate, DeepSpeed ZeRO-2, two
-    # CPU processes for the paper's eight GPUs) on the trl engine, the merged baseline mixing text and image
-    # prompts; the eight benchmarks from local rows in their hub layouts; the reports
-    proc = _run(["dvc", "repro"], repo, env)
+    # the training nodes, each launched by train.launcher (accelerate, DeepSpeed ZeRO-2, two CPU processes for
+    # the paper's eight GPUs) on the trl engine, the merged baseline mixing text and image prompts
+    proc = _run(["dvc", "repro", "train_3", "merged"], repo, env)
     steps = {"train_1": 0 if filt["kept_intersection"] == 0 else 2, "train_2": 2, "train_3": 2, "merged": 6}
     for node, done in steps.items():
         assert f"Running stage '{node}'" in proc.stdout, proc.stdout[-3000:]
@@ -200,6 +206,12 @@ def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path, g
     history = read_jsonl(repo / "data/models/merged/trainer_state/history.jsonl")
     assert len(history) == 6 and all({"reward", "kl", "loss", "response_length"} <= set(r) for r in history)
     assert [p.name for p in (repo / "data/world").iterdir()] == ["manifest.json"]  # still never read
+
+    # the eight benchmarks from local rows in their hub layouts, scored by the paper's protocol with its judge
+    # path: a real OpenAI-compatible server (vLLM's CPU build serving the QA writer's stand-in); the reports
+    with openai_server(dry / "models/qa_writer", served_name="dry-judge", port=port,
+                       log=tmp_path / "judge.log"):
+        _run(["dvc", "repro"], repo, env)
     for name in ("base", "staged", "merged"):
         scores = json.loads((repo / f"data/metrics/eval/{name}.json").read_text())
         for b, rows in manifest["benchmarks"]["rows"].items():
@@ -207,3 +219,38 @@ def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path, g
     report = (repo / "data/reports/eval/report.md").read_text()
     assert "| staged |" in report and "Protocol (evaluation.protocol): base vlmevalkit" in report
     assert (repo / "data/reports/train.md").exists()
+    assert "judge dry-judge (endpoint reported: dry-judge)" in report
+
+    # the judge was asked only where VLMEvalKit's rule could not read an answer, and every request counted
+    asked = {}
+    for name in ("base", "staged", "merged"):
+        summary = json.loads((repo / f"data/eval/{name}/summary.json").read_text())
+        judge = next(iter(summary.values()))["protocol_details"]["judge"]
+        records = [r for b in summary for r in read_jsonl(repo / f"data/eval/{name}/{b}.jsonl")]
+        by_llm = [r for r in records if r.get("extraction") in ("llm", "llm_unparsed")]
+        assert all("llm_reply" in r for r in by_llm) and not any("llm_reply" in r for r in records
+                                                                 if r.get("extraction") == "rule"), name
+        assert not any(r.get("extraction") == "fell_through" for r in records), name  # a judge was there
+        stats = judge["stats"]
+        assert stats["requests/extraction"] == len(by_llm) and stats["unavailable"] == 0, (name, stats)
+        assert stats["calls"] + stats["cache_hits"] <= stats["requests"], (name, stats)  # repeats sent once
+        assert judge["model"] == "dry-judge" and set(judge["served"]) == {"dry-judge"}, judge
+        asked[name] = (len(by_llm), [(r["id"], r["extracted"], r["correct"]) for r in records], stats["calls"])
+    assert asked["base"][0] > 0 and asked["base"][2] > 0  # the random base's replies leave the rule something to miss
+    # (staged and merged, two and six steps from the same random weights, may reply as each other: cache hits)
+
+    # with the server gone, a rerun is answered from the judge's cache: no request, the same scores
+    proc = _run(["dvc", "repro", "-f", "-s", "evaluate@base"], repo, env)
+    summary = json.loads((repo / "data/eval/base/summary.json").read_text())
+    stats = next(iter(summary.values()))["protocol_details"]["judge"]["stats"]
+    assert stats["calls"] == 0 and stats["unavailable"] == 0 and stats["cache_hits"] > 0, stats
+    again = [(r["id"], r["extracted"], r["correct"]) for b in summary
+             for r in read_jsonl(repo / f"data/eval/base/{b}.jsonl")]
+    assert again == asked["base"][1]
+    # and without the cache an unreachable judge stops the node, naming the endpoint: nothing is scored wrong
+    shutil.move(repo / ".judge_cache", tmp_path / "judge_cache_moved")
+    proc = subprocess.run(["dvc", "repro", "-f", "-s", "evaluate@base"], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=1500)
+    assert proc.returncode != 0
+    assert f"extraction requests to {judge_url}" in proc.stdout + proc.stderr and "No item was scored" in \
+        proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]

@@ -44,7 +44,8 @@ def test_a_verdict_is_parsed_and_sent_as_asked(config, server):
     prompt = body["messages"][-1]["content"][-1]["text"]
     assert "How many cubes are left?" in prompt and "\\boxed{12}" in prompt
     assert "Reference answer:\n12" in prompt
-    assert judge.stats == {"requests": 2, "calls": 2, "cache_hits": 0, "unavailable": 0, "unparseable": 0}
+    assert judge.stats == {"requests": 2, "calls": 2, "cache_hits": 0, "unavailable": 0, "unparseable": 0,
+                           "requests/equivalence": 2}
 
 
 def test_choice_gold_shows_the_option_text(config, server):
@@ -85,7 +86,8 @@ def test_an_unreachable_judge_is_unavailable_not_wrong(config, tmp_path):
         verdict = judge.ask("Is 12 equal to 12?", "equivalence")
         assert verdict.status == "unavailable" and "connection error" in verdict.error
         assert judge.equivalent(item(), "\\boxed{12}") is None  # undecided: the rule verdict stands
-        assert judge.stats == {"requests": 2, "calls": 2, "cache_hits": 0, "unavailable": 2, "unparseable": 0}
+        assert judge.stats == {"requests": 2, "calls": 2, "cache_hits": 0, "unavailable": 2, "unparseable": 0,
+                               "requests/equivalence": 2}
     with sqlite3.connect(config["cache"]) as db:  # failures are not cached: a later run asks again
         assert db.execute("SELECT COUNT(*) FROM judge_cache").fetchone()[0] == 0
 
@@ -167,7 +169,8 @@ def test_judge_attribution_labels_counts_and_batches(config, server):
             ("perception", "ok"), ("reasoning", "ok"), (None, "unparseable"), ("perception", "ok")]
         assert len(server.calls) == 3
         assert judge_attribution(judge, *cases[1]).label == "reasoning"  # from the cache
-        assert judge.stats == {"requests": 5, "calls": 3, "cache_hits": 1, "unavailable": 0, "unparseable": 1}
+        assert judge.stats == {"requests": 5, "calls": 3, "cache_hits": 1, "unavailable": 0, "unparseable": 1,
+                               "requests/attribution": 5}
     prompt = server.calls[0]["body"]["messages"][-1]["content"][-1]["text"]
     assert "perception" in prompt and "reasoning" in prompt and "Correct answer:" in prompt
 

@@ -245,7 +245,8 @@ class Judge:
 
     `stats`: requests (questions asked), calls (HTTP requests made, i.e. cache misses sent),
     cache_hits, unavailable (replies that could not be had) and unparseable (replies the caller
-    could not read, reported through `count_unparseable`).
+    could not read, reported through `count_unparseable`); `requests/<purpose>` splits the requests
+    by what they were for (extraction, attribution, equivalence), for each purpose asked.
     """
 
     def __init__(self, config: JudgeConfig):
@@ -298,7 +299,8 @@ class Judge:
     @property
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {k: self._stats[k] for k in STAT_KEYS}
+            return {**{k: self._stats[k] for k in STAT_KEYS},
+                    **{f"requests/{p}": self._stats[f"requests/{p}"] for p in PURPOSES if self._stats[f"requests/{p}"]}}
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -323,6 +325,7 @@ class Judge:
         if purpose not in PURPOSES:
             raise ValueError(f"judge purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
         self._count("requests", len(prompts))
+        self._count(f"requests/{purpose}", len(prompts))
         if not self.enabled:
             self._count("unavailable", len(prompts))
             return [Verdict("unavailable", error="judge disabled (judge.enabled is false)")] * len(prompts)

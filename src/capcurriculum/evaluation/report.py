@@ -91,7 +91,7 @@ def protocol_lines(models: dict[str, dict[str, Any]], benches: list[str]) -> lis
                      "none (the rule alone; what it could not read is scored wrong)")
                   + "; extraction prompts sha256: "
                   + ", ".join(f"{k} {v[:16]}" for k, v in details["prompt_sha256"].items()) + ".", "",
-                  "| benchmark | rule | llm | unextracted | of which: no judge · judge unavailable · reply unread |",
+                  "| benchmark | rule | llm | unextracted | of which: no judge · reply unread |",
                   "|---|---|---|---|---|"]
         for b in benches:
             ext = s[b].get("extraction")
@@ -99,7 +99,7 @@ def protocol_lines(models: dict[str, dict[str, Any]], benches: list[str]) -> lis
                 continue
             c = ext["counts"]
             lines.append(f"| {b} | {c.get('rule', 0)} | {c.get('llm', 0)} | {ext['unextracted']} | "
-                         f"{c.get('fell_through', 0)} · {c.get('judge_unavailable', 0)} · {c.get('llm_unparsed', 0)} |")
+                         f"{c.get('fell_through', 0)} · {c.get('llm_unparsed', 0)} |")
     return lines
 
 

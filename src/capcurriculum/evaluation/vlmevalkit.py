@@ -27,9 +27,12 @@ Read from open-compass/VLMEvalKit (snapshot e8e78f0, 2026-08) for facts only; no
   where latex2sympy's reading prints as plain arithmetic (it is eval()ed: "sqrt(2)" has no value).
 
 Where this differs from VLMEvalKit, on purpose:
-- a judge that cannot be reached, or whose reply names no option, leaves the item **unextracted**
-  (`extraction`: "judge_unavailable" / "llm_unparsed"), wrong, counted and listed in the summary;
-  VLMEvalKit retries and then draws a random option (multiple choice) or scores it wrong silently.
+- a judge that cannot be reached (after `judge.max_retries`) stops the evaluation with
+  `JudgeUnavailable`, naming the endpoint and the first error: no item is scored wrong because the
+  judge was down, and the replies that did come are in the judge's cache, so a rerun asks only for
+  the rest. VLMEvalKit retries and then draws a random option (multiple choice) or scores it wrong.
+- a reply that names no option leaves the item **unextracted** (`extraction`: "llm_unparsed"),
+  wrong, counted and listed in the summary, as VLMEvalKit scores a failed extraction.
 - without a judge every item is graded by the rule alone, and what fell through is counted and
   listed ("fell_through"); VLMEvalKit does the same for multiple choice and yes/no but refuses to
   score MathVista and MathVision without a working judge.
@@ -314,8 +317,8 @@ def read_reply(adapter: Adapter, item: BenchItem, reply: str) -> str | None:
 def grade_all(adapter: Adapter, items: Sequence[BenchItem], responses: Sequence[str], *,
               judge=None, split: bool) -> list[dict[str, Any]]:
     """One record per (item, response), as `Adapter.grade` writes them, plus `extraction` (rule, llm,
-    fell_through, judge_unavailable, llm_unparsed, adapter) and the judge's `llm_reply`. The judge is
-    asked, in one batch, only for the items whose rule failed."""
+    fell_through, llm_unparsed, adapter) and the judge's `llm_reply`. The judge is asked, in one
+    batch, only for the items whose rule failed; `JudgeUnavailable` if any of those could not be had."""
     records: list[dict[str, Any] | None] = [None] * len(items)
     asks: list[tuple[int, str]] = []  # (index, prompt) for the LLM
     texts = [split_think(r, split) for r in responses]
@@ -333,20 +336,32 @@ def grade_all(adapter: Adapter, items: Sequence[BenchItem], responses: Sequence[
             asks.append((i, extraction_prompt(adapter, item, text)[1]))
     if asks:
         verdicts = judge.ask_many([p for _, p in asks], "extraction")
+        failed = [(items[i].id, v.error) for (i, _), v in zip(asks, verdicts, strict=True) if not v.ok]
+        if failed:
+            raise JudgeUnavailable(judge, adapter.spec.name, failed, len(asks))
         for (i, _), verdict in zip(asks, verdicts, strict=True):
-            item = items[i]
-            if not verdict.ok:
-                rec = _record(adapter, item, responses[i], None, "judge_unavailable", "unavailable")
-                rec["judge_error"] = verdict.error
-            else:
-                extracted = read_reply(adapter, item, verdict.text)
-                if extracted is None:
-                    judge.count_unparseable()
-                rec = _record(adapter, item, responses[i], extracted, "llm" if extracted is not None else "llm_unparsed",
-                              "used")
-                rec["llm_reply"] = verdict.text
+            extracted = read_reply(adapter, items[i], verdict.text)
+            if extracted is None:
+                judge.count_unparseable()
+            rec = _record(adapter, items[i], responses[i], extracted,
+                          "llm" if extracted is not None else "llm_unparsed", "used")
+            rec["llm_reply"] = verdict.text
             records[i] = rec
     return records  # type: ignore[return-value]
+
+
+class JudgeUnavailable(RuntimeError):
+    """The judge could not extract answers the rule left unread: the evaluation stops rather than
+    score those items wrong for a reason that is not the model's."""
+
+    def __init__(self, judge, benchmark: str, failed: Sequence[tuple[str, str | None]], asked: int):
+        c = judge.config
+        super().__init__(
+            f"evaluation.judge: {len(failed)} of {asked} {benchmark} extraction requests to {c.base_url} "
+            f"(model {c.model}) failed after {c.max_retries} retries; first, item {failed[0][0]}: {failed[0][1]}. "
+            f"No item was scored; the replies that came are cached in {c.cache}, so a rerun asks only for the "
+            f"rest. Check the endpoint (judge.base_url), or set evaluation.judge.enabled=false to read by the "
+            f"rule alone.")
 
 
 def _record(adapter: Adapter, item: BenchItem, response: str, extracted: str | None, how: str,
@@ -360,17 +375,17 @@ def _record(adapter: Adapter, item: BenchItem, response: str, extracted: str | N
 def extraction_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """How each graded record's answer was had, and which items the rule left unread."""
     counts = Counter(str(r["extraction"]) for r in records if r.get("extraction"))
-    unread = [str(r["id"]) for r in records if r.get("extraction") in ("fell_through", "judge_unavailable",
-                                                                        "llm_unparsed")]
+    unread = [str(r["id"]) for r in records if r.get("extraction") in ("fell_through", "llm_unparsed")]
     return {"counts": dict(sorted(counts.items())), "unextracted": len(unread), "unextracted_ids": unread[:LISTED]}
 
 
 def judge_record(judge) -> dict[str, Any] | None:
     """The judge a result was extracted with: its configured model, the versions the endpoint
-    reported, its URL; None without a judge."""
+    reported, its URL, and what it was asked (`Judge.stats`); None without a judge."""
     if judge is None:
         return None
-    return {"model": judge.model, "served": judge.served_models, "base_url": judge.config.base_url}
+    return {"model": judge.model, "served": judge.served_models, "base_url": judge.config.base_url,
+            "stats": judge.stats}
 
 
 def protocol_record(protocol: str, *, split: bool, judge=None) -> dict[str, Any]:

@@ -6,15 +6,9 @@ the served model recorded, a rerun answered from the cache, and the judge's requ
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from capcurriculum.evaluation.judge import Judge
 
@@ -32,40 +26,14 @@ def _scripted_cases():
 
 
 @pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory):
-    pytest.importorskip("vllm")
+def vllm_server(tmp_path_factory, openai_server):
     from capcurriculum.dryrun import prepare
 
     work = tmp_path_factory.mktemp("judge_vllm")
     prepare(work / "dryrun")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(work / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(work / "dryrun/models/qa_writer"),
-         "--served-model-name", SERVED_NAME, "--port", str(port), "--max-model-len", "2048", "--dtype", "float32"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"})
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 480  # about 100 s on 2 busy cores
-        while True:
-            assert proc.poll() is None, (work / "server.log").read_text()[-4000:]
-            try:
-                if requests.get(f"{base_url}/models", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "vLLM's server did not start:\n" + (work / "server.log").read_text()[-4000:]
-            time.sleep(2)
+    with openai_server(work / "dryrun/models/qa_writer", served_name=SERVED_NAME,
+                       log=work / "server.log") as base_url:
         yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_the_judge_extracts_through_a_real_server_only_where_the_rule_failed(vllm_server, load_rows, tmp_path):

@@ -19,6 +19,7 @@ from capcurriculum.evaluation.evaluator import evaluate_benchmark, write_results
 from capcurriculum.evaluation.judge import Judge, load_judge_prompt
 from capcurriculum.evaluation.report import tables
 from capcurriculum.evaluation.vlmevalkit import (
+    JudgeUnavailable,
     can_infer,
     exact_value,
     extraction_summary,
@@ -219,22 +220,20 @@ def run_mmstar(load_rows, judge, out_dir, responses):
 MMSTAR = {"0": PROSE, "1": "**A**", "2": "<think>Maybe C.</think> I count seven cats, D.", "3": "Hard to say."}
 
 
-def test_an_unreachable_judge_leaves_items_unextracted_counted_and_reported(load_rows, judge_config, tmp_path):
+def test_an_unreachable_judge_stops_the_evaluation_naming_the_endpoint_and_scores_nothing_wrong(
+        load_rows, judge_config, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    with Judge.from_config({**judge_config, "base_url": f"http://127.0.0.1:{port}/v1"}) as judge:
-        records, summary, metrics = run_mmstar(load_rows, judge, tmp_path / "out", MMSTAR)
-    how = {r["id"]: (r["extraction"], r["correct"]) for r in records}
-    assert how == {"0": ("judge_unavailable", False), "1": ("rule", True), "2": ("rule", True),
-                   "3": ("judge_unavailable", False)}
-    assert all("connection error" in r["judge_error"] for r in records if r["extraction"] == "judge_unavailable")
-    s = summary["mmstar"]
-    assert s["extraction"] == {"counts": {"judge_unavailable": 2, "rule": 2}, "unextracted": 2,
-                               "unextracted_ids": ["0", "3"]}
-    assert s["official"]["judge_unavailable"] == 2 and metrics["mmstar/unextracted"] == 2
-    report = tables({"staged": {"summary": summary, "records": {"mmstar": records}}}, "tiny")
-    assert "| mmstar | 2 | 0 | 2 | 0 · 2 · 0 |" in report
+    url = f"http://127.0.0.1:{port}/v1"
+    with Judge.from_config({**judge_config, "base_url": url, "max_retries": 0}) as judge:
+        with pytest.raises(JudgeUnavailable) as err:
+            run_mmstar(load_rows, judge, tmp_path / "out", MMSTAR)
+        assert judge.stats["requests/extraction"] == 2  # only the two items the rule could not read were asked
+    message = str(err.value)
+    assert url in message and "2 of 2 mmstar extraction requests" in message and "connection error" in message
+    assert "evaluation.judge.enabled=false" in message
+    assert not (tmp_path / "out/summary.json").exists()  # nothing was written as a score
 
 
 def test_the_protocol_judge_version_and_prompt_hashes_are_recorded_and_reported(load_rows, judge_config, server,
@@ -247,11 +246,13 @@ def test_the_protocol_judge_version_and_prompt_hashes_are_recorded_and_reported(
     details = summary["mmstar"]["protocol_details"]
     assert details == {"name": "vlmevalkit", "split_think": True, "prompt_sha256": prompt_hashes(),
                        "judge": {"model": "claude-haiku-4-5", "served": {"claude-haiku-4-5-20251001": 2},
-                                 "base_url": server.base_url}}
+                                 "base_url": server.base_url,
+                                 "stats": {"requests": 2, "calls": 2, "cache_hits": 0, "unavailable": 0,
+                                           "unparseable": 0, "requests/extraction": 2}}}
     assert [r["correct"] for r in records] == [True, True, True, False]  # "Hard to say." -> D, gold B
     report = tables({"staged": {"summary": summary, "records": {"mmstar": records}}}, "tiny")
     assert ("staged (vlmevalkit): split_think true; judge claude-haiku-4-5 (endpoint reported: "
             "claude-haiku-4-5-20251001); extraction prompts sha256: extract_choice "
             + prompt_hashes()["extract_choice"][:16]) in report
-    assert "| mmstar | 2 | 2 | 0 | 0 · 0 · 0 |" in report
+    assert "| mmstar | 2 | 2 | 0 | 0 · 0 |" in report
     assert extraction_summary(records)["counts"] == {"llm": 2, "rule": 2}
