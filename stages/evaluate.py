@@ -26,6 +26,8 @@ def main() -> None:
         metrics = run_evaluation(MODELS[name], settings["benchmarks"], f"data/eval/{name}", settings=settings,
                                  trained=name != "base", rows_files=settings.get("rows"))
         run.log_metrics({k.replace("@", "_"): v for k, v in metrics.items()})
+        if metrics["overall"] is not None:
+            run.result = f"Overall {100 * metrics['overall']:.1f}% over {len(settings['benchmarks'])} benchmarks"
         write_json(METRICS_DIR / "eval" / f"{name}.json", metrics)
 
 

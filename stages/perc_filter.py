@@ -16,6 +16,7 @@ def main() -> None:
                              models_dir="data/models/base", out_dir="data/perception/filter",
                              sets_dir="data/sets/perc")
         run.log_metrics(metrics)
+        run.result = f"D_perc keeps {metrics['kept_intersection']:,} questions"
         write_json(METRICS_DIR / "perc_filter.json", metrics)
 
 

@@ -14,6 +14,7 @@ def main() -> None:
     with node_run("qa_generate", params, run_file("qa_generate"), experiment=cfg.tracking.experiment) as run:
         metrics = generate_candidates(cfg, raw_dir="data/raw", world_dir="data/world", out_dir="data/perception/qa")
         run.log_metrics(metrics)
+        run.result = f"{metrics['candidates']:,} candidate questions"
         write_json(METRICS_DIR / "qa_generate.json", metrics)
 
 

@@ -57,6 +57,24 @@ def test_a_node_records_when_it_started_and_how_long_its_body_took(store):
     assert time.strptime(rec["started_at"], "%Y-%m-%dT%H:%M:%SZ")
 
 
+def test_a_node_logs_one_line_when_it_starts_and_one_when_it_ends_with_its_result(store, caplog):
+    caplog.set_level("INFO", logger="capcurriculum.tracking")
+    with tracking.node_run("perc_filter", {}, store / "runs/perc_filter.json") as run:
+        run.result = "D_perc keeps 412 questions"
+    lines = [r.getMessage() for r in caplog.records if r.name == "capcurriculum.tracking"]
+    assert lines[0].startswith("perc_filter: started (MLflow run ")
+    assert lines[-1].startswith("perc_filter: done in ") and lines[-1].endswith(" s; D_perc keeps 412 questions")
+    caplog.clear()
+    with pytest.raises(ValueError), tracking.node_run("qa_generate", {}, store / "runs/qa_generate.json"):
+        raise ValueError("bad row")
+    assert any(r.levelname == "ERROR" and r.getMessage().startswith("qa_generate: failed after ")
+               and r.getMessage().endswith(": ValueError") for r in caplog.records)
+
+
+def test_durations_read_as_a_person_reads_them():
+    assert [tracking.clock(s) for s in (4.26, 59.94, 425, 3725)] == ["4.3 s", "59.9 s", "7 min 05 s", "1 h 02 min"]
+
+
 def test_run_durations_read_mlflow_and_name_unknown_runs_none(store):
     import time
 

@@ -94,6 +94,7 @@ class NodeRun:
     run_id: str
     parent_run_id: str
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)   # kept in the run record (record_setting)
+    result: str = ""   # what the node's closing log line says it made (e.g. "kept 412 of 1,376"), set by the node
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import mlflow
@@ -130,7 +131,7 @@ def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experim
         "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "")}) as run:
         flat = to_flat_dict(params)
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
-        log.info("MLflow run %s (node %s, parent %s) at %s", run.info.run_id, node, parent, tracking_uri())
+        log.info("%s: started (MLflow run %s, parent %s, at %s)", node, run.info.run_id, parent, tracking_uri())
         started, t0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.monotonic()
         handle = NodeRun(run.info.run_id, parent)
         try:
@@ -138,7 +139,10 @@ def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experim
         except BaseException as e:  # the DAG stops here: its parent is closed, never left RUNNING
             if not (isinstance(e, SystemExit) and e.code in (None, 0)):
                 mlflow.MlflowClient().set_terminated(parent, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+                log.error("%s: failed after %s: %s", node, clock(time.monotonic() - t0), type(e).__name__)
             raise
+        else:
+            log.info("%s: done in %s%s", node, clock(time.monotonic() - t0), f"; {handle.result}" if handle.result else "")
         finally:  # after the node's body, so the threads are the ones it set; a failed run is tagged too
             seconds = round(time.monotonic() - t0, 1)
             machine = machine_record()
@@ -146,6 +150,14 @@ def node_run(node: str, params: dict[str, Any], run_file: str | Path, *, experim
     write_json(run_file, {"run_id": run.info.run_id, "parent_run_id": parent, "node": node,
                           "experiment_id": run.info.experiment_id, "started_at": started, "seconds": seconds,
                           "machine": machine, **({"settings": handle.settings} if handle.settings else {})})
+
+
+def clock(seconds: float) -> str:
+    """A duration as a person reads it: 42.3 s, 7 min 05 s, 1 h 02 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _tag_safe(node: str) -> str:
