@@ -234,7 +234,8 @@ def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path, g
         stats = judge["stats"]
         assert stats["requests/extraction"] == len(by_llm) and stats["unavailable"] == 0, (name, stats)
         assert stats["calls"] + stats["cache_hits"] <= stats["requests"], (name, stats)  # repeats sent once
-        assert judge["model"] == "dry-judge" and set(judge["served"]) == {"dry-judge"}, judge
+        # what the endpoint said it served, for the replies that came from it (none for a run answered by the cache)
+        assert judge["model"] == "dry-judge" and set(judge["served"]) == ({"dry-judge"} if stats["calls"] else set())
         asked[name] = (len(by_llm), [(r["id"], r["extracted"], r["correct"]) for r in records], stats["calls"])
     assert asked["base"][0] > 0 and asked["base"][2] > 0  # the random base's replies leave the rule something to miss
     # (staged and merged, two and six steps from the same random weights, may reply as each other: cache hits)
