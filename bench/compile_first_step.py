@@ -52,7 +52,7 @@ def worker(args) -> dict:
     from capcurriculum.models import lean, load_model_and_processor
     from capcurriculum.models.attention import attention_implementation
     from capcurriculum.training.grpo import GRPOTrainer
-    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.rewards import RewardConfig
 
     torch.set_num_threads(args.threads)

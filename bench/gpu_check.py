@@ -60,7 +60,7 @@ def micro_batch(model_dir: Path, items, args, length: int) -> dict:
 
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.training.batching import encode_prompts
-    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.rewards import RewardConfig
     from capcurriculum.training.trl_engine import TRLEngine
 
@@ -135,7 +135,7 @@ def _deepspeed_step_child(model_dir: Path, raw: Path, world: Path, args) -> None
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.runtime import launched_accelerator
     from capcurriculum.training.grpo import PromptStream
-    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.rewards import RewardConfig
     from capcurriculum.training.trl_engine import TRLEngine
 

@@ -104,7 +104,7 @@ def run_ours(model_dir, items, args, device, dtype) -> dict:
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.models.attention import attention_implementation
     from capcurriculum.training.grpo import GRPOTrainer
-    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.rewards import RewardConfig
 
     attn = attention_implementation(args.attn)
@@ -133,7 +133,8 @@ def run_trl(model_dir, items, args, device, dtype, fast: bool) -> dict:
     from trl import GRPOTrainer as TRLTrainer
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.grpo_config import GRPOSettings, to_trl_config
+    from capcurriculum.settings.grpo import GRPOSettings
+    from capcurriculum.training.trl_config import to_trl_config
     from capcurriculum.training.trl_engine import trl_rows
 
     policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
@@ -166,7 +167,7 @@ def run_trl_engine(model_dir, items, args, device, dtype) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.rewards import RewardConfig
     from capcurriculum.training.trl_engine import TRLEngine
 

@@ -31,7 +31,7 @@ from capcurriculum.io import write_json
 from capcurriculum.models.loading import load_model_and_processor
 from capcurriculum.training.base import CAPABILITIES, WorldData
 from capcurriculum.training.grpo import GRPOTrainer, PromptStream
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
 from capcurriculum.training.rewards import RewardConfig
 

@@ -111,7 +111,7 @@ def make_trl_reward(items: list, tokenizer, reward_cfg):
 
 
 def trl_args(settings, out_dir: Path, max_steps: int, seed: int, bf16: bool = False, compile: bool = False):
-    from capcurriculum.training.grpo_config import to_trl_config
+    from capcurriculum.training.trl_config import to_trl_config
 
     return to_trl_config(
         settings, str(out_dir), report_to="none", logging_steps=1, save_strategy="no", bf16=bf16,
@@ -395,7 +395,8 @@ def main() -> int:
 
     from capcurriculum.io import write_json
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.grpo_config import TRL_GAPS, GRPOSettings
+    from capcurriculum.settings.grpo import GRPOSettings
+    from capcurriculum.training.trl_config import TRL_GAPS
     from capcurriculum.training.rewards import RewardConfig
 
     torch.set_num_threads(args.threads)

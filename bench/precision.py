@@ -39,7 +39,7 @@ from capcurriculum.models.loading import load_model_and_processor
 from capcurriculum.runtime import machine_record
 from capcurriculum.training.base import WorldData
 from capcurriculum.training.grpo import GRPOTrainer
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.precision import CpuBf16, autocast, resolve_precision
 from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
 from capcurriculum.training.rewards import RewardConfig

@@ -14,7 +14,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "capcurriculum"
 
 # Low to high; a module's layer is its first path part under capcurriculum/ (a top-level module: its name).
 LAYERS = {
-    "io": 0, "runtime": 0, "config": 0, "tracking": 0, "container": 0,
+    "io": 0, "runtime": 0, "config": 0, "settings": 0, "tracking": 0, "container": 0,
     "prompts": 1, "answers": 1, "world": 1, "data": 1,
     "models": 2,
     "generation": 3,
@@ -25,7 +25,6 @@ PEERS = {"perception", "training", "evaluation"}
 
 # (importing module, imported module): the upward and sideways imports of today, to be removed (issue 39, item 2).
 KNOWN = {
-    ("config", "training.grpo_config"),
     ("evaluation.capabilities", "training.batching"),
     ("evaluation.capabilities", "training.rollout"),
     ("evaluation.evaluator", "training.base"),

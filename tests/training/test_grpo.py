@@ -8,7 +8,7 @@ import torch
 from capcurriculum.config import ConfigError
 from capcurriculum.training.base import WorldData
 from capcurriculum.training.grpo import GRPOTrainer, PromptStream, by_mode
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.rewards import RewardConfig
 
 

@@ -6,7 +6,7 @@ import torch
 
 from capcurriculum.training.base import WorldData
 from capcurriculum.training.grpo import GRPOTrainer
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training import precision as prec
 from capcurriculum.training.precision import CpuBf16, autocast, check_precision, choose_cpu_precision, resolve_precision
 from capcurriculum.training.rewards import RewardConfig

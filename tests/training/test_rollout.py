@@ -243,7 +243,7 @@ def _compiled_equals_eager(world, processor, model):
 
 def test_compile_needs_the_lean_path(model, processor):
     from capcurriculum.training.grpo import GRPOTrainer
-    from capcurriculum.training.grpo_config import GRPOSettings
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.rewards import RewardConfig
 
     with pytest.raises(ValueError, match="^train.compile: .*completion_forward: lean"):

@@ -48,7 +48,7 @@ from capcurriculum.training.balance import (
 )
 from capcurriculum.training.batching import Item
 from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.precision import PrecisionChoice
 from capcurriculum.training.rewards import RewardConfig
 

@@ -23,7 +23,7 @@ import torch
 
 from capcurriculum.config import CHECKPOINTING_NEEDS_TRANSFORMERS, COMPILE_NEEDS_LEAN, ConfigError
 from capcurriculum.training.batching import Item
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
 from capcurriculum.training.precision import autocast, resolve_precision
 from capcurriculum.training.pretrain import vision_param_groups

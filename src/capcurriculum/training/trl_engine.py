@@ -9,7 +9,7 @@ around the engine (data, held-out passes, boundaries, checkpoints, resume) is th
     history = engine.train(stream, steps, on_log=..., checkpoint=..., checkpoint_every=10)
 
 `PaperGRPOTrainer` subclasses TRL's trainer only where the paper's semantics differ from TRL's
-(grpo_config.TRL_GAPS), each override saying which gap it closes:
+(trl_config.TRL_GAPS), each override saying which gap it closes:
 - the loss is the project's `grpo_loss` on the log-probs TRL's model pass computes: the k3 KL clamped, the
   log-ratio clamped, and the token mean over the whole optimizer step's mini-batch (TRL's 'bnpo'/'dapo'
   normalise per micro-batch or per generation batch);
@@ -36,7 +36,8 @@ import torch
 from capcurriculum.config import ROLLOUTS, ConfigError, check_choice
 from capcurriculum.training.batching import Item
 from capcurriculum.training.grpo import PromptStream, schedule_factor, stage_optimizer
-from capcurriculum.training.grpo_config import GRPOSettings, to_trl_config
+from capcurriculum.settings.grpo import GRPOSettings
+from capcurriculum.training.trl_config import to_trl_config
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
 from capcurriculum.training.precision import resolve_precision
 from capcurriculum.training.rewards import RewardConfig, reward
@@ -454,7 +455,7 @@ def _prepare_reference(trainer, ref):
 
 
 def refuse(settings: GRPOSettings, rollout: str) -> None:
-    """The GRPO knobs the trl engine cannot honour, each refused naming the key (grpo_config's help says what
+    """The GRPO knobs the trl engine cannot honour, each refused naming the key (settings/grpo.py's help says what
     each engine does)."""
     check_choice("train.rollout", rollout, ROLLOUTS)
     if settings.micro_batch_tokens:
