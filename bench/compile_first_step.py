@@ -51,9 +51,9 @@ def worker(args) -> dict:
 
     from capcurriculum.models import lean, load_model_and_processor
     from capcurriculum.models.attention import attention_implementation
-    from capcurriculum.training.grpo import GRPOTrainer
+    from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.training.grpo import GRPOTrainer
 
     torch.set_num_threads(args.threads)
     # both read when the compiled function is first built, below

@@ -37,7 +37,7 @@ TOL = {"bfloat16": 0.1, "float32": 1e-3}  # |log-prob| differences from two summ
 def logprob_parity(model, processor, items, args) -> dict:
     import torch
 
-    from capcurriculum.training.rollout import completion_logprobs, rollout
+    from capcurriculum.sampling.rollout import completion_logprobs, rollout
 
     torch.manual_seed(args.seed)
     with torch.no_grad():
@@ -59,9 +59,9 @@ def micro_batch(model_dir: Path, items, args, length: int) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.batching import encode_prompts
+    from capcurriculum.sampling.batching import encode_prompts
+    from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
     from capcurriculum.training.trl_engine import TRLEngine
 
     cuda = args.device == "cuda"
@@ -134,9 +134,9 @@ def _deepspeed_step_child(model_dir: Path, raw: Path, world: Path, args) -> None
 
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.runtime import launched_accelerator
-    from capcurriculum.training.grpo import PromptStream
+    from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.training.grpo import PromptStream
     from capcurriculum.training.trl_engine import TRLEngine
 
     acc = launched_accelerator()

@@ -103,9 +103,9 @@ def run_ours(model_dir, items, args, device, dtype) -> dict:
 
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.models.attention import attention_implementation
-    from capcurriculum.training.grpo import GRPOTrainer
+    from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.training.grpo import GRPOTrainer
 
     attn = attention_implementation(args.attn)
     policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device, attn_implementation=attn)
@@ -167,8 +167,8 @@ def run_trl_engine(model_dir, items, args, device, dtype) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
+    from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
     from capcurriculum.training.trl_engine import TRLEngine
 
     policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
@@ -262,7 +262,7 @@ def main() -> int:
     from grpo_step import load_prompts
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.batching import encode_prompts
+    from capcurriculum.sampling.batching import encode_prompts
 
     torch.manual_seed(args.seed)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"

@@ -24,16 +24,16 @@ import time
 
 import torch
 
-from capcurriculum.evaluation.capabilities import generate, score
-from capcurriculum.evaluation.headroom import answer_key, headroom
-from capcurriculum.evaluation.paired import paired_delta
 from capcurriculum.io import write_json
 from capcurriculum.models.loading import load_model_and_processor
-from capcurriculum.training.base import CAPABILITIES, WorldData
-from capcurriculum.training.grpo import GRPOTrainer, PromptStream
+from capcurriculum.sampling.capabilities import generate, score
+from capcurriculum.sampling.headroom import answer_key, headroom
+from capcurriculum.sampling.paired import paired_delta
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.world_data import CAPABILITIES, WorldData
 from capcurriculum.settings.grpo import GRPOSettings
+from capcurriculum.training.grpo import GRPOTrainer, PromptStream
 from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
-from capcurriculum.training.rewards import RewardConfig
 
 WORLD_SETS = {mode: name for name, mode in CAPABILITIES.values() if mode != "perc_caption"}
 

@@ -33,16 +33,22 @@ import torch
 
 from capcurriculum.config import load_params
 from capcurriculum.io import write_json
-from capcurriculum.models import build_processor, build_tiny_model, save_pretrained_dir, tiny_config, train_tokenizer
+from capcurriculum.models import (
+    build_processor,
+    build_tiny_model,
+    save_pretrained_dir,
+    tiny_config,
+    train_tokenizer,
+)
 from capcurriculum.models.init import world_texts
 from capcurriculum.models.loading import load_model_and_processor
 from capcurriculum.runtime import machine_record
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.grpo import GRPOTrainer
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.world_data import WorldData
 from capcurriculum.settings.grpo import GRPOSettings
+from capcurriculum.training.grpo import GRPOTrainer
 from capcurriculum.training.precision import CpuBf16, autocast, resolve_precision
 from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
-from capcurriculum.training.rewards import RewardConfig
 from capcurriculum.world.build import build_world
 from capcurriculum.world.scene import WorldConfig
 

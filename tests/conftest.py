@@ -99,3 +99,33 @@ def git_copy_of_repo(repo: Path, *profile_overrides: str, message: str = "copy")
 def git_copy():
     """git_copy_of_repo, for tests that run DVC in a copy of the repository."""
     return git_copy_of_repo
+
+
+# --- a tiny world, its processor and an untrained tiny model: the sampling and training tests' fixtures ---------
+# (imported inside each fixture, so that tests which do not ask for them do not import torch)
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    from capcurriculum.world.build import build_world
+    from capcurriculum.world.scene import WorldConfig
+
+    root = tmp_path_factory.mktemp("world")
+    cfg = WorldConfig(seed=3, scenes={"pretrain": 24, "train": 4, "test": 8},
+                      text_math={"pretrain": 24, "train": 4, "test": 8},
+                      vis_math={"pretrain": 24, "train": 4, "test": 8}, perception_per_scene=3)
+    build_world(cfg, root / "raw", root / "world", progress=False)
+    return root / "raw", root / "world"
+
+
+@pytest.fixture(scope="session")
+def processor(world):
+    from capcurriculum.models import build_processor, train_tokenizer
+    from capcurriculum.models.init import world_texts
+
+    return build_processor(train_tokenizer(world_texts(*world), vocab_size=400), image_size=96)
+
+
+@pytest.fixture
+def model(processor):
+    from capcurriculum.models import build_tiny_model, tiny_config
+
+    return build_tiny_model(tiny_config(processor.tokenizer), seed=0)

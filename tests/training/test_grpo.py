@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from capcurriculum.config import ConfigError
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.grpo import GRPOTrainer, PromptStream, by_mode
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.world_data import WorldData
 from capcurriculum.settings.grpo import GRPOSettings
-from capcurriculum.training.rewards import RewardConfig
+from capcurriculum.training.grpo import GRPOTrainer, PromptStream, by_mode
 
 
 def _settings(**kw):

@@ -4,13 +4,19 @@ weights' dtype on the lean path. auto — bf16 only where the processor computes
 import pytest
 import torch
 
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.grpo import GRPOTrainer
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.rollout import completion_logprobs, rollout
+from capcurriculum.sampling.world_data import WorldData
 from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training import precision as prec
-from capcurriculum.training.precision import CpuBf16, autocast, check_precision, choose_cpu_precision, resolve_precision
-from capcurriculum.training.rewards import RewardConfig
-from capcurriculum.training.rollout import completion_logprobs, rollout
+from capcurriculum.training.grpo import GRPOTrainer
+from capcurriculum.training.precision import (
+    CpuBf16,
+    autocast,
+    check_precision,
+    choose_cpu_precision,
+    resolve_precision,
+)
 
 
 def test_autocast_runs_linears_in_bf16_and_fp32_leaves_them():

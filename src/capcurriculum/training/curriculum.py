@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from capcurriculum.answers import gold_is_gradeable
 from capcurriculum.config import (
     BALANCES,
     DIFFICULTY_ORDERS,
@@ -36,21 +37,20 @@ from capcurriculum.config import (
     parse_steps,
     select,
 )
-from capcurriculum.answers import gold_is_gradeable
 from capcurriculum.data.schema import Example
-from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_correct, score
 from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.capabilities import accuracy, generate, no_look_correct, score
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.balance import (
     answer_balance_weights,
     constant_answer_reward,
     drop_single_answer_types,
 )
-from capcurriculum.training.batching import Item
 from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
-from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.precision import PrecisionChoice
-from capcurriculum.training.rewards import RewardConfig
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class SetsHeldOut:
 def held_out_data(cfg: DictConfig, raw_dir: str | Path, world_dir: str | Path, sets_dir: str | Path):
     """What the held-out passes read: the synthetic world's test split where the profile builds the world
     (raw.source: world), else the stages' own sets' held-out splits (SetsHeldOut)."""
-    from capcurriculum.training.base import WorldData
+    from capcurriculum.sampling.world_data import WorldData
 
     if OmegaConf.select(cfg, "raw.source") == "world":
         return WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
@@ -203,7 +203,7 @@ def load_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path, split: 
 def drop_overlong(items: list[Item], processor, max_prompt_length: int, where: str) -> tuple[list[Item], int]:
     """EasyR1's filter_overlong_prompts: a prompt longer than max_prompt_length tokens (image tokens
     included) is dropped from the data, counted and logged, rather than truncated."""
-    from capcurriculum.training.batching import encode_prompts
+    from capcurriculum.sampling.batching import encode_prompts
     from capcurriculum.training.grpo import by_mode
 
     kept, dropped = [], 0
@@ -418,7 +418,7 @@ class StageRecipe:
     def _setup_held_out(self) -> None:
         """Each capability's held-out items, the stage's own set held out, and the pass's identity (to reuse the
         previous stage's closing pass: training/held_out_record.py)."""
-        from capcurriculum.training.base import CAPABILITIES
+        from capcurriculum.sampling.world_data import CAPABILITIES
         from capcurriculum.training.held_out_record import fingerprint_items
 
         p, n, headroom_n = self.paths, self.n, self.headroom_n
@@ -447,7 +447,7 @@ class StageRecipe:
     def measure(self, tag: str, record: dict | None = None) -> dict[str, float]:
         """The held-out pass as `<tag>/...` metrics: capabilities, the stage's own set, RL headroom. `record`: the
         previous stage's closing pass on these weights and items, reused instead of generating again."""
-        from capcurriculum.evaluation.headroom import headroom
+        from capcurriculum.sampling.headroom import headroom
 
         model, processor, flags, ecfg = self.model, self.processor, self.flags, self.cfg.train.eval
         torch.set_num_threads(self.threads)  # the main process measures alone: the others wait in a collective
@@ -603,7 +603,7 @@ def _evaluate(model, processor, world, n: int | None, tag: str, flags: dict, *, 
 def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, dict[str, list[bool]]],
               spec: StageSpec) -> dict[str, float]:
     """Reward's first and last tenth; held-out change per capability, paired over the same items."""
-    from capcurriculum.evaluation.paired import mean_delta, paired_delta
+    from capcurriculum.sampling.paired import mean_delta, paired_delta
 
     out: dict[str, float] = {}
     if history:

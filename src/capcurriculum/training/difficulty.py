@@ -25,8 +25,8 @@ import torch
 from omegaconf import OmegaConf
 
 from capcurriculum.io import DataError, iter_jsonl, write_json, write_jsonl
-from capcurriculum.training.batching import Item
-from capcurriculum.training.rewards import RewardConfig
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.rewards import RewardConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def pass_rates(model, processor, items: Sequence[Item], *, group_size: int, max_
                temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
                desc: str = "pass rate", lean: bool = False) -> list[dict]:
     """[{id, pass_rate, n}] per item: the fraction of `group_size` samples the accuracy reward grades right."""
-    from capcurriculum.evaluation.headroom import sample_groups
+    from capcurriculum.sampling.headroom import sample_groups
 
     sampled, _ = sample_groups(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
                                temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg, desc=desc,

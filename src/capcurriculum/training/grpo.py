@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import torch
 
 from capcurriculum.config import CHECKPOINTING_NEEDS_TRANSFORMERS, COMPILE_NEEDS_LEAN, ConfigError
-from capcurriculum.training.batching import Item
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.rewards import RewardConfig, reward
+from capcurriculum.sampling.rollout import Rollout, completion_logprobs, rollout
 from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
 from capcurriculum.training.precision import autocast, resolve_precision
 from capcurriculum.training.pretrain import vision_param_groups
-from capcurriculum.training.rewards import RewardConfig, reward
-from capcurriculum.training.rollout import Rollout, completion_logprobs, rollout
 
 log = logging.getLogger(__name__)
 

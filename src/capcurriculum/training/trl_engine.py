@@ -25,8 +25,8 @@ same sequence the lean engine would draw, and TRL's sampler does not reshuffle t
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,13 +34,13 @@ from typing import Any
 import torch
 
 from capcurriculum.config import ROLLOUTS, ConfigError, check_choice
-from capcurriculum.training.batching import Item
-from capcurriculum.training.grpo import PromptStream, schedule_factor, stage_optimizer
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.rewards import RewardConfig, reward
 from capcurriculum.settings.grpo import GRPOSettings
-from capcurriculum.training.trl_config import to_trl_config
+from capcurriculum.training.grpo import PromptStream, schedule_factor, stage_optimizer
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
 from capcurriculum.training.precision import resolve_precision
-from capcurriculum.training.rewards import RewardConfig, reward
+from capcurriculum.training.trl_config import to_trl_config
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def trl_rows(items: Sequence[Item], processor):
     from trl.data_utils import prepare_multimodal_messages
 
     from capcurriculum.prompts import build_messages
-    from capcurriculum.training.batching import prompt_texts
+    from capcurriculum.sampling.batching import prompt_texts
 
     rows, checked = [], set()
     for i, it in enumerate(items):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.rollout import _sample_token, completion_logprobs, rollout, vision_token_ids
+from capcurriculum.sampling.rollout import _sample_token, completion_logprobs, rollout, vision_token_ids
+from capcurriculum.sampling.world_data import WorldData
 
 MODES = [("vis_math", "vis_math"), ("text_math", "text_math"), ("perc_image", "perception")]
 
@@ -165,7 +165,7 @@ def test_sampler_draws_in_proportion_and_never_a_masked_token():
 
 
 def test_lean_greedy_generation_is_transformers_generate(world, processor, model):
-    from capcurriculum.evaluation.capabilities import generate
+    from capcurriculum.sampling.capabilities import generate
 
     with torch.no_grad():
         model.lm_head.weight[processor.tokenizer.eos_token_id] *= 8.0  # some responses stop early
@@ -242,9 +242,9 @@ def _compiled_equals_eager(world, processor, model):
 
 
 def test_compile_needs_the_lean_path(model, processor):
-    from capcurriculum.training.grpo import GRPOTrainer
+    from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.training.grpo import GRPOTrainer
 
     with pytest.raises(ValueError, match="^train.compile: .*completion_forward: lean"):
         GRPOTrainer(model, processor, GRPOSettings(kl_coef=0.0), RewardConfig(), lean=False, compile=True)
@@ -266,7 +266,7 @@ class _VocabWide(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def test_selective_logprobs_equal_the_full_log_softmax_and_hold_one_chunk_of_float32_logits():
-    from capcurriculum.training.rollout import selective_logprobs
+    from capcurriculum.sampling.rollout import selective_logprobs
 
     torch.manual_seed(0)
     head = torch.nn.Linear(16, 50, bias=False)
