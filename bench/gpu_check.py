@@ -62,6 +62,7 @@ def micro_batch(model_dir: Path, items, args, length: int) -> dict:
     from capcurriculum.sampling.batching import encode_prompts
     from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
+    from capcurriculum.training.switches import TrainSwitches
     from capcurriculum.training.trl_engine import TRLEngine
 
     cuda = args.device == "cuda"
@@ -70,8 +71,8 @@ def micro_batch(model_dir: Path, items, args, length: int) -> dict:
     s = GRPOSettings(group_size=n, max_response_length=length, rollout_batch_size=1, update_batch_size=1,
                      kl_coef=0.0)
     engine = TRLEngine(model, processor, s, RewardConfig(), output_dir=tempfile.mkdtemp(), seed=args.seed,
-                       vision_lr_scale=1.0, gradient_checkpointing=True,
-                       precision="bf16" if args.dtype == "bfloat16" else "fp32")
+                       vision_lr_scale=1.0, switches=TrainSwitches(
+                           gradient_checkpointing=True, precision="bf16" if args.dtype == "bfloat16" else "fp32"))
     trainer = engine.build(items[:1], 0, 1)
     enc = encode_prompts(processor, items[:1])
     g = torch.Generator().manual_seed(args.seed)
@@ -137,6 +138,7 @@ def _deepspeed_step_child(model_dir: Path, raw: Path, world: Path, args) -> None
     from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.grpo import PromptStream
+    from capcurriculum.training.switches import TrainSwitches
     from capcurriculum.training.trl_engine import TRLEngine
 
     acc = launched_accelerator()
@@ -147,8 +149,8 @@ def _deepspeed_step_child(model_dir: Path, raw: Path, world: Path, args) -> None
     settings = GRPOSettings(group_size=2, max_response_length=args.parity_tokens, rollout_batch_size=2,
                             update_batch_size=2, kl_coef=0.01)
     engine = TRLEngine(model, processor, settings, RewardConfig(), output_dir=tempfile.mkdtemp(), seed=args.seed,
-                       vision_lr_scale=1.0, gradient_checkpointing=True, accelerator=acc,
-                       precision="bf16" if args.dtype == "bfloat16" else "fp32")
+                       vision_lr_scale=1.0, accelerator=acc, switches=TrainSwitches(
+                           gradient_checkpointing=True, precision="bf16" if args.dtype == "bfloat16" else "fp32"))
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()

@@ -169,6 +169,7 @@ def run_trl_engine(model_dir, items, args, device, dtype) -> dict:
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.sampling.rewards import RewardConfig
     from capcurriculum.settings.grpo import GRPOSettings
+    from capcurriculum.training.switches import TrainSwitches
     from capcurriculum.training.trl_engine import TRLEngine
 
     policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
@@ -177,8 +178,8 @@ def run_trl_engine(model_dir, items, args, device, dtype) -> dict:
                      kl_coef=0.01, temperature=1.0)
     rng = random.Random(args.seed)
     engine = TRLEngine(policy, processor, s, RewardConfig(), output_dir=tempfile.mkdtemp(), seed=args.seed,
-                       vision_lr_scale=1.0, precision="bf16" if dtype == "bfloat16" else "fp32",
-                       gradient_checkpointing=True,
+                       vision_lr_scale=1.0, switches=TrainSwitches(
+                           precision="bf16" if dtype == "bfloat16" else "fp32", gradient_checkpointing=True),
                        reward_fn=lambda text, item: {"accuracy": rng.random(), "format": rng.random()})
     steps = WARMUP + args.steps
     trainer = engine.build(items[:args.prompts] * steps, 0, steps)

@@ -297,6 +297,7 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.models.attention import attention_implementation, batch_vision_attention
     from capcurriculum.training.grpo import GRPOTrainer
+    from capcurriculum.training.switches import TrainSwitches
 
     torch.set_num_threads(threads)
     policy.set_attn_implementation(attention_implementation(attn))
@@ -304,8 +305,8 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
         batch_vision_attention(policy)
     ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
     trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref,
-                          vision_lr_scale=vision_scale, merger_lr_scale=vision_scale, lean=lean,
-                          precision=precision, compile=compile and lean)
+                          vision_lr_scale=vision_scale, merger_lr_scale=vision_scale,
+                          switches=TrainSwitches(lean=lean, precision=precision, compile=compile and lean))
     torch.manual_seed(seed)
     steps, logs = [], []
     for k, batch in enumerate(batches):

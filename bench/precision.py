@@ -49,6 +49,7 @@ from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo import GRPOTrainer
 from capcurriculum.training.precision import CpuBf16, autocast, resolve_precision
 from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
+from capcurriculum.training.switches import TrainSwitches
 from capcurriculum.world.build import build_world
 from capcurriculum.world.scene import WorldConfig
 
@@ -78,7 +79,8 @@ def grpo_steppers(model_dir: Path, data: WorldData, settings: GRPOSettings, thre
         policy, processor = load_model_and_processor(model_dir)
         ref, _ = load_model_and_processor(model_dir)
         trainer = GRPOTrainer(policy, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=0.0,
-                              merger_lr_scale=0.0, ignore_eos=True, lean=True, precision=precision, compile=compile)
+                              merger_lr_scale=0.0, ignore_eos=True,
+                              switches=TrainSwitches(lean=True, precision=precision, compile=compile))
         steppers[precision] = lambda t=trainer: (torch.set_num_threads(threads), t.step(prompts))
     return steppers
 

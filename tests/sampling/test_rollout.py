@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from capcurriculum.sampling.rollout import _sample_token, completion_logprobs, rollout, vision_token_ids
 from capcurriculum.sampling.world_data import WorldData
@@ -137,19 +136,13 @@ def test_lean_decoding_samples_what_transformers_samples(world, processor, model
 def test_lean_refuses_a_model_it_does_not_reproduce(model):
     from types import SimpleNamespace
 
-    from capcurriculum.config import ConfigError
-    from capcurriculum.models.lean import LeanDecoder, supports, uses_lean
+    from capcurriculum.models.lean import LeanDecoder, supports
 
     assert supports(model)
     other = SimpleNamespace(config=SimpleNamespace(model_type="llava", text_config=SimpleNamespace()))
     assert not supports(other)
     with pytest.raises(ValueError, match="llava"):
         LeanDecoder(other)
-    cfg = OmegaConf.create({"train": {"completion_forward": "lean"}})
-    with pytest.raises(ConfigError, match="^train.completion_forward: .*llava"):
-        uses_lean(cfg, other)
-    assert uses_lean(cfg, model)
-    assert not uses_lean(OmegaConf.create({"train": {"completion_forward": "transformers"}}), model)
 
 
 def test_sampler_draws_in_proportion_and_never_a_masked_token():
@@ -239,15 +232,6 @@ def _compiled_equals_eager(world, processor, model):
         runs.append(rollout(model, processor, items, group_size=4, max_new_tokens=12, lean=True,
                             compile=compile))
     assert torch.equal(runs[0].completion_ids, runs[1].completion_ids) and runs[0].texts == runs[1].texts
-
-
-def test_compile_needs_the_lean_path(model, processor):
-    from capcurriculum.sampling.rewards import RewardConfig
-    from capcurriculum.settings.grpo import GRPOSettings
-    from capcurriculum.training.grpo import GRPOTrainer
-
-    with pytest.raises(ValueError, match="^train.compile: .*completion_forward: lean"):
-        GRPOTrainer(model, processor, GRPOSettings(kl_coef=0.0), RewardConfig(), lean=False, compile=True)
 
 
 class _VocabWide(torch.utils._python_dispatch.TorchDispatchMode):

@@ -51,6 +51,7 @@ from capcurriculum.training.balance import (
 )
 from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
 from capcurriculum.training.precision import PrecisionChoice
+from capcurriculum.training.switches import TrainSwitches
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,7 @@ class StageRecipe:
         self.reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
         self.n, self.headroom_n = eval_sizes(cfg.train.eval)
         self.engine_name = cfg.train.get("engine", "lean")
-        self.precision = precision.precision if precision else cfg.train.get("precision", "fp32")
+        self.precision = precision.precision if precision else None  # None: train.precision, as configured
         self.min_items = int(cfg.train.min_items)
         self.threads = int(cfg.train.threads)
         self.processes = accelerator.num_processes if accelerator is not None else 1
@@ -380,7 +381,6 @@ class StageRecipe:
 
     def _setup_engine(self) -> None:
         """The KL reference, the carried optimizer state and the engine (lean or TRL)."""
-        from capcurriculum.models.lean import uses_lean
         from capcurriculum.models.loading import load_model_and_processor
         from capcurriculum.training.checkpoint import load_optimizer
         from capcurriculum.training.grpo import GRPOTrainer, reference_dtype
@@ -397,10 +397,9 @@ class StageRecipe:
         self.opt_state = None
         if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():
             self.opt_state = load_optimizer(carried)
-        self.lean = uses_lean(cfg, self.model)
+        self.switches = TrainSwitches.of(cfg, self.model, self.precision)
         common = {"ref_model": ref, "vision_lr_scale": spec.vision_lr_scale, "merger_lr_scale": spec.merger_lr_scale,
-                  "optimizer_state": self.opt_state, "precision": self.precision,
-                  "gradient_checkpointing": bool(cfg.train.get("gradient_checkpointing", False))}
+                  "optimizer_state": self.opt_state, "switches": self.switches}
         if self.engine_name == "trl":
             from capcurriculum.training.trl_engine import TRLEngine
 
@@ -411,8 +410,7 @@ class StageRecipe:
                                      rollout=cfg.train.rollout, accelerator=acc,
                                      vllm_gpu_memory_utilization=float(trl.vllm_gpu_memory_utilization), **common)
         else:
-            self.trainer = GRPOTrainer(self.model, self.processor, self.settings, self.reward_cfg, lean=self.lean,
-                                       compile=bool(cfg.train.get("compile", False)), **common)
+            self.trainer = GRPOTrainer(self.model, self.processor, self.settings, self.reward_cfg, **common)
         self.metrics["train/bf16"] = float(self.trainer.precision == "bf16")
 
     def _setup_held_out(self) -> None:
@@ -439,7 +437,7 @@ class StageRecipe:
             if its:
                 blind = no_look_correct(self.train_rows[name], [it.example for it in its])
                 self.metrics[f"set/{name}/no_look"], self.metrics[f"set/{name}/n"] = sum(blind) / len(blind), len(blind)
-        self.eval_settings = {"n": n, "caption_n": headroom_n, "lean": self.lean, "threads": self.threads}
+        self.eval_settings = {"n": n, "caption_n": headroom_n, "lean": self.switches.lean, "threads": self.threads}
         self.items_sha = fingerprint_items(evaluated)
 
     # -- measure, train, save --------------------------------------------------------------------------------------
@@ -455,7 +453,7 @@ class StageRecipe:
             out, rows = {f"{tag}/{k}": v for k, v in record["metrics"].items()}, record["rows"]
             flags[tag] = dict(record["flags"])
         else:
-            out, rows = _evaluate(model, processor, self.world, self.n, tag, flags, lean=self.lean,
+            out, rows = _evaluate(model, processor, self.world, self.n, tag, flags, lean=self.switches.lean,
                                   caption_n=self.headroom_n)
         self.closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items()},
                             rows=rows, flags=dict(flags[tag]))  # the capabilities' flags, before the set's own join
@@ -464,7 +462,7 @@ class StageRecipe:
         for name, its in self.set_held_out.items():
             if its:
                 done = score(its, generate(model, processor, its, max_new_tokens=int(ecfg.max_new_tokens),
-                                           desc=f"{tag} {name} held out", lean=self.lean))
+                                           desc=f"{tag} {name} held out", lean=self.switches.lean))
                 flags[tag][f"set/{name}"] = [r["correct"] for r in done]
                 out.update({f"{tag}/set/{name}/{k}": v for k, v in accuracy(flags[tag][f"set/{name}"]).items()
                             if k != "n"})
@@ -472,7 +470,7 @@ class StageRecipe:
             greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
             h, _ = headroom(model, processor, its[:self.headroom_n], greedy_rows=greedy[:self.headroom_n],
                             group_size=int(ecfg.group_size), max_new_tokens=int(ecfg.max_new_tokens),
-                            reward_cfg=self.reward_cfg, desc=f"{tag} {name}", lean=self.lean)
+                            reward_cfg=self.reward_cfg, desc=f"{tag} {name}", lean=self.switches.lean)
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
         torch.set_num_threads(max(1, self.threads // self.processes))
         return out
@@ -639,7 +637,6 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
     Not resumable mid-way: a killed SFT stage restarts.
     """
     from capcurriculum.data.docci import load_docci
-    from capcurriculum.models.lean import uses_lean
     from capcurriculum.models.tiny import save_pretrained_dir
     from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
 
@@ -657,7 +654,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
                              image_path=it.image_path, caption=by_image[name]))
     metrics.update({"sft/images": len(captions), "sft/images_without_caption": missing})
     world = held_out_data(cfg, raw_dir, world_dir, sets_dir)
-    lean = uses_lean(cfg, model)
+    lean = TrainSwitches.of(cfg, model).lean
     n, caption_n = eval_sizes(cfg.train.eval)
     flags: dict[str, dict[str, list[bool]]] = {}
     history: list[dict] = []

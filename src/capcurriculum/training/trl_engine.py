@@ -40,6 +40,7 @@ from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo import PromptStream, schedule_factor, stage_optimizer
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
 from capcurriculum.training.precision import resolve_precision
+from capcurriculum.training.switches import TrainSwitches
 from capcurriculum.training.trl_config import to_trl_config
 
 log = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ class TRLEngine:
 
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, output_dir: str | Path,
                  seed: int, ref_model=None, vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0,
-                 optimizer_state: dict | None = None, precision: str = "fp32", gradient_checkpointing: bool = False,
+                 optimizer_state: dict | None = None, switches: TrainSwitches = TrainSwitches(),
                  per_device_train_batch_size: int | None = None, rollout: str = "hf",
                  vllm_gpu_memory_utilization: float = 0.7, accelerator=None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None):
@@ -308,16 +309,17 @@ class TRLEngine:
         completions a process scores in one forward/backward (train.trl; None: the whole mini-batch).
         `rollout`: hf (transformers' generate), vllm_colocate (vLLM in the training processes, slept between
         rollouts) or vllm_server (`trl vllm-serve` elsewhere). `reward_fn(text, item)` -> {"accuracy", "format"}:
-        the paper's reward by default (the two are weighted by train.reward's weights)."""
+        the paper's reward by default (the two are weighted by train.reward's weights). `switches`: its precision
+        and gradient checkpointing (lean and compile are the lean engine's; config.check_engine refuses them here)."""
         refuse(settings, rollout)
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
         self.output_dir, self.seed = Path(output_dir), seed
         self.ref_override, self.rollout, self.reward_fn = ref_model, rollout, reward_fn
         self.vllm_gpu_memory_utilization = vllm_gpu_memory_utilization
         device = accelerator.device if accelerator is not None else model.device
-        self.precision_choice = resolve_precision(precision, device)
+        self.precision_choice = resolve_precision(switches.precision, device)
         self.precision = self.precision_choice.precision
-        self.gradient_checkpointing = gradient_checkpointing
+        self.gradient_checkpointing = switches.gradient_checkpointing
         self.world = accelerator.num_processes if accelerator is not None else 1
         self.per_device = per_device_train_batch_size
         self.opt = stage_optimizer(model, settings, vision_lr_scale, merger_lr_scale, optimizer_state)
