@@ -51,9 +51,10 @@ def worker(args) -> dict:
 
     from capcurriculum.models import lean, load_model_and_processor
     from capcurriculum.models.attention import attention_implementation
+    from capcurriculum.sampling.rewards import RewardConfig
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.grpo import GRPOTrainer
-    from capcurriculum.training.grpo_config import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.training.switches import TrainSwitches
 
     torch.set_num_threads(args.threads)
     # both read when the compiled function is first built, below
@@ -68,7 +69,8 @@ def worker(args) -> dict:
                             rollout_batch_size=args.prompts, update_batch_size=args.prompts,
                             learning_rate=1e-4, kl_coef=0.01, temperature=1.0)
     trainer = GRPOTrainer(policy, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=0.0,
-                          merger_lr_scale=0.0, lean=True, precision="auto", compile=True)
+                          merger_lr_scale=0.0,
+                          switches=TrainSwitches(lean=True, precision="auto", compile=True))
     items = load_prompts(args.raw, args.world, args.mode, 2 * args.prompts)
     torch.manual_seed(args.seed)
     steps = []

@@ -86,7 +86,7 @@ def ms(xs: list[float], scale: float = 100.0) -> str:
 
 
 def table(out: Path, variants: list[str], seeds: list[int], base_dir: Path | None) -> str:
-    from capcurriculum.evaluation.paired import paired_delta
+    from capcurriculum.sampling.paired import paired_delta
 
     res = {(v, s): load(out, v, s) for v in variants for s in seeds}
     n = next((r["summary"]["tiny_perception"]["n"] for r in res.values() if r), 0)

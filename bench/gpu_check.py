@@ -37,7 +37,7 @@ TOL = {"bfloat16": 0.1, "float32": 1e-3}  # |log-prob| differences from two summ
 def logprob_parity(model, processor, items, args) -> dict:
     import torch
 
-    from capcurriculum.training.rollout import completion_logprobs, rollout
+    from capcurriculum.sampling.rollout import completion_logprobs, rollout
 
     torch.manual_seed(args.seed)
     with torch.no_grad():
@@ -59,9 +59,10 @@ def micro_batch(model_dir: Path, items, args, length: int) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.batching import encode_prompts
-    from capcurriculum.training.grpo_config import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.sampling.batching import encode_prompts
+    from capcurriculum.sampling.rewards import RewardConfig
+    from capcurriculum.settings.grpo import GRPOSettings
+    from capcurriculum.training.switches import TrainSwitches
     from capcurriculum.training.trl_engine import TRLEngine
 
     cuda = args.device == "cuda"
@@ -70,8 +71,8 @@ def micro_batch(model_dir: Path, items, args, length: int) -> dict:
     s = GRPOSettings(group_size=n, max_response_length=length, rollout_batch_size=1, update_batch_size=1,
                      kl_coef=0.0)
     engine = TRLEngine(model, processor, s, RewardConfig(), output_dir=tempfile.mkdtemp(), seed=args.seed,
-                       vision_lr_scale=1.0, gradient_checkpointing=True,
-                       precision="bf16" if args.dtype == "bfloat16" else "fp32")
+                       vision_lr_scale=1.0, switches=TrainSwitches(
+                           gradient_checkpointing=True, precision="bf16" if args.dtype == "bfloat16" else "fp32"))
     trainer = engine.build(items[:1], 0, 1)
     enc = encode_prompts(processor, items[:1])
     g = torch.Generator().manual_seed(args.seed)
@@ -134,9 +135,10 @@ def _deepspeed_step_child(model_dir: Path, raw: Path, world: Path, args) -> None
 
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.runtime import launched_accelerator
+    from capcurriculum.sampling.rewards import RewardConfig
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.grpo import PromptStream
-    from capcurriculum.training.grpo_config import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.training.switches import TrainSwitches
     from capcurriculum.training.trl_engine import TRLEngine
 
     acc = launched_accelerator()
@@ -147,8 +149,8 @@ def _deepspeed_step_child(model_dir: Path, raw: Path, world: Path, args) -> None
     settings = GRPOSettings(group_size=2, max_response_length=args.parity_tokens, rollout_batch_size=2,
                             update_batch_size=2, kl_coef=0.01)
     engine = TRLEngine(model, processor, settings, RewardConfig(), output_dir=tempfile.mkdtemp(), seed=args.seed,
-                       vision_lr_scale=1.0, gradient_checkpointing=True, accelerator=acc,
-                       precision="bf16" if args.dtype == "bfloat16" else "fp32")
+                       vision_lr_scale=1.0, accelerator=acc, switches=TrainSwitches(
+                           gradient_checkpointing=True, precision="bf16" if args.dtype == "bfloat16" else "fp32"))
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()

@@ -103,9 +103,9 @@ def run_ours(model_dir, items, args, device, dtype) -> dict:
 
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.models.attention import attention_implementation
+    from capcurriculum.sampling.rewards import RewardConfig
+    from capcurriculum.settings.grpo import GRPOSettings
     from capcurriculum.training.grpo import GRPOTrainer
-    from capcurriculum.training.grpo_config import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
 
     attn = attention_implementation(args.attn)
     policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device, attn_implementation=attn)
@@ -133,7 +133,8 @@ def run_trl(model_dir, items, args, device, dtype, fast: bool) -> dict:
     from trl import GRPOTrainer as TRLTrainer
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.grpo_config import GRPOSettings, to_trl_config
+    from capcurriculum.settings.grpo import GRPOSettings
+    from capcurriculum.training.trl_config import to_trl_config
     from capcurriculum.training.trl_engine import trl_rows
 
     policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
@@ -166,8 +167,9 @@ def run_trl_engine(model_dir, items, args, device, dtype) -> dict:
     import torch
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.grpo_config import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.sampling.rewards import RewardConfig
+    from capcurriculum.settings.grpo import GRPOSettings
+    from capcurriculum.training.switches import TrainSwitches
     from capcurriculum.training.trl_engine import TRLEngine
 
     policy, processor = load_model_and_processor(model_dir, dtype=dtype, device=device)
@@ -176,8 +178,8 @@ def run_trl_engine(model_dir, items, args, device, dtype) -> dict:
                      kl_coef=0.01, temperature=1.0)
     rng = random.Random(args.seed)
     engine = TRLEngine(policy, processor, s, RewardConfig(), output_dir=tempfile.mkdtemp(), seed=args.seed,
-                       vision_lr_scale=1.0, precision="bf16" if dtype == "bfloat16" else "fp32",
-                       gradient_checkpointing=True,
+                       vision_lr_scale=1.0, switches=TrainSwitches(
+                           precision="bf16" if dtype == "bfloat16" else "fp32", gradient_checkpointing=True),
                        reward_fn=lambda text, item: {"accuracy": rng.random(), "format": rng.random()})
     steps = WARMUP + args.steps
     trainer = engine.build(items[:args.prompts] * steps, 0, steps)
@@ -261,7 +263,7 @@ def main() -> int:
     from grpo_step import load_prompts
 
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.batching import encode_prompts
+    from capcurriculum.sampling.batching import encode_prompts
 
     torch.manual_seed(args.seed)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"

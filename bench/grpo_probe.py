@@ -24,16 +24,17 @@ import time
 
 import torch
 
-from capcurriculum.evaluation.capabilities import generate, score
-from capcurriculum.evaluation.headroom import answer_key, headroom
-from capcurriculum.evaluation.paired import paired_delta
 from capcurriculum.io import write_json
 from capcurriculum.models.loading import load_model_and_processor
-from capcurriculum.training.base import CAPABILITIES, WorldData
+from capcurriculum.sampling.capabilities import generate, score
+from capcurriculum.sampling.headroom import answer_key, headroom
+from capcurriculum.sampling.paired import paired_delta
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.world_data import CAPABILITIES, WorldData
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo import GRPOTrainer, PromptStream
-from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
-from capcurriculum.training.rewards import RewardConfig
+from capcurriculum.training.switches import TrainSwitches
 
 WORLD_SETS = {mode: name for name, mode in CAPABILITIES.values() if mode != "perc_caption"}
 
@@ -102,8 +103,8 @@ def main() -> None:
                                 update_batch_size=a.prompts, kl_coef=a.kl)
         ref, _ = load_model_and_processor(a.model)
         trainer = GRPOTrainer(model, processor, settings, RewardConfig(), ref_model=ref,
-                              vision_lr_scale=a.vision_lr_scale, merger_lr_scale=a.merger_lr_scale, lean=lean,
-                              precision=a.precision, compile=a.compile and lean)
+                              vision_lr_scale=a.vision_lr_scale, merger_lr_scale=a.merger_lr_scale,
+                              switches=TrainSwitches(lean=lean, precision=a.precision, compile=a.compile and lean))
         curve, eval_s = [], [0.0]
 
         def point(step: int) -> None:  # greedy only, timed apart from training

@@ -23,7 +23,7 @@ through train.precision) and CPU/logging plumbing. Ours runs with vision_lr_scal
 with --freeze-vision both sides freeze the vision tower and its mergers (the tiny profile's setting: ours
 with vision_lr_scale = merger_lr_scale = 0, TRL's model with requires_grad off there, which its optimizer
 skips). Ours also runs with --attn (default sdpa_gqa, the tiny profile's); ours shares each prompt's forward
-pass across its G completions (training/rollout.py), in the rollout and in the update. Ours runs twice from
+pass across its G completions (sampling/rollout.py), in the rollout and in the update. Ours runs twice from
 the same weights and seed: `ours_transformers` sends completion tokens through transformers' forward, `ours`
 through models/lean.py (train.completion_forward: lean, the tiny profile's default); the ratio of the two is
 reported beside the ratio to TRL. --compile turns on torch.compile on both sides (TRL's `torch_compile`,
@@ -88,7 +88,7 @@ def build_fixture(root: Path, n_items: int) -> tuple[Path, Path, Path]:
 
 def load_prompts(raw: Path, world: Path, mode: str, n: int) -> list:
     """n prompts of the world's train split, cycled when the split is smaller."""
-    from capcurriculum.training.base import WorldData
+    from capcurriculum.sampling.world_data import WorldData
 
     items = WorldData(raw, world).items(MODE_SETS[mode], mode, "train")
     if not items:
@@ -99,7 +99,7 @@ def load_prompts(raw: Path, world: Path, mode: str, n: int) -> list:
 def make_trl_reward(items: list, tokenizer, reward_cfg):
     """Our reward for TRL. It decodes TRL's completion ids as our rollout decodes its own (up to and
     including eos, special tokens skipped), so no chat-template response parser changes the text."""
-    from capcurriculum.training.rewards import reward
+    from capcurriculum.sampling.rewards import reward
 
     def grpo_reward(prompts, completions, completion_ids, idx, **_):
         texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
@@ -111,7 +111,7 @@ def make_trl_reward(items: list, tokenizer, reward_cfg):
 
 
 def trl_args(settings, out_dir: Path, max_steps: int, seed: int, bf16: bool = False, compile: bool = False):
-    from capcurriculum.training.grpo_config import to_trl_config
+    from capcurriculum.training.trl_config import to_trl_config
 
     return to_trl_config(
         settings, str(out_dir), report_to="none", logging_steps=1, save_strategy="no", bf16=bf16,
@@ -203,8 +203,8 @@ def trl_formula_loss(logp, old, ref, adv, mask, args):
 def loss_check(policy, processor, items: list, settings, trainer, seed: int) -> dict:
     import torch
 
+    from capcurriculum.sampling.rollout import completion_logprobs, rollout
     from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
-    from capcurriculum.training.rollout import completion_logprobs, rollout
 
     s = settings
     torch.manual_seed(seed)
@@ -297,6 +297,7 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
     from capcurriculum.models import load_model_and_processor
     from capcurriculum.models.attention import attention_implementation, batch_vision_attention
     from capcurriculum.training.grpo import GRPOTrainer
+    from capcurriculum.training.switches import TrainSwitches
 
     torch.set_num_threads(threads)
     policy.set_attn_implementation(attention_implementation(attn))
@@ -304,8 +305,8 @@ def run_ours(model_dir: Path, policy, processor, settings, reward_cfg, batches: 
         batch_vision_attention(policy)
     ref, _ = load_model_and_processor(model_dir, attn_implementation=attention_implementation(attn))
     trainer = GRPOTrainer(policy, processor, settings, reward_cfg, ref_model=ref,
-                          vision_lr_scale=vision_scale, merger_lr_scale=vision_scale, lean=lean,
-                          precision=precision, compile=compile and lean)
+                          vision_lr_scale=vision_scale, merger_lr_scale=vision_scale,
+                          switches=TrainSwitches(lean=lean, precision=precision, compile=compile and lean))
     torch.manual_seed(seed)
     steps, logs = [], []
     for k, batch in enumerate(batches):
@@ -395,8 +396,9 @@ def main() -> int:
 
     from capcurriculum.io import write_json
     from capcurriculum.models import load_model_and_processor
-    from capcurriculum.training.grpo_config import TRL_GAPS, GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
+    from capcurriculum.sampling.rewards import RewardConfig
+    from capcurriculum.settings.grpo import GRPOSettings
+    from capcurriculum.training.trl_config import TRL_GAPS
 
     torch.set_num_threads(args.threads)
     P, G, n_steps = args.prompts, args.group_size, WARMUP_STEPS + args.steps

@@ -33,16 +33,23 @@ import torch
 
 from capcurriculum.config import load_params
 from capcurriculum.io import write_json
-from capcurriculum.models import build_processor, build_tiny_model, save_pretrained_dir, tiny_config, train_tokenizer
+from capcurriculum.models import (
+    build_processor,
+    build_tiny_model,
+    save_pretrained_dir,
+    tiny_config,
+    train_tokenizer,
+)
 from capcurriculum.models.init import world_texts
 from capcurriculum.models.loading import load_model_and_processor
 from capcurriculum.runtime import machine_record
-from capcurriculum.training.base import WorldData
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.world_data import WorldData
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo import GRPOTrainer
-from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.precision import CpuBf16, autocast, resolve_precision
 from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
-from capcurriculum.training.rewards import RewardConfig
+from capcurriculum.training.switches import TrainSwitches
 from capcurriculum.world.build import build_world
 from capcurriculum.world.scene import WorldConfig
 
@@ -72,7 +79,8 @@ def grpo_steppers(model_dir: Path, data: WorldData, settings: GRPOSettings, thre
         policy, processor = load_model_and_processor(model_dir)
         ref, _ = load_model_and_processor(model_dir)
         trainer = GRPOTrainer(policy, processor, settings, RewardConfig(), ref_model=ref, vision_lr_scale=0.0,
-                              merger_lr_scale=0.0, ignore_eos=True, lean=True, precision=precision, compile=compile)
+                              merger_lr_scale=0.0, ignore_eos=True,
+                              switches=TrainSwitches(lean=True, precision=precision, compile=compile))
         steppers[precision] = lambda t=trainer: (torch.set_num_threads(threads), t.step(prompts))
     return steppers
 

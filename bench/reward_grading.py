@@ -35,7 +35,7 @@ def draw_steps(steps: int, prompts: int, group_size: int, accuracy: float, seed:
 
 def grade_all(steps: list[list[tuple[str, str]]], shortcut: bool) -> tuple[float, list[float]]:
     from capcurriculum import answers
-    from capcurriculum.training import rewards
+    from capcurriculum.sampling import rewards
 
     answers.math_verify_equal.cache_clear()
     original = answers.plain_decimal

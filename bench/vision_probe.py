@@ -16,9 +16,9 @@ import json
 
 import torch
 
-from capcurriculum.evaluation.vision_probe import ATTRIBUTES, probe_tower
 from capcurriculum.io import write_json
 from capcurriculum.models.loading import load_model_and_processor
+from capcurriculum.sampling.vision_probe import ATTRIBUTES, probe_tower
 
 
 def main() -> None:

@@ -151,3 +151,32 @@ def serve_openai(model_dir: Path, *, served_name: str, log: Path, port: int | No
 def openai_server():
     """serve_openai, for tests that need a real OpenAI-compatible server (the judge's)."""
     return serve_openai
+
+# --- a tiny world, its processor and an untrained tiny model: the sampling and training tests' fixtures ---------
+# (imported inside each fixture, so that tests which do not ask for them do not import torch)
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    from capcurriculum.world.build import build_world
+    from capcurriculum.world.scene import WorldConfig
+
+    root = tmp_path_factory.mktemp("world")
+    cfg = WorldConfig(seed=3, scenes={"pretrain": 24, "train": 4, "test": 8},
+                      text_math={"pretrain": 24, "train": 4, "test": 8},
+                      vis_math={"pretrain": 24, "train": 4, "test": 8}, perception_per_scene=3)
+    build_world(cfg, root / "raw", root / "world", progress=False)
+    return root / "raw", root / "world"
+
+
+@pytest.fixture(scope="session")
+def processor(world):
+    from capcurriculum.models import build_processor, train_tokenizer
+    from capcurriculum.models.init import world_texts
+
+    return build_processor(train_tokenizer(world_texts(*world), vocab_size=400), image_size=96)
+
+
+@pytest.fixture
+def model(processor):
+    from capcurriculum.models import build_tiny_model, tiny_config
+
+    return build_tiny_model(tiny_config(processor.tokenizer), seed=0)

@@ -8,7 +8,7 @@ import pytest
 
 from capcurriculum.answers import MAX_ANSWER_CHARS, boxed_answers, extract_boxed, gold_is_gradeable
 from capcurriculum.evaluation.benchmarks import BenchItem, get_adapter
-from capcurriculum.training.rewards import RewardConfig, reward
+from capcurriculum.sampling.rewards import RewardConfig, reward
 
 BOXES = [
     # text, top-level box contents in order

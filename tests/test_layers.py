@@ -1,9 +1,6 @@
 """The package's layers import one way (docs/design.md, "The layers"): a module imports only its own layer and
-the layers below it; perception, training and evaluation are peers that do not import each other.
-
-Today's exceptions (issue 39, item 2, open) are listed in KNOWN, each an import that goes up or across. The test
-fails on any other such import, so no new one comes in, and on a listed one that is gone, so the list only
-shrinks. Function-local imports count: they are imports all the same."""
+the layers below it; perception, training and evaluation are peers that do not import each other. Function-local
+imports count: they are imports all the same."""
 
 from __future__ import annotations
 
@@ -14,34 +11,15 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "capcurriculum"
 
 # Low to high; a module's layer is its first path part under capcurriculum/ (a top-level module: its name).
 LAYERS = {
-    "io": 0, "runtime": 0, "config": 0, "tracking": 0, "container": 0,
+    "io": 0, "runtime": 0, "config": 0, "settings": 0, "tracking": 0, "container": 0,
     "prompts": 1, "answers": 1, "world": 1, "data": 1,
     "models": 2,
-    "generation": 3,
-    "perception": 4, "training": 4, "evaluation": 4,   # peers
-    "evaluate": 5, "dryrun": 5,
+    "sampling": 3,
+    "generation": 4,
+    "perception": 5, "training": 5, "evaluation": 5,   # peers
+    "evaluate": 6, "dryrun": 6,
 }
 PEERS = {"perception", "training", "evaluation"}
-
-# (importing module, imported module): the upward and sideways imports of today, to be removed (issue 39, item 2).
-KNOWN = {
-    ("config", "training.grpo_config"),
-    ("evaluation.capabilities", "training.batching"),
-    ("evaluation.capabilities", "training.rollout"),
-    ("evaluation.evaluator", "training.base"),
-    ("evaluation.headroom", "training.batching"),
-    ("evaluation.headroom", "training.rewards"),
-    ("evaluation.headroom", "training.rollout"),
-    ("evaluation.vision_probe", "training.batching"),
-    ("generation.hf", "training.rollout"),
-    ("generation.shared_prefix", "training.rollout"),
-    ("training.base", "evaluation.capabilities"),
-    ("training.base", "evaluation.vision_probe"),
-    ("training.curriculum", "evaluation.capabilities"),
-    ("training.curriculum", "evaluation.headroom"),
-    ("training.curriculum", "evaluation.paired"),
-    ("training.difficulty", "evaluation.headroom"),
-}
 
 
 def module_name(path: Path) -> str:
@@ -94,14 +72,13 @@ def test_every_module_has_a_layer():
     assert not unplaced, f"place these in LAYERS: {unplaced}"
 
 
-def test_imports_go_down_except_the_known_ones_which_only_shrink():
-    found = {(a, b) for a, b in edges() if wrong_way(a, b)}
-    new = sorted(found - KNOWN)
-    assert not new, f"imports that go up or across layers (docs/design.md, The layers): {new}"
-    gone = sorted(KNOWN - found)
-    assert not gone, f"fixed, so remove from KNOWN: {gone}"
+def test_imports_go_down():
+    found = sorted((a, b) for a, b in edges() if wrong_way(a, b))
+    assert not found, f"imports that go up or across layers (docs/design.md, The layers): {found}"
 
 
 def test_the_check_sees_an_upward_import():
-    assert wrong_way("generation.hf", "training.rollout") and wrong_way("training.curriculum", "evaluation.paired")
-    assert not wrong_way("training.curriculum", "models.loading") and not wrong_way("data.sets", "data.sources")
+    assert wrong_way("sampling.rollout", "generation.hf") and wrong_way("training.curriculum", "evaluation.report")
+    assert wrong_way("config", "training.grpo")
+    assert not wrong_way("training.curriculum", "sampling.headroom") and not wrong_way("data.sets", "data.sources")
+    assert not wrong_way("generation.hf", "sampling.rollout") and not wrong_way("config", "settings.grpo")

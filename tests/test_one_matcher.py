@@ -6,11 +6,11 @@ VLMEvalKit's rules on purpose — an unboxed "Answer: 6" is an answer there — 
 import pytest
 
 from capcurriculum import answers
-from capcurriculum.evaluation.capabilities import score
 from capcurriculum.generation import Result
 from capcurriculum.perception.filter import judge_model
-from capcurriculum.training.batching import Item
-from capcurriculum.training.rewards import reward
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.capabilities import score
+from capcurriculum.sampling.rewards import reward
 
 T = "<think>count the cubes: four and two</think> "
 ROWS = [

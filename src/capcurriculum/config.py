@@ -311,7 +311,7 @@ def validate(cfg: DictConfig) -> None:
     if checkpointing and OmegaConf.select(cfg, "train.completion_forward") == "lean":
         raise ConfigError("train.gradient_checkpointing", CHECKPOINTING_NEEDS_TRANSFORMERS)
     if OmegaConf.select(cfg, "grpo") is not None:
-        from capcurriculum.training.grpo_config import GRPOSettings
+        from capcurriculum.settings.grpo import GRPOSettings
 
         try:  # its messages already start with the key (grpo.<field>: ...)
             GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))

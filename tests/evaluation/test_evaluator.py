@@ -55,7 +55,7 @@ def test_without_n_the_cli_reads_each_benchmarks_whole_test_split(eval_world, tm
 
 
 def test_overall_delta_is_the_mean_of_the_benchmarks_with_their_variances_added():
-    from capcurriculum.evaluation.paired import mean_delta
+    from capcurriculum.sampling.paired import mean_delta
 
     d = mean_delta([{"delta": 0.02, "se": 0.008}, {"delta": 0.06, "se": 0.013}, {"delta": 0.04, "se": 0.012}])
     assert d["delta"] == pytest.approx(0.04)

@@ -162,7 +162,7 @@ def test_backend_options_are_checked(tiny_model_dir):
 def test_lean_decoding_gives_generates_tokens(backend, image_paths, monkeypatch):
     """`lean`: one-image and text-only batches decode through models/lean.py with the same greedy tokens
     (and eos handling) as `generate`; the two-image request and sampled requests still use `generate`."""
-    import capcurriculum.training.rollout as rollout
+    import capcurriculum.sampling.rollout as rollout
 
     calls = []
     real = rollout.decode

@@ -61,7 +61,7 @@ def test_the_caption_path_gives_generates_tokens_with_fewer_prompt_rows(tiny_mod
 def test_positions_continue_as_in_a_whole_prefill(tiny_model_dir):
     """The logits that start decoding equal a plain prefill's for every prompt of a run."""
     from capcurriculum.generation.shared_prefix import prefill_shared
-    from capcurriculum.training.rollout import _prefill, prompt_positions
+    from capcurriculum.sampling.rollout import _prefill, prompt_positions
 
     backend = HFBackend(tiny_model_dir, progress=False)
     tok, model = backend.tokenizer, backend.model

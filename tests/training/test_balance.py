@@ -4,8 +4,12 @@ from collections import Counter
 
 import pytest
 
-from capcurriculum.training.balance import answer_balance_weights, constant_answer_reward, drop_single_answer_types
-from capcurriculum.training.batching import Item
+from capcurriculum.sampling.batching import Item
+from capcurriculum.training.balance import (
+    answer_balance_weights,
+    constant_answer_reward,
+    drop_single_answer_types,
+)
 from capcurriculum.training.grpo import PromptStream
 
 

@@ -1,6 +1,7 @@
 import pytest
 
-from capcurriculum.training.base import WorldData, evaluate_capabilities
+from capcurriculum.sampling.world_data import WorldData
+from capcurriculum.training.base import evaluate_capabilities
 
 
 def test_perception_is_also_reported_per_question_type_and_the_types_add_up(world, processor, model):

@@ -119,7 +119,7 @@ def test_a_wrong_stage_config_fails_before_training(stage_env):
 
 
 def test_prompts_over_max_prompt_length_are_dropped_and_counted(stage_env, processor):
-    from capcurriculum.training.batching import encode_prompts
+    from capcurriculum.sampling.batching import encode_prompts
     from capcurriculum.training.curriculum import drop_overlong
 
     _, raw, _, sets, _, _ = stage_env
@@ -266,7 +266,7 @@ def test_a_paper_shaped_stage_measures_on_its_sets_held_out_splits_and_never_rea
 
 
 def test_the_tiny_profile_measures_on_the_world(stage_env):
-    from capcurriculum.training.base import WorldData
+    from capcurriculum.sampling.world_data import WorldData
     from capcurriculum.training.curriculum import SetsHeldOut, held_out_data
 
     cfg, raw, world_dir, sets, _, _ = stage_env

@@ -10,8 +10,8 @@ from capcurriculum.config import compose
 from capcurriculum.data.sets import build_set
 from capcurriculum.io import DataError, read_jsonl, write_jsonl
 from capcurriculum.models.tiny import save_pretrained_dir
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.batching import Item
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.world_data import WorldData
 from capcurriculum.training.curriculum import load_set_items
 from capcurriculum.training.difficulty import (
     keep_signal,

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from capcurriculum.config import ConfigError
-from capcurriculum.training.base import WorldData
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.world_data import WorldData
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo import GRPOTrainer, PromptStream, by_mode
-from capcurriculum.training.grpo_config import GRPOSettings
-from capcurriculum.training.rewards import RewardConfig
+from capcurriculum.training.switches import TrainSwitches
 
 
 def _settings(**kw):
@@ -160,7 +161,7 @@ def test_gradient_checkpointing_gives_the_same_gradient(world, processor, model)
     plain, ref, chunks = _mixed_chunks(world, processor, model, _settings(rollout_batch_size=6, update_batch_size=6))
     checkpointed = GRPOTrainer(twin, processor, _settings(rollout_batch_size=6, update_batch_size=6), RewardConfig(),
                                ref_model=ref, vision_lr_scale=1.0, reward_fn=_varied_reward,
-                               gradient_checkpointing=True)
+                               switches=TrainSwitches(gradient_checkpointing=True))
     calls = {"plain": 0, "checkpointed": 0}  # forward calls of the first decoder layer
     for name, m in (("plain", model), ("checkpointed", twin)):
         layer = m.model.language_model.layers[0]
@@ -179,11 +180,6 @@ def test_gradient_checkpointing_gives_the_same_gradient(world, processor, model)
         torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-7, msg=name)
     # one whole-sequence forward a chunk, run again in the backward (plain: the prompt, then the completions)
     assert calls["checkpointed"] == 2 * len(chunks) and calls["plain"] == 2 * len(chunks)
-
-
-def test_gradient_checkpointing_refuses_the_lean_completion_path(processor, model):
-    with pytest.raises(ConfigError, match="^train.gradient_checkpointing: .*completion_forward: transformers"):
-        GRPOTrainer(model, processor, _settings(), RewardConfig(), lean=True, gradient_checkpointing=True)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "linear", "cosine"])

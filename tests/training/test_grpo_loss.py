@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
 
 

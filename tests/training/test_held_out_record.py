@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from capcurriculum.training.batching import Item
+from capcurriculum.sampling.batching import Item
 from capcurriculum.training.held_out_record import FILE, fingerprint_items, load_record, save_record
 
 ROWS = [{"id": f"q{i}", "mode": "text_math", "correct": i % 2 == 0, "pred": str(i), "response": "..."} for i in range(5)]

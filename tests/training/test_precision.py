@@ -4,13 +4,20 @@ weights' dtype on the lean path. auto — bf16 only where the processor computes
 import pytest
 import torch
 
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.grpo import GRPOTrainer
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.rollout import completion_logprobs, rollout
+from capcurriculum.sampling.world_data import WorldData
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training import precision as prec
-from capcurriculum.training.precision import CpuBf16, autocast, check_precision, choose_cpu_precision, resolve_precision
-from capcurriculum.training.rewards import RewardConfig
-from capcurriculum.training.rollout import completion_logprobs, rollout
+from capcurriculum.training.grpo import GRPOTrainer
+from capcurriculum.training.switches import TrainSwitches
+from capcurriculum.training.precision import (
+    CpuBf16,
+    autocast,
+    check_precision,
+    choose_cpu_precision,
+    resolve_precision,
+)
 
 
 def test_autocast_runs_linears_in_bf16_and_fp32_leaves_them():
@@ -85,7 +92,7 @@ def test_the_trainer_runs_at_what_auto_resolves_to(monkeypatch, processor, model
     settings = GRPOSettings(group_size=2, rollout_batch_size=2, update_batch_size=2)
     for cpu, want in ((ZEN4, "bf16"), (CpuBf16((), "AVX2", False, None), "fp32")):
         monkeypatch.setattr(CpuBf16, "probe", classmethod(lambda cls, cpu=cpu: cpu))
-        trainer = GRPOTrainer(model, processor, settings, RewardConfig(), precision="auto")
+        trainer = GRPOTrainer(model, processor, settings, RewardConfig(), switches=TrainSwitches(precision="auto"))
         assert trainer.precision == want and trainer.precision_choice.asked == "auto"
     assert prec.AUTOCAST_DTYPES[trainer.precision] is None
 
@@ -132,15 +139,10 @@ def test_a_bf16_grpo_step_keeps_float32_weights_and_moves_them(world, processor,
     items = WorldData(*world).items("vis_math", "vis_math", "pretrain", limit=4)
     settings = GRPOSettings(group_size=4, max_response_length=10, rollout_batch_size=4, update_batch_size=4,
                             learning_rate=1e-3, kl_coef=0.0)
-    trainer = GRPOTrainer(model, processor, settings, RewardConfig(), lean=True, precision="bf16")
+    trainer = GRPOTrainer(model, processor, settings, RewardConfig(),
+                          switches=TrainSwitches(lean=True, precision="bf16"))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     row = trainer.step(items)
     assert all(v.dtype == torch.float32 for v in model.state_dict().values())
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if "language_model" in k)
     assert torch.isfinite(torch.tensor(row["loss"])) and row["response_length"] > 0
-
-
-def test_the_trainer_refuses_an_unknown_precision(processor, model):
-    settings = GRPOSettings(group_size=2, rollout_batch_size=2, update_batch_size=2)
-    with pytest.raises(ValueError, match=r"train\.precision"):
-        GRPOTrainer(model, processor, settings, RewardConfig(), precision="fp16")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.batching import IGNORE, encode_sft
+from capcurriculum.sampling.batching import IGNORE, encode_sft
+from capcurriculum.sampling.world_data import WorldData
 from capcurriculum.training.pretrain import (
     MixtureSampler,
     PretrainConfig,

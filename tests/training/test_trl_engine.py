@@ -8,11 +8,11 @@ import torch
 
 from capcurriculum.config import ConfigError
 from capcurriculum.models import load_model_and_processor, save_pretrained_dir
-from capcurriculum.training.base import WorldData
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.world_data import WorldData
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo import GRPOTrainer, PromptStream, by_mode
-from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages
-from capcurriculum.training.rewards import RewardConfig
 from capcurriculum.training.trl_engine import TRLEngine, _image_runs, refuse
 
 pytest.importorskip("trl")

@@ -49,7 +49,7 @@ def _vision_probes(measured: Mapping[str, dict]) -> list[str]:
     rows = {role: m for role, m in measured.items() if "vision_probe/cell/acc" in m}
     if not rows:
         return []
-    lines = ["", ("Vision tokens, linear probe (evaluation/vision_probe.py): held-out accuracy (majority rate). "
+    lines = ["", ("Vision tokens, linear probe (sampling/vision_probe.py): held-out accuracy (majority rate). "
                   "A tower that carries colour under a model that answers colour at chance is not being read."), "",
              "| model | " + " | ".join(attrs) + " |", "|---" * (len(attrs) + 1) + "|"]
     for role, m in rows.items():

@@ -87,8 +87,8 @@ def evaluate_tiny(model, processor, raw_dir: str | Path, world_dir: str | Path, 
     With a judge, wrong visual-math answers are also judged, and its agreement with the exact
     attribution is reported."""
     from capcurriculum.evaluation.attribution import attribution_summary, exact_attribution, vis_scenes
-    from capcurriculum.evaluation.capabilities import generate, score
-    from capcurriculum.training.base import WorldData
+    from capcurriculum.sampling.capabilities import generate, score
+    from capcurriculum.sampling.world_data import WorldData
 
     unknown = [n for n in names if n not in TINY_BENCHMARKS]
     if unknown:

@@ -4,7 +4,7 @@ and plots.
 
 The table shows each benchmark's official headline (evaluator.py), what stands beside it, and Overall
 as their mean. Deltas are of per-row accuracy, paired over the same items (every model answers the
-same held-out items), so their standard errors are the paired ones (evaluation/paired.py).
+same held-out items), so their standard errors are the paired ones (sampling/paired.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from capcurriculum.evaluation.evaluator import overall
-from capcurriculum.evaluation.paired import mean_delta, paired_delta
 from capcurriculum.io import read_json, read_jsonl, write_json, write_text
+from capcurriculum.sampling.paired import mean_delta, paired_delta
 
 # The paper's published accuracies (%), Qwen3-VL-8B, from its comparison table (paper-summary.txt).
 PUBLISHED = {

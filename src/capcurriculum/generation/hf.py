@@ -252,7 +252,7 @@ class HFBackend(Backend):
                 num_return_sequences=n,
             )
         if lean:
-            from capcurriculum.training.rollout import decode
+            from capcurriculum.sampling.rollout import decode
 
             _, new_ids, _ = decode(self.model, enc, group_size=1, max_new_tokens=sampling.max_new_tokens,
                                    eos_ids=self.eos_ids, pad_id=self.tokenizer.pad_token_id, temperature=0,

@@ -7,7 +7,7 @@ run's prefix goes through the model once, its key/value cache is repeated for th
 their own tails (the question) run against it. Every prompt keeps at least one token of its own, so the
 logits that start decoding come from its last token, as in a plain prefill. Text prompts only.
 
-The result is what `training.rollout.decode` takes as `prefilled`: the last logits, the cache, the
+The result is what `sampling.rollout.decode` takes as `prefilled`: the last logits, the cache, the
 attention mask over prefix padding + prefix + tail padding + tail, and the rotary positions (each
 prompt's tokens numbered 0.. as if it had been prefilled whole).
 """
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from transformers import DynamicCache
 
-from capcurriculum.training.rollout import prompt_positions
+from capcurriculum.sampling.rollout import prompt_positions
 
 
 def _common(a: Sequence[int], b: Sequence[int]) -> int:

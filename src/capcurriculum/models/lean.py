@@ -49,20 +49,6 @@ def supports(model) -> bool:
         t == "full_attention" for t in (getattr(text, "layer_types", None) or []))
 
 
-def uses_lean(cfg, model) -> bool:
-    """train.completion_forward == lean, for a model this path reproduces (else a ConfigError)."""
-    from omegaconf import OmegaConf
-
-    from capcurriculum.config import ConfigError
-
-    if OmegaConf.select(cfg, "train.completion_forward", default="transformers") != "lean":
-        return False
-    if not supports(model):
-        raise ConfigError("train.completion_forward", f"lean runs {SUPPORTED} models only, not "
-                          f"{model.config.model_type!r}; use transformers")
-    return True
-
-
 class LeanDecoder:
     """Completion tokens through `model`'s text decoder. `prefix` is the prompt's per-layer (keys, values),
     each (N, kv_heads, Lp, head_dim) with one row per completion, and `prefix_mask` (N, Lp) its padding."""

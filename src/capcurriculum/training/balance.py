@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from capcurriculum.answers import normalize
-from capcurriculum.training.batching import Item
+from capcurriculum.sampling.batching import Item
 
 log = logging.getLogger(__name__)
 

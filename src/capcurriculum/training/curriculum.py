@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from capcurriculum.answers import gold_is_gradeable
 from capcurriculum.config import (
     BALANCES,
     DIFFICULTY_ORDERS,
@@ -36,21 +37,21 @@ from capcurriculum.config import (
     parse_steps,
     select,
 )
-from capcurriculum.answers import gold_is_gradeable
 from capcurriculum.data.schema import Example
-from capcurriculum.evaluation.capabilities import accuracy, generate, no_look_correct, score
 from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.capabilities import accuracy, generate, no_look_correct, score
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.balance import (
     answer_balance_weights,
     constant_answer_reward,
     drop_single_answer_types,
 )
-from capcurriculum.training.batching import Item
 from capcurriculum.training.difficulty import keep_signal, load_pass_rates, order_items, wants_pass_rates
-from capcurriculum.training.grpo_config import GRPOSettings
 from capcurriculum.training.precision import PrecisionChoice
-from capcurriculum.training.rewards import RewardConfig
+from capcurriculum.training.switches import TrainSwitches
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class SetsHeldOut:
 def held_out_data(cfg: DictConfig, raw_dir: str | Path, world_dir: str | Path, sets_dir: str | Path):
     """What the held-out passes read: the synthetic world's test split where the profile builds the world
     (raw.source: world), else the stages' own sets' held-out splits (SetsHeldOut)."""
-    from capcurriculum.training.base import WorldData
+    from capcurriculum.sampling.world_data import WorldData
 
     if OmegaConf.select(cfg, "raw.source") == "world":
         return WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
@@ -203,7 +204,7 @@ def load_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path, split: 
 def drop_overlong(items: list[Item], processor, max_prompt_length: int, where: str) -> tuple[list[Item], int]:
     """EasyR1's filter_overlong_prompts: a prompt longer than max_prompt_length tokens (image tokens
     included) is dropped from the data, counted and logged, rather than truncated."""
-    from capcurriculum.training.batching import encode_prompts
+    from capcurriculum.sampling.batching import encode_prompts
     from capcurriculum.training.grpo import by_mode
 
     kept, dropped = [], 0
@@ -293,7 +294,7 @@ class StageRecipe:
         self.reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
         self.n, self.headroom_n = eval_sizes(cfg.train.eval)
         self.engine_name = cfg.train.get("engine", "lean")
-        self.precision = precision.precision if precision else cfg.train.get("precision", "fp32")
+        self.precision = precision.precision if precision else None  # None: train.precision, as configured
         self.min_items = int(cfg.train.min_items)
         self.threads = int(cfg.train.threads)
         self.processes = accelerator.num_processes if accelerator is not None else 1
@@ -380,7 +381,6 @@ class StageRecipe:
 
     def _setup_engine(self) -> None:
         """The KL reference, the carried optimizer state and the engine (lean or TRL)."""
-        from capcurriculum.models.lean import uses_lean
         from capcurriculum.models.loading import load_model_and_processor
         from capcurriculum.training.checkpoint import load_optimizer
         from capcurriculum.training.grpo import GRPOTrainer, reference_dtype
@@ -397,10 +397,9 @@ class StageRecipe:
         self.opt_state = None
         if spec.optimizer_state == "carry" and (carried / "optimizer.safetensors").exists():
             self.opt_state = load_optimizer(carried)
-        self.lean = uses_lean(cfg, self.model)
+        self.switches = TrainSwitches.of(cfg, self.model, self.precision)
         common = {"ref_model": ref, "vision_lr_scale": spec.vision_lr_scale, "merger_lr_scale": spec.merger_lr_scale,
-                  "optimizer_state": self.opt_state, "precision": self.precision,
-                  "gradient_checkpointing": bool(cfg.train.get("gradient_checkpointing", False))}
+                  "optimizer_state": self.opt_state, "switches": self.switches}
         if self.engine_name == "trl":
             from capcurriculum.training.trl_engine import TRLEngine
 
@@ -411,14 +410,13 @@ class StageRecipe:
                                      rollout=cfg.train.rollout, accelerator=acc,
                                      vllm_gpu_memory_utilization=float(trl.vllm_gpu_memory_utilization), **common)
         else:
-            self.trainer = GRPOTrainer(self.model, self.processor, self.settings, self.reward_cfg, lean=self.lean,
-                                       compile=bool(cfg.train.get("compile", False)), **common)
+            self.trainer = GRPOTrainer(self.model, self.processor, self.settings, self.reward_cfg, **common)
         self.metrics["train/bf16"] = float(self.trainer.precision == "bf16")
 
     def _setup_held_out(self) -> None:
         """Each capability's held-out items, the stage's own set held out, and the pass's identity (to reuse the
         previous stage's closing pass: training/held_out_record.py)."""
-        from capcurriculum.training.base import CAPABILITIES
+        from capcurriculum.sampling.world_data import CAPABILITIES
         from capcurriculum.training.held_out_record import fingerprint_items
 
         p, n, headroom_n = self.paths, self.n, self.headroom_n
@@ -439,7 +437,7 @@ class StageRecipe:
             if its:
                 blind = no_look_correct(self.train_rows[name], [it.example for it in its])
                 self.metrics[f"set/{name}/no_look"], self.metrics[f"set/{name}/n"] = sum(blind) / len(blind), len(blind)
-        self.eval_settings = {"n": n, "caption_n": headroom_n, "lean": self.lean, "threads": self.threads}
+        self.eval_settings = {"n": n, "caption_n": headroom_n, "lean": self.switches.lean, "threads": self.threads}
         self.items_sha = fingerprint_items(evaluated)
 
     # -- measure, train, save --------------------------------------------------------------------------------------
@@ -447,7 +445,7 @@ class StageRecipe:
     def measure(self, tag: str, record: dict | None = None) -> dict[str, float]:
         """The held-out pass as `<tag>/...` metrics: capabilities, the stage's own set, RL headroom. `record`: the
         previous stage's closing pass on these weights and items, reused instead of generating again."""
-        from capcurriculum.evaluation.headroom import headroom
+        from capcurriculum.sampling.headroom import headroom
 
         model, processor, flags, ecfg = self.model, self.processor, self.flags, self.cfg.train.eval
         torch.set_num_threads(self.threads)  # the main process measures alone: the others wait in a collective
@@ -455,7 +453,7 @@ class StageRecipe:
             out, rows = {f"{tag}/{k}": v for k, v in record["metrics"].items()}, record["rows"]
             flags[tag] = dict(record["flags"])
         else:
-            out, rows = _evaluate(model, processor, self.world, self.n, tag, flags, lean=self.lean,
+            out, rows = _evaluate(model, processor, self.world, self.n, tag, flags, lean=self.switches.lean,
                                   caption_n=self.headroom_n)
         self.closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items()},
                             rows=rows, flags=dict(flags[tag]))  # the capabilities' flags, before the set's own join
@@ -464,7 +462,7 @@ class StageRecipe:
         for name, its in self.set_held_out.items():
             if its:
                 done = score(its, generate(model, processor, its, max_new_tokens=int(ecfg.max_new_tokens),
-                                           desc=f"{tag} {name} held out", lean=self.lean))
+                                           desc=f"{tag} {name} held out", lean=self.switches.lean))
                 flags[tag][f"set/{name}"] = [r["correct"] for r in done]
                 out.update({f"{tag}/set/{name}/{k}": v for k, v in accuracy(flags[tag][f"set/{name}"]).items()
                             if k != "n"})
@@ -472,7 +470,7 @@ class StageRecipe:
             greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
             h, _ = headroom(model, processor, its[:self.headroom_n], greedy_rows=greedy[:self.headroom_n],
                             group_size=int(ecfg.group_size), max_new_tokens=int(ecfg.max_new_tokens),
-                            reward_cfg=self.reward_cfg, desc=f"{tag} {name}", lean=self.lean)
+                            reward_cfg=self.reward_cfg, desc=f"{tag} {name}", lean=self.switches.lean)
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
         torch.set_num_threads(max(1, self.threads // self.processes))
         return out
@@ -603,7 +601,7 @@ def _evaluate(model, processor, world, n: int | None, tag: str, flags: dict, *, 
 def summarize(history: list[dict], metrics: dict[str, float], flags: dict[str, dict[str, list[bool]]],
               spec: StageSpec) -> dict[str, float]:
     """Reward's first and last tenth; held-out change per capability, paired over the same items."""
-    from capcurriculum.evaluation.paired import mean_delta, paired_delta
+    from capcurriculum.sampling.paired import mean_delta, paired_delta
 
     out: dict[str, float] = {}
     if history:
@@ -639,7 +637,6 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
     Not resumable mid-way: a killed SFT stage restarts.
     """
     from capcurriculum.data.docci import load_docci
-    from capcurriculum.models.lean import uses_lean
     from capcurriculum.models.tiny import save_pretrained_dir
     from capcurriculum.training.pretrain import MixtureSampler, PretrainConfig, pretrain
 
@@ -657,7 +654,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
                              image_path=it.image_path, caption=by_image[name]))
     metrics.update({"sft/images": len(captions), "sft/images_without_caption": missing})
     world = held_out_data(cfg, raw_dir, world_dir, sets_dir)
-    lean = uses_lean(cfg, model)
+    lean = TrainSwitches.of(cfg, model).lean
     n, caption_n = eval_sizes(cfg.train.eval)
     flags: dict[str, dict[str, list[bool]]] = {}
     history: list[dict] = []

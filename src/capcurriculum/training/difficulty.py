@@ -25,8 +25,9 @@ import torch
 from omegaconf import OmegaConf
 
 from capcurriculum.io import DataError, iter_jsonl, write_json, write_jsonl
-from capcurriculum.training.batching import Item
-from capcurriculum.training.rewards import RewardConfig
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.training.switches import TrainSwitches
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def pass_rates(model, processor, items: Sequence[Item], *, group_size: int, max_
                temperature: float = 1.0, batch_size: int = 32, reward_cfg: RewardConfig | None = None,
                desc: str = "pass rate", lean: bool = False) -> list[dict]:
     """[{id, pass_rate, n}] per item: the fraction of `group_size` samples the accuracy reward grades right."""
-    from capcurriculum.evaluation.headroom import sample_groups
+    from capcurriculum.sampling.headroom import sample_groups
 
     sampled, _ = sample_groups(model, processor, items, group_size=group_size, max_new_tokens=max_new_tokens,
                                temperature=temperature, batch_size=batch_size, reward_cfg=reward_cfg, desc=desc,
@@ -101,7 +102,6 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
                      out_dir: str | Path) -> dict[str, float]:
     """The `difficulty` node: the base policy's pass rate on every train item of every set, when
     train.difficulty or train.signal_only asks for it; otherwise an empty cache that says so. Written whole or not at all."""
-    from capcurriculum.models.lean import uses_lean
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.runtime import seed_everything
     from capcurriculum.training.curriculum import load_set_items
@@ -118,7 +118,7 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
         torch.set_num_threads(int(cfg.train.threads))
         seed_everything(cfg.seed)
         model, processor = load_model_and_processor(policy_dir)
-        lean = uses_lean(cfg, model)
+        lean = TrainSwitches.of(cfg, model).lean
         reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
         for name in SETS:
             items, _ = load_set_items(name, sets_dir, raw_dir)

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 
 import torch
 
-from capcurriculum.config import CHECKPOINTING_NEEDS_TRANSFORMERS, COMPILE_NEEDS_LEAN, ConfigError
-from capcurriculum.training.batching import Item
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.config import ConfigError
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.rewards import RewardConfig, reward
+from capcurriculum.sampling.rollout import Rollout, completion_logprobs, rollout
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
 from capcurriculum.training.precision import autocast, resolve_precision
 from capcurriculum.training.pretrain import vision_param_groups
-from capcurriculum.training.rewards import RewardConfig, reward
-from capcurriculum.training.rollout import Rollout, completion_logprobs, rollout
+from capcurriculum.training.switches import TrainSwitches
 
 log = logging.getLogger(__name__)
 
@@ -170,28 +171,22 @@ class GRPOTrainer:
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, ref_model=None,
                  vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0, optimizer_state: dict | None = None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None, ignore_eos: bool = False,
-                 lean: bool = False, precision: str = "fp32", compile: bool = False,
-                 gradient_checkpointing: bool = False):
+                 switches: TrainSwitches = TrainSwitches()):
         """`reward_fn(text, item)` -> {"reward", "accuracy", "format"}: the paper's reward by default.
-        `ignore_eos`: fixed-length completions (benchmarks). `lean`: completion tokens (sampling and
-        scoring) through models/lean.py. `precision`: bf16 runs rollouts and the update's forward under
-        autocast (training/precision.py); the weights and optimizer stay float32; auto is bf16 where the device
-        computes it natively (`self.precision_choice` says which and why). `compile`: the lean path
-        under torch.compile (models/lean.py; needs `lean`). `gradient_checkpointing`: the update recomputes
-        each decoder layer's activations in the backward (transformers' checkpointing; its layers drop the
-        key/value cache, so the update scores whole sequences; not the lean path, which does not call them)."""
+        `ignore_eos`: fixed-length completions (benchmarks). `switches` (training/switches.py): `lean`, completion
+        tokens (sampling and scoring) through models/lean.py, under torch.compile with `compile`; `precision`,
+        bf16 runs rollouts and the update's forward under autocast (training/precision.py), the weights and
+        optimizer stay float32, auto is bf16 where the device computes it natively (`self.precision_choice` says
+        which and why); `gradient_checkpointing`, the update recomputes each decoder layer's activations in the
+        backward (transformers' checkpointing; its layers drop the key/value cache, so the update scores whole
+        sequences; not the lean path, which does not call them)."""
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
         self.reward_fn = reward_fn or (lambda text, it: reward(text, it.example["answer"], it.example["answer_type"],
                                                                reward_cfg))
-        self.ignore_eos, self.lean = ignore_eos, lean
-        self.precision_choice = resolve_precision(precision, model.device)
+        self.ignore_eos, self.switches = ignore_eos, switches
+        self.precision_choice = resolve_precision(switches.precision, model.device)
         self.precision = self.precision_choice.precision
-        if compile and not lean:
-            raise ConfigError("train.compile", COMPILE_NEEDS_LEAN)
-        self.compile = compile
-        if gradient_checkpointing:
-            if lean:
-                raise ConfigError("train.gradient_checkpointing", CHECKPOINTING_NEEDS_TRANSFORMERS)
+        if switches.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref_model = ref_model if settings.kl_coef > 0 else None
         self.opt = stage_optimizer(model, settings, vision_lr_scale, merger_lr_scale, optimizer_state)
@@ -248,8 +243,8 @@ class GRPOTrainer:
             self.opt.zero_grad(set_to_none=True)
             for c in (part for chunk in mb for part in chunk.micro_batches(s.micro_batch_tokens)):
                 with autocast(self.precision, self.model.device):
-                    logp = completion_logprobs(self.model, c.ro, s.temperature, lean=self.lean,
-                                               compile=self.compile)                     # (n, C)
+                    logp = completion_logprobs(self.model, c.ro, s.temperature, lean=self.switches.lean,
+                                               compile=self.switches.compile)            # (n, C)
                 old = c.old_logp if c.old_logp is not None else logp.detach()
                 # each micro-batch's token sum over the whole mini-batch's count: the sum is its token mean
                 loss, st = grpo_loss(logp, old, c.ref_logp, c.adv, c.ro.completion_mask, s, n_tokens=n_tokens)
@@ -273,13 +268,13 @@ class GRPOTrainer:
         s = self.s
         ro = rollout(self.model, self.processor, items, group_size=s.group_size, ignore_eos=self.ignore_eos,
                      max_new_tokens=s.max_response_length, temperature=s.temperature, top_p=s.top_p,
-                     lean=self.lean, compile=self.compile)
+                     lean=self.switches.lean, compile=self.switches.compile)
         scores = [self.reward_fn(text, ro.item_of(i)) for i, text in enumerate(ro.texts)]
         ro.rewards = torch.tensor([[r["reward"], r["accuracy"], r["format"]] for r in scores])
         adv = group_advantages(ro.rewards[:, 0], s.group_size, s.adv_eps).to(self.model.device)
         # With one update per rollout the first (only) mini-batch is on-policy: old = current, no extra pass.
-        score = functools.partial(completion_logprobs, ro=ro, temperature=s.temperature, lean=self.lean,
-                                  compile=self.compile)
+        score = functools.partial(completion_logprobs, ro=ro, temperature=s.temperature, lean=self.switches.lean,
+                                  compile=self.switches.compile)
         old = score(self.model) if s.updates_per_rollout > 1 or s.ppo_epochs > 1 else None
         ref = score(self.ref_model) if self.ref_model is not None else None
         return Chunk(ro, adv, old, ref)

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from capcurriculum.training.grpo_config import GRPOSettings
+from capcurriculum.settings.grpo import GRPOSettings
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:

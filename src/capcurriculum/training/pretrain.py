@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from capcurriculum.training.batching import IGNORE, Item, encode_sft
+from capcurriculum.sampling.batching import IGNORE, Item, encode_sft
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ around the engine (data, held-out passes, boundaries, checkpoints, resume) is th
     history = engine.train(stream, steps, on_log=..., checkpoint=..., checkpoint_every=10)
 
 `PaperGRPOTrainer` subclasses TRL's trainer only where the paper's semantics differ from TRL's
-(grpo_config.TRL_GAPS), each override saying which gap it closes:
+(trl_config.TRL_GAPS), each override saying which gap it closes:
 - the loss is the project's `grpo_loss` on the log-probs TRL's model pass computes: the k3 KL clamped, the
   log-ratio clamped, and the token mean over the whole optimizer step's mini-batch (TRL's 'bnpo'/'dapo'
   normalise per micro-batch or per generation batch);
@@ -25,8 +25,8 @@ same sequence the lean engine would draw, and TRL's sampler does not reshuffle t
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,14 @@ from typing import Any
 import torch
 
 from capcurriculum.config import ROLLOUTS, ConfigError, check_choice
-from capcurriculum.training.batching import Item
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.rewards import RewardConfig, reward
+from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.grpo import PromptStream, schedule_factor, stage_optimizer
-from capcurriculum.training.grpo_config import GRPOSettings, to_trl_config
 from capcurriculum.training.grpo_loss import group_advantages, grpo_loss
 from capcurriculum.training.precision import resolve_precision
-from capcurriculum.training.rewards import RewardConfig, reward
+from capcurriculum.training.switches import TrainSwitches
+from capcurriculum.training.trl_config import to_trl_config
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def trl_rows(items: Sequence[Item], processor):
     from trl.data_utils import prepare_multimodal_messages
 
     from capcurriculum.prompts import build_messages
-    from capcurriculum.training.batching import prompt_texts
+    from capcurriculum.sampling.batching import prompt_texts
 
     rows, checked = [], set()
     for i, it in enumerate(items):
@@ -298,7 +300,7 @@ class TRLEngine:
 
     def __init__(self, model, processor, settings: GRPOSettings, reward_cfg: RewardConfig, *, output_dir: str | Path,
                  seed: int, ref_model=None, vision_lr_scale: float = 0.1, merger_lr_scale: float = 1.0,
-                 optimizer_state: dict | None = None, precision: str = "fp32", gradient_checkpointing: bool = False,
+                 optimizer_state: dict | None = None, switches: TrainSwitches = TrainSwitches(),
                  per_device_train_batch_size: int | None = None, rollout: str = "hf",
                  vllm_gpu_memory_utilization: float = 0.7, accelerator=None,
                  reward_fn: Callable[[str, Item], dict[str, float]] | None = None):
@@ -307,16 +309,17 @@ class TRLEngine:
         completions a process scores in one forward/backward (train.trl; None: the whole mini-batch).
         `rollout`: hf (transformers' generate), vllm_colocate (vLLM in the training processes, slept between
         rollouts) or vllm_server (`trl vllm-serve` elsewhere). `reward_fn(text, item)` -> {"accuracy", "format"}:
-        the paper's reward by default (the two are weighted by train.reward's weights)."""
+        the paper's reward by default (the two are weighted by train.reward's weights). `switches`: its precision
+        and gradient checkpointing (lean and compile are the lean engine's; config.check_engine refuses them here)."""
         refuse(settings, rollout)
         self.model, self.processor, self.s, self.reward_cfg = model, processor, settings, reward_cfg
         self.output_dir, self.seed = Path(output_dir), seed
         self.ref_override, self.rollout, self.reward_fn = ref_model, rollout, reward_fn
         self.vllm_gpu_memory_utilization = vllm_gpu_memory_utilization
         device = accelerator.device if accelerator is not None else model.device
-        self.precision_choice = resolve_precision(precision, device)
+        self.precision_choice = resolve_precision(switches.precision, device)
         self.precision = self.precision_choice.precision
-        self.gradient_checkpointing = gradient_checkpointing
+        self.gradient_checkpointing = switches.gradient_checkpointing
         self.world = accelerator.num_processes if accelerator is not None else 1
         self.per_device = per_device_train_batch_size
         self.opt = stage_optimizer(model, settings, vision_lr_scale, merger_lr_scale, optimizer_state)
@@ -454,7 +457,7 @@ def _prepare_reference(trainer, ref):
 
 
 def refuse(settings: GRPOSettings, rollout: str) -> None:
-    """The GRPO knobs the trl engine cannot honour, each refused naming the key (grpo_config's help says what
+    """The GRPO knobs the trl engine cannot honour, each refused naming the key (settings/grpo.py's help says what
     each engine does)."""
     check_choice("train.rollout", rollout, ROLLOUTS)
     if settings.micro_batch_tokens:

@@ -16,8 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from capcurriculum.answers import committed_answer, gold_is_gradeable, matches, normalize
-from capcurriculum.training.batching import Item, encode_prompts
-from capcurriculum.training.rollout import rollout
+from capcurriculum.sampling.batching import Item, encode_prompts
+from capcurriculum.sampling.rollout import rollout
 
 
 @torch.no_grad()

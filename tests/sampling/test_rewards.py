@@ -3,7 +3,7 @@
 import pytest
 
 from capcurriculum.answers import final_answer, gold_is_gradeable
-from capcurriculum.training.rewards import (
+from capcurriculum.sampling.rewards import (
     RewardConfig,
     format_reward,
     reward,
@@ -68,7 +68,7 @@ def test_plain_numbers_are_graded_as_math_verify_would():
     import random
 
     from capcurriculum.answers import plain_decimal
-    from capcurriculum.training.rewards import grade
+    from capcurriculum.sampling.rewards import grade
 
     rng = random.Random(0)
     golds = ["6", "0", "-3", "12.5", "1,000", "0.333333", "1000000", "2.718282"]

@@ -15,10 +15,10 @@ import torch
 from tqdm.auto import tqdm
 
 from capcurriculum.answers import committed_answer, normalize
-from capcurriculum.evaluation.capabilities import accuracy, generate, score
-from capcurriculum.training.batching import Item
-from capcurriculum.training.rewards import RewardConfig, reward
-from capcurriculum.training.rollout import rollout
+from capcurriculum.sampling.batching import Item
+from capcurriculum.sampling.capabilities import accuracy, generate, score
+from capcurriculum.sampling.rewards import RewardConfig, reward
+from capcurriculum.sampling.rollout import rollout
 
 
 def answer_key(pred: str | None) -> str | None:

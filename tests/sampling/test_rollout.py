@@ -3,10 +3,9 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.rollout import _sample_token, completion_logprobs, rollout, vision_token_ids
+from capcurriculum.sampling.rollout import _sample_token, completion_logprobs, rollout, vision_token_ids
+from capcurriculum.sampling.world_data import WorldData
 
 MODES = [("vis_math", "vis_math"), ("text_math", "text_math"), ("perc_image", "perception")]
 
@@ -137,19 +136,13 @@ def test_lean_decoding_samples_what_transformers_samples(world, processor, model
 def test_lean_refuses_a_model_it_does_not_reproduce(model):
     from types import SimpleNamespace
 
-    from capcurriculum.config import ConfigError
-    from capcurriculum.models.lean import LeanDecoder, supports, uses_lean
+    from capcurriculum.models.lean import LeanDecoder, supports
 
     assert supports(model)
     other = SimpleNamespace(config=SimpleNamespace(model_type="llava", text_config=SimpleNamespace()))
     assert not supports(other)
     with pytest.raises(ValueError, match="llava"):
         LeanDecoder(other)
-    cfg = OmegaConf.create({"train": {"completion_forward": "lean"}})
-    with pytest.raises(ConfigError, match="^train.completion_forward: .*llava"):
-        uses_lean(cfg, other)
-    assert uses_lean(cfg, model)
-    assert not uses_lean(OmegaConf.create({"train": {"completion_forward": "transformers"}}), model)
 
 
 def test_sampler_draws_in_proportion_and_never_a_masked_token():
@@ -165,7 +158,7 @@ def test_sampler_draws_in_proportion_and_never_a_masked_token():
 
 
 def test_lean_greedy_generation_is_transformers_generate(world, processor, model):
-    from capcurriculum.evaluation.capabilities import generate
+    from capcurriculum.sampling.capabilities import generate
 
     with torch.no_grad():
         model.lm_head.weight[processor.tokenizer.eos_token_id] *= 8.0  # some responses stop early
@@ -241,15 +234,6 @@ def _compiled_equals_eager(world, processor, model):
     assert torch.equal(runs[0].completion_ids, runs[1].completion_ids) and runs[0].texts == runs[1].texts
 
 
-def test_compile_needs_the_lean_path(model, processor):
-    from capcurriculum.training.grpo import GRPOTrainer
-    from capcurriculum.training.grpo_config import GRPOSettings
-    from capcurriculum.training.rewards import RewardConfig
-
-    with pytest.raises(ValueError, match="^train.compile: .*completion_forward: lean"):
-        GRPOTrainer(model, processor, GRPOSettings(kl_coef=0.0), RewardConfig(), lean=False, compile=True)
-
-
 class _VocabWide(torch.utils._python_dispatch.TorchDispatchMode):
     """Records the shape of every tensor an op creates whose last dimension is the vocabulary."""
 
@@ -266,7 +250,7 @@ class _VocabWide(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def test_selective_logprobs_equal_the_full_log_softmax_and_hold_one_chunk_of_float32_logits():
-    from capcurriculum.training.rollout import selective_logprobs
+    from capcurriculum.sampling.rollout import selective_logprobs
 
     torch.manual_seed(0)
     head = torch.nn.Linear(16, 50, bias=False)

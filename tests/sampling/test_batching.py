@@ -1,5 +1,5 @@
-from capcurriculum.training.base import WorldData
-from capcurriculum.training.batching import IGNORE, Item, encode_sft
+from capcurriculum.sampling.batching import IGNORE, Item, encode_sft
+from capcurriculum.sampling.world_data import WorldData
 
 
 def test_labels_cover_exactly_the_response_and_its_end_token(world, processor):

@@ -1,15 +1,15 @@
 import pytest
 import torch
 
-from capcurriculum.evaluation.vision_probe import (
+from capcurriculum.models import build_processor, build_tiny_model, tiny_config, train_tokenizer
+from capcurriculum.models.init import world_texts
+from capcurriculum.sampling.vision_probe import (
     EMPTY,
     cell_labels,
     check_alignment,
     probe_metrics,
     probe_tower,
 )
-from capcurriculum.models import build_processor, build_tiny_model, tiny_config, train_tokenizer
-from capcurriculum.models.init import world_texts
 from capcurriculum.world.build import build_world
 from capcurriculum.world.scene import WorldConfig
 

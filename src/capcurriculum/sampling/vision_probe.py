@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from capcurriculum.data.docci import load_docci
 from capcurriculum.io import read_jsonl
-from capcurriculum.training.batching import load_image
+from capcurriculum.sampling.batching import load_image
 from capcurriculum.world.build import GROUND_TRUTH_FILE
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import torch.utils.checkpoint
 from transformers import DynamicCache
 
 from capcurriculum.models.lean import LeanDecoder
-from capcurriculum.training.batching import Item, encode_prompts
+from capcurriculum.sampling.batching import Item, encode_prompts
 
 
 @dataclass

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from capcurriculum.evaluation.paired import paired_delta
+from capcurriculum.sampling.paired import paired_delta
 
 
 def test_paired_delta_on_a_hand_computed_case():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from capcurriculum.evaluation.headroom import answer_key, greedy_mass
+from capcurriculum.sampling.headroom import answer_key, greedy_mass
 
 
 def test_greedy_mass_is_the_mean_share_of_samples_giving_the_greedy_answer():
