@@ -155,3 +155,48 @@ def test_the_judge_attributes_wrong_answers_and_its_agreement_is_reported(eval_w
     assert summary["judge_agreement"]["both_labelled"] == len(both)
     if both:
         assert summary["judge_agreement"]["agreement"] == pytest.approx(both.count("perception") / len(both))
+
+
+def test_shuffled_images_give_every_item_another_items_image_and_keep_its_question():
+    from capcurriculum.evaluation.evaluator import shuffle_images
+    from capcurriculum.sampling.batching import Item
+
+    items = [Item({"id": f"q{i}", "question": f"How many? {i}", "answer": str(i), "answer_type": "number"}, "vis_math",
+                  image_path=f"img{i}.png") for i in range(7)]
+    out = shuffle_images(items)
+    assert [it.example for it in out] == [it.example for it in items]
+    assert all(o.image_path != i.image_path for o, i in zip(out, items, strict=True))
+    assert sorted(o.image_path for o in out) == sorted(i.image_path for i in items)  # each image shown once
+    assert all(o.image_path == f"img{o.extra['image_from'][1:]}.png" for o in out)
+    assert [o.image_path for o in shuffle_images(items)] == [o.image_path for o in out]  # seeded
+    with pytest.raises(ValueError, match="at least two"):
+        shuffle_images(items[:1])
+
+
+def test_the_blind_policy_check_scores_the_same_questions_with_other_scenes_images(eval_world):
+    from capcurriculum.evaluation.evaluator import evaluate_tiny
+    from capcurriculum.models.loading import load_model_and_processor
+
+    raw, world, model = eval_world
+    m, p = load_model_and_processor(model)
+    out = evaluate_tiny(m, p, raw, world, ["tiny_vis_math", "tiny_vis_math_shuffled"], n=6, max_new_tokens=10)
+    (seen, _), (blind, summary) = out["tiny_vis_math"], out["tiny_vis_math_shuffled"]
+    assert [(r["id"], r["gold"]) for r in blind] == [(r["id"], r["gold"]) for r in seen]
+    assert all(r["image_from"] != r["id"] for r in blind) and "attribution" not in summary
+
+
+def test_the_blind_check_stays_out_of_overall_and_its_deltas():
+    from capcurriculum.evaluation.evaluator import overall
+    from capcurriculum.evaluation.report import headline_metrics
+
+    def summary(v):
+        return {"headline": {"metric": "accuracy", "value": v, "beside": {}}}
+
+    summaries = {"tiny_vis_math": summary(0.5), "tiny_text_math": summary(0.3), "tiny_vis_math_shuffled": summary(0.1)}
+    assert overall(summaries) == pytest.approx(0.4)
+    rec = [{"id": "a", "correct": True}, {"id": "b", "correct": False}]
+    blind = [{"id": "a", "correct": False}, {"id": "b", "correct": False}]
+    models = {m: {"summary": summaries, "records": {"tiny_vis_math": rec, "tiny_text_math": rec,
+                                                     "tiny_vis_math_shuffled": blind if m == "staged" else rec}}
+              for m in ("base", "staged")}
+    assert headline_metrics(models)["vs_base"] == 0  # the blind check's -0.5 is not in Overall's delta
