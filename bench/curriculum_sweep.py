@@ -68,13 +68,13 @@ def run_job(variant: str, seed: int, args: dict) -> dict:
 
 
 def load(out: Path, variant: str, seed: int) -> dict | None:
+    from capcurriculum.io import read_jsonl
+
     d = out / f"{variant}_s{seed}" / "eval"
     if not (d / "summary.json").exists():
         return None
     summary = json.loads((d / "summary.json").read_text())
-    flags = {b: [json.loads(line)["correct"] for line in (d / f"{b}.jsonl").read_text().splitlines() if line.strip()]
-             for b in BENCHMARKS}
-    return {"summary": summary, "flags": flags}
+    return {"summary": summary, "records": {b: read_jsonl(d / f"{b}.jsonl") for b in BENCHMARKS}}
 
 
 def ms(xs: list[float], scale: float = 100.0) -> str:
@@ -86,7 +86,7 @@ def ms(xs: list[float], scale: float = 100.0) -> str:
 
 
 def table(out: Path, variants: list[str], seeds: list[int], base_dir: Path | None) -> str:
-    from capcurriculum.sampling.paired import paired_delta
+    from capcurriculum.evaluation import science
 
     res = {(v, s): load(out, v, s) for v in variants for s in seeds}
     n = next((r["summary"]["tiny_perception"]["n"] for r in res.values() if r), 0)
@@ -106,21 +106,10 @@ def table(out: Path, variants: list[str], seeds: list[int], base_dir: Path | Non
         perc_err = [r["tiny_vis_math"].get("attribution", {}).get("perception", 0) for r in runs]
         lines.append(f"| {v} | {len(runs)} | " + " | ".join(ms(acc[b]) for b in BENCHMARKS) +
                      f" | {ms(overall)} | {ms(toks, 1)} | {ms(perc_err, 1)} |")
-    lines += ["", ("Paired differences over all items of the three benchmarks (per seed: Δ ± paired se; "
-                   "then the mean over seeds):"), "", "| comparison | per seed | mean Δ (pp) |", "|---|---|---|"]
-    for a, b in (("staged", "merged"), ("staged", "perc_last"), ("staged", "sft_perc"), ("staged", "unbalanced")):
-        if a not in variants or b not in variants:
-            continue
-        per = []
-        for s in seeds:
-            ra, rb = res[(a, s)], res[(b, s)]
-            if ra and rb:
-                fa = [x for bm in BENCHMARKS for x in ra["flags"][bm]]
-                fb = [x for bm in BENCHMARKS for x in rb["flags"][bm]]
-                per.append(paired_delta(fb, fa))
-        if per:
-            cells = ", ".join(f"{100 * d['delta']:+.1f} ± {100 * d['se']:.1f}" for d in per)
-            lines.append(f"| {a} − {b} | {cells} | {ms([d['delta'] for d in per])} |")
+    runs = {key: r["records"] for key, r in res.items() if r}
+    lines += ["", "The paper's findings: treated − control paired on the same items per seed, then mean ± se over "
+              "seeds (capcurriculum.evaluation.science; 'clear': |mean| > 2 se).", "",
+              science.markdown(science.findings(runs, seeds)).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,8 @@ def _write(out: Path, variant: str, seed: int, correct: dict[str, list[bool]]):
     d.mkdir(parents=True)
     summary = {}
     for b, flags in correct.items():
-        (d / f"{b}.jsonl").write_text("".join(json.dumps({"correct": c}) + "\n" for c in flags))
+        (d / f"{b}.jsonl").write_text("".join(json.dumps({"id": f"{b}{i}", "correct": c, "n_tokens": 10 + seed})
+                                              + "\n" for i, c in enumerate(flags)))
         summary[b] = {"accuracy": sum(flags) / len(flags), "n": len(flags), "mean_tokens": 10.0 + seed}
     summary["tiny_vis_math"]["attribution"] = {"perception": 3 - seed}
     (d / "summary.json").write_text(json.dumps(summary))
@@ -35,7 +36,9 @@ def test_the_table_averages_seeds_and_pairs_items(tmp_path):
     # staged text math: 75 % and 100 % -> mean 87.5, sd 17.7
     assert "| staged | 2 | 50.0 ± 0.0 | 87.5 ± 17.7 | 50.0 ± 0.0 | 62.5 ± 5.9 | 10.5 ± 0.7 | 2.5 ± 0.7 |" in md
     assert "| perc_last | 1 | 0.0 | 0.0 | 0.0 | 0.0 |" in md
-    # paired over 12 items: +1/12 and +2/12
-    assert "| staged − merged | +8.3 ± 8.3, +16.7 ± 11.2 | 12.5 ± 5.9 |" in md
-    assert "| staged − perc_last | +58.3 ± 14.9 | 58.3 |" in md  # 7 of 12 vs none
+    # the paper's findings: per seed the mean of the three benchmarks' paired deltas (+1/4 and +2/4 on text math)
+    assert "| staged beats merged | staged − merged | accuracy (points) on tiny_perception, tiny_text_math, " \
+           "tiny_vis_math | +8.3 ± 8.3, +16.7 ± 9.6 | +12.5 ± 4.2 |" in md
+    assert "| perception first beats perception last | staged − perc_last | accuracy (points) on tiny_vis_math | " \
+           "+50.0 ± 28.9 | +50.0 (one seed) |" in md  # perc_last ran one seed: no spread, no verdict of clarity
     assert sweep.load(tmp_path, "sft_perc", 0) is None

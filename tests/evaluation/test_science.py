@@ -1,0 +1,70 @@
+"""The science report's statistics on a fixed input, every figure worked by hand."""
+
+import pytest
+
+from capcurriculum.evaluation.science import FINDINGS, findings, markdown, over_seeds, seed_difference
+
+BY_KEY = {f.key: f for f in FINDINGS}
+
+
+def records(correct, tokens=None, labels=None, prefix="q"):
+    tokens = tokens or [10] * len(correct)
+    labels = labels or [None] * len(correct)
+    return [{"id": f"{prefix}{i}", "correct": c, "n_tokens": t, **({"attribution": {"label": lab}} if lab else {})}
+            for i, (c, t, lab) in enumerate(zip(correct, tokens, labels, strict=True))]
+
+
+def run(text, vis_tokens=(10, 10, 10, 10), vis_labels=(None,) * 4):
+    base = [True, True, False, False]
+    return {"tiny_perception": records(base, prefix="p"), "tiny_text_math": records(text, prefix="t"),
+            "tiny_vis_math": records(base, list(vis_tokens), list(vis_labels), prefix="v")}
+
+
+RUNS = {
+    ("merged", 0): run([True, True, False, False], (12, 12, 14, 14), ("perception", "perception", None, None)),
+    ("merged", 1): run([True, True, False, False], (12, 12, 14, 14), ("perception", "perception", None, None)),
+    ("staged", 0): run([True, True, True, False], vis_labels=("perception", "reasoning", None, None)),
+    ("staged", 1): run([True, True, True, True], vis_labels=("perception", "perception", "perception", None)),
+}
+
+
+def test_accuracy_is_the_mean_of_the_benchmarks_paired_deltas_then_mean_and_se_over_seeds():
+    f = BY_KEY["staged_vs_merged"]
+    d0 = seed_difference(f, RUNS[("staged", 0)], RUNS[("merged", 0)])
+    assert d0["delta"] == pytest.approx(0.25 / 3) and d0["se"] == pytest.approx(0.25 / 3)  # text +1 of 4; se 0.25
+    rows = {r["finding"].key: r for r in findings(RUNS, [0, 1])}
+    r = rows["staged_vs_merged"]
+    assert r["k"] == 2 and r["mean"] == pytest.approx(0.125)            # (1/12 + 2/12) / 2
+    assert r["se"] == pytest.approx((1 / 12) / 2 ** 0.5 / 2 ** 0.5)     # sd of the two, / sqrt 2
+    assert r["verdict"] == "as the paper, clear"                        # 0.125 > 2 x 0.0417
+
+
+def test_length_is_paired_per_item_and_errors_are_counted_with_the_papers_sign():
+    rows = {r["finding"].key: r for r in findings(RUNS, [0, 1])}
+    tokens = rows["shorter_reasoning"]
+    assert [d["delta"] for _, d in tokens["per_seed"]] == [-3.0, -3.0]
+    assert tokens["per_seed"][0][1]["se"] == pytest.approx((4 / 3 / 4) ** 0.5)
+    assert tokens["se"] == 0 and tokens["verdict"] == "as the paper, clear"  # the same −3 on both seeds
+    errors = rows["fewer_perception_errors"]
+    assert [d["delta"] for _, d in errors["per_seed"]] == [-1.0, 1.0] and errors["mean"] == 0
+    assert errors["verdict"] == "no difference"
+    assert "perc_first_vs_last" not in rows  # perc_last did not run: no row, never a made-up one
+
+
+def test_one_seed_has_no_spread_and_is_never_clear():
+    r = {r["finding"].key: r for r in findings(RUNS, [0])}["staged_vs_merged"]
+    assert r["k"] == 1 and r["se"] is None and r["verdict"] == "as the paper, within noise"
+    assert over_seeds([]) == {"k": 0, "mean": None, "se": None}
+
+
+def test_variants_scored_on_different_items_are_refused():
+    other = {**RUNS[("staged", 0)], "tiny_vis_math": records([True] * 4, prefix="x")}
+    with pytest.raises(ValueError, match="same items"):
+        seed_difference(BY_KEY["rl_vs_sft_perception"], other, RUNS[("merged", 0)])
+
+
+def test_the_table_shows_points_tokens_and_counts():
+    md = markdown(findings(RUNS, [0, 1]))
+    assert "| staged beats merged | staged − merged | accuracy (points) on tiny_perception, tiny_text_math, " \
+           "tiny_vis_math | +8.3 ± 8.3, +16.7 ± 9.6 | +12.5 ± 4.2 |" in md  # seed 1: text se 0.289 / 3
+    assert "| response tokens on tiny_vis_math | -3.0 ± 0.6, -3.0 ± 0.6 | -3.0 ± 0.0 |" in md
