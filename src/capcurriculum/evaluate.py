@@ -74,7 +74,7 @@ def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: st
                                      max_new_tokens=int(settings["max_new_tokens"]),
                                      batch_size=int(settings.get("batch_size", 64)), judge=judge))
     if hub:
-        from capcurriculum.generation.base import make_backend
+        from capcurriculum.generation import make_backend
         from capcurriculum.prompts import REASONING_SUFFIX
 
         # The authors prompted trained models with the training format and base models plainly.

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from capcurriculum.config import ConfigError, compose
 from capcurriculum.io import read_jsonl, write_jsonl
 from capcurriculum.models.tiny import save_pretrained_dir
-from capcurriculum.training.curriculum import load_set_items, run_stage, stage_spec
+from capcurriculum.sampling.world_data import load_set_items
+from capcurriculum.training.curriculum import run_stage, stage_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

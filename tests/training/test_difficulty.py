@@ -12,7 +12,7 @@ from capcurriculum.io import DataError, read_jsonl, write_jsonl
 from capcurriculum.models.tiny import save_pretrained_dir
 from capcurriculum.sampling.batching import Item
 from capcurriculum.sampling.world_data import WorldData
-from capcurriculum.training.curriculum import load_set_items
+from capcurriculum.sampling.world_data import load_set_items
 from capcurriculum.training.difficulty import (
     keep_signal,
     load_pass_rates,

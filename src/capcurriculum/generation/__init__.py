@@ -18,9 +18,9 @@ from capcurriculum.generation.base import (
     Request,
     Result,
     SamplingConfig,
-    make_backend,
     template_messages,
 )
+from capcurriculum.generation.factory import make_backend
 
 _LAZY = {
     "HFBackend": "capcurriculum.generation.hf",

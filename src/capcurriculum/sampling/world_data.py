@@ -3,11 +3,19 @@ draws from, and what the training nodes' held-out passes and the evaluate nodes'
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from capcurriculum.answers import gold_is_gradeable
 from capcurriculum.data.docci import load_docci
+from capcurriculum.data.schema import Example
 from capcurriculum.io import read_jsonl
 from capcurriculum.sampling.batching import Item
+
+log = logging.getLogger(__name__)
+
+# curriculum set -> the prompt mode its items are asked in
+SET_MODES = {"perc": "perc_image", "text": "text_math", "vis": "vis_math"}
 
 # capability -> (world set, prompt mode). Perception is measured twice: from the image, and from
 # the caption alone (which real VLMs, and so our base models, find easier).
@@ -50,3 +58,27 @@ class WorldData:
         pools = {mode: self.items(name, mode, split) for name, mode in CAPABILITIES.values()}
         pools["caption"] = self.caption_items(split)
         return pools
+
+
+def set_file(sets_dir: Path, name: str, split: str) -> Path:
+    return sets_dir / name / f"{name}_{split}.jsonl"
+
+
+def load_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path, split: str = "train"
+                   ) -> tuple[list[Item], dict[str, int]]:
+    """A curriculum set as prompt items; items whose gold answer cannot be graded are skipped and counted."""
+    sets_dir, raw_dir = Path(sets_dir), Path(raw_dir)
+    path = set_file(sets_dir, name, split)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the {name!r} set is missing (its DVC node writes it)")
+    image_root = raw_dir / "images" if name == "perc" else sets_dir / name / f"{name}_images"
+    items, skipped = [], 0
+    for i, row in enumerate(read_jsonl(path), 1):
+        ex = Example.from_dict(row, where=f"{path}:{i}").to_dict()
+        if not gold_is_gradeable(ex["answer"], ex["answer_type"]):
+            skipped += 1
+            log.warning("%s:%d: gold answer %r cannot be graded; skipped", path, i, ex["answer"])
+            continue
+        image = str(image_root / ex["image"]) if ex.get("image") else None
+        items.append(Item(ex, SET_MODES[name], image_path=image))
+    return items, {f"data/{name}/items": len(items), f"data/{name}/skipped_ungradeable": skipped}

@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from capcurriculum.answers import gold_is_gradeable
 from capcurriculum.config import (
     BALANCES,
     DIFFICULTY_ORDERS,
@@ -37,12 +36,12 @@ from capcurriculum.config import (
     parse_steps,
     select,
 )
-from capcurriculum.data.schema import Example
-from capcurriculum.io import read_jsonl, sha256_file, write_json, write_jsonl
+from capcurriculum.io import sha256_file, write_json, write_jsonl
 from capcurriculum.runtime import seed_everything
 from capcurriculum.sampling.batching import Item
 from capcurriculum.sampling.capabilities import accuracy, generate, no_look_correct, score
 from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.sampling.world_data import SET_MODES, load_set_items, set_file
 from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.training.balance import (
     answer_balance_weights,
@@ -55,7 +54,6 @@ from capcurriculum.training.switches import TrainSwitches
 
 log = logging.getLogger(__name__)
 
-SET_MODES = {"perc": "perc_image", "text": "text_math", "vis": "vis_math"}
 SLOTS = ("train_1", "train_2", "train_3")
 TRAINER_STATE = "trainer_state"  # sub-directory of a stage checkpoint: optimizer, boundary record
 
@@ -119,10 +117,6 @@ def _lr_scale(cfg: DictConfig, key: str, default: float | None = None) -> float:
 HELD_OUT_SPLITS = ("val", "test")
 
 
-def set_file(sets_dir: Path, name: str, split: str) -> Path:
-    return sets_dir / name / f"{name}_{split}.jsonl"
-
-
 def held_out_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path) -> list[Item]:
     """A set's held-out splits (val, and test where the set has one) as prompt items."""
     return [it for split in HELD_OUT_SPLITS if set_file(Path(sets_dir), name, split).exists()
@@ -179,26 +173,6 @@ def held_out_data(cfg: DictConfig, raw_dir: str | Path, world_dir: str | Path, s
     if OmegaConf.select(cfg, "raw.source") == "world":
         return WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
     return SetsHeldOut(sets_dir, raw_dir, on_error=cfg.raw.on_error)
-
-
-def load_set_items(name: str, sets_dir: str | Path, raw_dir: str | Path, split: str = "train"
-                   ) -> tuple[list[Item], dict[str, int]]:
-    """A curriculum set as prompt items; items whose gold answer cannot be graded are skipped and counted."""
-    sets_dir, raw_dir = Path(sets_dir), Path(raw_dir)
-    path = set_file(sets_dir, name, split)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: the {name!r} set is missing (its DVC node writes it)")
-    image_root = raw_dir / "images" if name == "perc" else sets_dir / name / f"{name}_images"
-    items, skipped = [], 0
-    for i, row in enumerate(read_jsonl(path), 1):
-        ex = Example.from_dict(row, where=f"{path}:{i}").to_dict()
-        if not gold_is_gradeable(ex["answer"], ex["answer_type"]):
-            skipped += 1
-            log.warning("%s:%d: gold answer %r cannot be graded; skipped", path, i, ex["answer"])
-            continue
-        image = str(image_root / ex["image"]) if ex.get("image") else None
-        items.append(Item(ex, SET_MODES[name], image_path=image))
-    return items, {f"data/{name}/items": len(items), f"data/{name}/skipped_ungradeable": skipped}
 
 
 def drop_overlong(items: list[Item], processor, max_prompt_length: int, where: str) -> tuple[list[Item], int]:

@@ -104,7 +104,7 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
     train.difficulty or train.signal_only asks for it; otherwise an empty cache that says so. Written whole or not at all."""
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.runtime import seed_everything
-    from capcurriculum.training.curriculum import load_set_items
+    from capcurriculum.sampling.world_data import load_set_items
 
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
