@@ -138,6 +138,17 @@ def test_a_one_name_order_is_refused_showing_the_list_form(capsys):
     assert str(exit_.value.code).startswith("config: curriculum.order: is the single name 'vis'")
 
 
+def test_writing_a_profile_says_how_dvc_exp_run_keeps_it(tmp_path, capsys):
+    # dvc exp run composes conf/ afresh: a workspace set to smoke by this CLI would fall back to tiny (an hour of
+    # work) unless the same overrides are given to it; the CLI says so with the exact command.
+    config_main(["profile=smoke", "--out", str(tmp_path / "params.yaml")])
+    out = capsys.readouterr().out
+    assert "wrote" in out and "(profile smoke)" in out and "dvc exp run -S profile=smoke" in out
+    assert OmegaConf.load(tmp_path / "params.yaml").profile == "smoke"
+    config_main(["--out", str(tmp_path / "default.yaml")])  # the default profile: nothing to carry over
+    assert "dvc exp run" not in capsys.readouterr().out
+
+
 def test_slot_views_follow_the_order_and_stale_ones_are_refused():
     cfg = _compose("curriculum.order=[vis,text,perc]", "curriculum.steps=[5,6,7]")
     assert (cfg.curriculum.s1.set, cfg.curriculum.s1.steps, cfg.curriculum.s3.set) == ("vis", 5, "perc")
