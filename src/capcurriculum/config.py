@@ -36,6 +36,8 @@ PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 wher
 # lenient: the project's rules; vlmevalkit: VLMEvalKit's (rule, then LLM extraction where the rule fails, then
 # each benchmark's own comparison; evaluation/vlmevalkit.py), with evaluation.split_think as its SPLIT_THINK.
 EVAL_PROTOCOLS = ("lenient", "vlmevalkit")
+# What a trained model is asked on hub benchmarks: the training prompt (its answer format) or the bare question.
+EVAL_PROMPTS = ("reasoning", "plain")
 WEIGHT_DTYPES = ("float32", "bfloat16")
 ENGINES = ("lean", "trl")   # training/grpo.py (one process, the CPU's) | training/trl_engine.py (TRL's GRPOTrainer)
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
@@ -244,6 +246,8 @@ def validate(cfg: DictConfig) -> None:
             hub_id = str(select(cfg, f"models.{role}.hub_id"))
             if hub_id.startswith(("/", ".", "~")) and not (Path(hub_id).expanduser() / "config.json").is_file():
                 raise ConfigError(f"models.{role}.hub_id", f"{hub_id!r} is not a model directory (no config.json)")
+            if OmegaConf.select(cfg, f"models.{role}.revision", default=_MISSING) is _MISSING:
+                raise ConfigError(f"models.{role}.revision", "missing (null: the hub's default branch)")
         elif kind == "tiny":
             for key in ("hidden_size", "num_layers", "num_heads", "head_dim"):
                 _positive(cfg, f"models.{role}.size.{key}")
@@ -269,9 +273,7 @@ def validate(cfg: DictConfig) -> None:
                               "recompose params.yaml (python -m capcurriculum.config)")
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
                          ("train.balance", BALANCES),
-                         ("train.attn_implementation", ATTN_IMPLEMENTATIONS),
                          ("train.completion_forward", COMPLETION_FORWARDS), ("train.precision", PRECISIONS),
-                         ("train.weights_dtype", WEIGHT_DTYPES),
                          ("runner.mode", RUNNER_MODES)):
         value = OmegaConf.select(cfg, key)
         if value is not None:
@@ -279,27 +281,6 @@ def validate(cfg: DictConfig) -> None:
     check_engine(cfg)
     check_known_keys(cfg)
     check_training_values(cfg)
-    if OmegaConf.select(cfg, "evaluation") is not None:
-        check_choice("evaluation.protocol", select(cfg, "evaluation.protocol"), EVAL_PROTOCOLS)
-        split = select(cfg, "evaluation.split_think")
-        if not isinstance(split, bool):  # VLMEvalKit's SPLIT_THINK: said in every profile, recorded with results
-            raise ConfigError("evaluation.split_think", f"expected true or false, got {split!r}")
-    rows = OmegaConf.select(cfg, "evaluation.rows")
-    if rows is not None:  # local rows for hub benchmarks: each a benchmark that is evaluated, each file there
-        if not isinstance(rows, DictConfig):
-            raise ConfigError("evaluation.rows", f"expected a mapping of benchmark to file, got {rows!r}")
-        for name, path in rows.items():
-            if name not in select(cfg, "evaluation.benchmarks"):
-                raise ConfigError(f"evaluation.rows.{name}", "is not one of evaluation.benchmarks")
-            if not Path(str(path)).is_file():
-                raise ConfigError(f"evaluation.rows.{name}", f"{path!r} is not a file")
-    for key in ("train.eval.n", "evaluation.n"):  # null: the whole test split
-        if OmegaConf.select(cfg, key) is not None:
-            _positive(cfg, key)
-    if OmegaConf.select(cfg, "train.eval") is not None:
-        whole = OmegaConf.select(cfg, "train.eval.n") is None
-        if whole or OmegaConf.select(cfg, "train.eval.headroom_n") is not None:  # required with the whole split
-            _positive(cfg, "train.eval.headroom_n")
     compiled = OmegaConf.select(cfg, "train.compile")
     if compiled is not None and not isinstance(compiled, bool):
         raise ConfigError("train.compile", f"expected true or false, got {compiled!r}")
@@ -310,6 +291,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("train.gradient_checkpointing", f"expected true or false, got {checkpointing!r}")
     if checkpointing and OmegaConf.select(cfg, "train.completion_forward") == "lean":
         raise ConfigError("train.gradient_checkpointing", CHECKPOINTING_NEEDS_TRANSFORMERS)
+    build_settings(cfg)
     if OmegaConf.select(cfg, "grpo") is not None:
         from capcurriculum.settings.grpo import GRPOSettings
 
@@ -318,6 +300,17 @@ def validate(cfg: DictConfig) -> None:
         except ValueError as e:
             key, _, why = str(e).partition(": ")
             raise ConfigError(key, why) from None
+
+
+def build_settings(cfg: DictConfig) -> None:
+    """The typed sections (capcurriculum.settings), built here as the nodes build them, so a missing key or a bad
+    value fails in validate (check_params, before any node runs), naming the key, not minutes into a node."""
+    from capcurriculum.settings.evaluation import EvaluationSettings
+    from capcurriculum.settings.perception import PerceptionSettings
+    from capcurriculum.settings.train import TrainSettings
+
+    for section in (EvaluationSettings, PerceptionSettings, TrainSettings):
+        section.from_config(cfg)
 
 
 # Mappings whose keys are the user's (backend keyword arguments, benchmark names, the dry run's paths): any key
