@@ -399,7 +399,6 @@ def check_engine(cfg: DictConfig) -> None:
     memory = select(cfg, "train.trl.vllm_gpu_memory_utilization")
     if isinstance(memory, bool) or not isinstance(memory, int | float) or not 0 < memory <= 1:
         raise ConfigError("train.trl.vllm_gpu_memory_utilization", f"expected a fraction in (0, 1], got {memory!r}")
-    g = lambda key, default=None: OmegaConf.select(cfg, key, default=default)  # noqa: E731
     launcher = OmegaConf.select(cfg, "train.launcher")
     if launcher is not None:
         check_choice("train.launcher.kind", select(cfg, "train.launcher.kind"), LAUNCHERS)
@@ -412,23 +411,24 @@ def check_engine(cfg: DictConfig) -> None:
             if config_file is not None and not Path(str(config_file)).is_file() and \
                     not (workdir_root() / str(config_file)).is_file():
                 raise ConfigError("train.launcher.config_file", f"{config_file!r} is not a file")
-    if g("train.weights_dtype") == "bfloat16" and (launcher is None or launcher.kind == "python"):
+    if select(cfg, "train.weights_dtype") == "bfloat16" and (launcher is None or launcher.kind == "python"):
         raise ConfigError("train.weights_dtype", "bfloat16 needs train.launcher.kind: accelerate with DeepSpeed's bf16 "
                                                  "mode (fp32 master weights); plain AdamW on bf16 weights rounds "
                                                  "small steps away")
     refusals = {
         "lean": [
             ("train.rollout", rollout != "hf", "the lean engine samples with its own decode loop; set hf"),
-            ("grpo.ppo_epochs", g("grpo.ppo_epochs", 1) != 1, "the lean engine makes one pass over each rollout; set 1"),
+            ("grpo.ppo_epochs", select(cfg, "grpo.ppo_epochs") != 1,
+             "the lean engine makes one pass over each rollout; set 1"),
             ("train.trl.per_device_train_batch_size", per_device is not None,
              "is the trl engine's micro-batch; the lean engine's is grpo.micro_batch_tokens; set null"),
             ("train.launcher.kind", launcher is not None and launcher.kind == "accelerate", LEAN_ONE_PROCESS),
         ],
         "trl": [
-            ("train.completion_forward", g("train.completion_forward") == "lean",
+            ("train.completion_forward", select(cfg, "train.completion_forward") == "lean",
              "TRL scores completions with transformers' forward; set transformers"),
-            ("train.compile", bool(g("train.compile", False)), "compiles the lean engine's path only; set false"),
-            ("grpo.micro_batch_tokens", bool(g("grpo.micro_batch_tokens", 0)),
+            ("train.compile", bool(select(cfg, "train.compile")), "compiles the lean engine's path only; set false"),
+            ("grpo.micro_batch_tokens", bool(select(cfg, "grpo.micro_batch_tokens")),
              "TRL micro-batches by completions, not tokens: set train.trl.per_device_train_batch_size and 0 here"),
         ],
     }

@@ -51,11 +51,25 @@ def _names(node: ast.expr) -> list[str]:
             return list(reversed(out))
 
 
+def _defaulted_select(node: ast.Call) -> bool:
+    """OmegaConf.select(cfg, key, default=X) with X not a sentinel (a name ending in MISSING or ABSENT, which a
+    caller turns into an error naming the key): the same silent default as `.get(key, X)`."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "select" and isinstance(func.value, ast.Name)
+            and func.value.id == "OmegaConf"):
+        return False
+    default = next((k.value for k in node.keywords if k.arg == "default"), None)
+    return default is not None and not (isinstance(default, ast.Name) and default.id.endswith(("MISSING", "ABSENT")))
+
+
 def config_gets(source: str, rel: str) -> list[str]:
-    """`rel:line receiver.get(...)` for each `.get(` on a config receiver in `source`, less NOT_CONFIG's."""
+    """`rel:line receiver.get(...)` for each `.get(` on a config receiver in `source`, less NOT_CONFIG's, and each
+    OmegaConf.select with a default."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+        if isinstance(node, ast.Call) and _defaulted_select(node):
+            found.append(f"{rel}:{node.lineno} {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
             receiver = node.func.value
             names = _names(receiver)
             if any(n in CONFIG_NAMES or n.endswith("cfg") for n in names) and \
@@ -73,13 +87,15 @@ def test_no_config_is_read_with_a_silent_default():
 
 @pytest.mark.parametrize("planted", ["cfg.train.get('engine', 'lean')", "settings.get('n')",
                                      "self.cfg.evaluation.get('n')", "gcfg.get('template_file')",
-                                     "config['runner'].get('mode')"])
+                                     "config['runner'].get('mode')",
+                                     "OmegaConf.select(cfg, 'train.compile', default=False)"])
 def test_the_walk_sees_a_planted_read(planted):
     assert config_gets(f"x = {planted}\n", "planted.py") == [f"planted.py:1 {planted}"]
 
 
 def test_the_walk_leaves_other_mappings_alone():
-    assert config_gets('x = os.environ.get("HOME")\ny = row.get("answer")\n', "planted.py") == []
+    assert config_gets('x = os.environ.get("HOME")\ny = row.get("answer")\n'
+                       'z = OmegaConf.select(cfg, "evaluation.rows", default=_MISSING)\n', "planted.py") == []
 
 
 def _compose(*overrides):

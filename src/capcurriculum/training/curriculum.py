@@ -43,6 +43,7 @@ from capcurriculum.runtime import seed_everything
 from capcurriculum.sampling.batching import Item
 from capcurriculum.sampling.capabilities import accuracy, generate, no_look_correct, score
 from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.settings import read
 from capcurriculum.settings.grpo import GRPOSettings
 from capcurriculum.settings.train import TrainSettings
 from capcurriculum.training.balance import (
@@ -88,30 +89,27 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
         raise ConfigError("curriculum.order", f"the staged run has {len(SLOTS)} slots; got {len(order)} sets "
                           f"({', '.join(order)})")
     steps = parse_steps(cfg, order)
-    balance = check_choice("train.balance", OmegaConf.select(cfg, "train.balance", default="none"), BALANCES)
-    signal_only = OmegaConf.select(cfg, "train.signal_only", default=False)
-    if not isinstance(signal_only, bool):
-        raise ConfigError("train.signal_only", f"expected true or false, got {signal_only!r}")
-    common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS), "balance": balance,
-              "signal_only": signal_only,
+    common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS),
+              "balance": read.choice(cfg, "train.balance", BALANCES),
+              "signal_only": read.boolean(cfg, "train.signal_only"),
               "optimizer_state": _train_value(cfg, "optimizer_state", OPTIMIZER_STATES),
               "reference": str(select(cfg, "grpo.reference"))}
     if node == "merged":
         # the sets in a fixed order, so the merged baseline does not depend on the staged order
-        total = int(OmegaConf.select(cfg, "merged.steps", default=sum(steps)))  # derived at composition: the sum
+        total = read.integer(cfg, "merged.steps", minimum=0)  # derived at composition: the sum of the steps
         return StageSpec("merged", list(SET_MODES), total, _lr_scale(cfg, "merged.vision_lr_scale"),
-                         merger_lr_scale=_lr_scale(cfg, "merged.merger_lr_scale", 1.0), **common)
+                         merger_lr_scale=_lr_scale(cfg, "merged.merger_lr_scale"), **common)
     if node not in SLOTS:
         raise ConfigError("stage", f"unknown training node {node!r}; expected one of {', '.join(SLOTS)}, merged")
     k = SLOTS.index(node)
     method = check_method(order[k], select(cfg, f"curriculum.method.{order[k]}"))
     return StageSpec(node, [order[k]], steps[k], _lr_scale(cfg, "train.vision_lr_scale"), method=method,
-                     merger_lr_scale=_lr_scale(cfg, "train.merger_lr_scale", 1.0), **common)
+                     merger_lr_scale=_lr_scale(cfg, "train.merger_lr_scale"), **common)
 
 
-def _lr_scale(cfg: DictConfig, key: str, default: float | None = None) -> float:
-    """A learning-rate multiplier (0 freezes the part); a missing key without a default is an error."""
-    value = OmegaConf.select(cfg, key, default=default) if default is not None else select(cfg, key)
+def _lr_scale(cfg: DictConfig, key: str) -> float:
+    """A learning-rate multiplier (0 freezes the part); a missing key is an error naming it."""
+    value = select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ConfigError(key, f"expected a number >= 0, got {value!r}")
     return float(value)
@@ -227,7 +225,7 @@ def drop_overlong(items: list[Item], processor, max_prompt_length: int, where: s
 def training_seed(cfg: DictConfig) -> int:
     """train.seed (sampling, data order, init of anything random in training); the global seed when unset.
     Varying it re-runs training only, with the world and the base models fixed."""
-    value = OmegaConf.select(cfg, "train.seed", default=None)
+    value = read.present(cfg, "train.seed")
     return int(cfg.seed if value is None else value)
 
 
