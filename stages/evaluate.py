@@ -8,6 +8,7 @@ from capcurriculum.config import load_params
 from capcurriculum.evaluate import run_evaluation
 from capcurriculum.io import write_json
 from capcurriculum.runtime import METRICS_DIR, run_file, setup_logging
+from capcurriculum.settings.evaluation import EvaluationSettings
 from capcurriculum.tracking import node_run
 
 MODELS = {"base": "data/models/base/policy", "staged": "data/models/train_3", "merged": "data/models/merged"}
@@ -19,15 +20,15 @@ def main() -> None:
     name = ap.parse_args().model
     setup_logging()
     cfg = load_params()
-    settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
+    evaluation = EvaluationSettings.from_config(cfg)
     node = f"evaluate@{name}"
-    with node_run(node, {"evaluation": settings, "model": MODELS[name]}, run_file(node),
-                  experiment=cfg.tracking.experiment) as run:
-        metrics = run_evaluation(MODELS[name], settings["benchmarks"], f"data/eval/{name}", settings=settings,
-                                 trained=name != "base", rows_files=settings.get("rows"))
+    with node_run(node, {"evaluation": OmegaConf.to_container(cfg.evaluation, resolve=True), "model": MODELS[name]},
+                  run_file(node), experiment=cfg.tracking.experiment) as run:
+        metrics = run_evaluation(MODELS[name], evaluation.benchmarks, f"data/eval/{name}", settings=evaluation,
+                                 trained=name != "base")
         run.log_metrics({k.replace("@", "_"): v for k, v in metrics.items()})
         if metrics["overall"] is not None:
-            run.result = f"Overall {100 * metrics['overall']:.1f}% over {len(settings['benchmarks'])} benchmarks"
+            run.result = f"Overall {100 * metrics['overall']:.1f}% over {len(evaluation.benchmarks)} benchmarks"
         write_json(METRICS_DIR / "eval" / f"{name}.json", metrics)
 
 

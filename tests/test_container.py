@@ -112,6 +112,14 @@ def test_unknown_mode_names_the_key_and_allowed_values():
         build_command(ARGV, mode="k8s")
 
 
+@pytest.mark.parametrize(("config", "key"), [({}, "mode"), ({"runner": {"image": "x"}}, "mode"),
+                                             ({"runner": {"mode": "docker"}}, "image")])
+def test_a_params_file_without_a_runner_key_names_it(config, key):
+    # a params file says both keys (conf/config.yaml): one left out is an error, not the default image
+    with pytest.raises(RunnerConfigError, match=rf"^runner\.{key} is missing"):
+        resolve_settings(config, {})
+
+
 def test_image_id_ignores_the_image_in_direct_mode():
     assert image_id(RunnerSettings("direct", "anything")) == "direct"
     assert image_id(RunnerSettings("docker", "reg/img:1")) == "docker:reg/img:1"

@@ -36,6 +36,8 @@ PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 wher
 # lenient: the project's rules; vlmevalkit: VLMEvalKit's (rule, then LLM extraction where the rule fails, then
 # each benchmark's own comparison; evaluation/vlmevalkit.py), with evaluation.split_think as its SPLIT_THINK.
 EVAL_PROTOCOLS = ("lenient", "vlmevalkit")
+# What a trained model is asked on hub benchmarks: the training prompt (its answer format) or the bare question.
+EVAL_PROMPTS = ("reasoning", "plain")
 WEIGHT_DTYPES = ("float32", "bfloat16")
 ENGINES = ("lean", "trl")   # training/grpo.py (one process, the CPU's) | training/trl_engine.py (TRL's GRPOTrainer)
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
@@ -244,6 +246,8 @@ def validate(cfg: DictConfig) -> None:
             hub_id = str(select(cfg, f"models.{role}.hub_id"))
             if hub_id.startswith(("/", ".", "~")) and not (Path(hub_id).expanduser() / "config.json").is_file():
                 raise ConfigError(f"models.{role}.hub_id", f"{hub_id!r} is not a model directory (no config.json)")
+            if OmegaConf.select(cfg, f"models.{role}.revision", default=_MISSING) is _MISSING:
+                raise ConfigError(f"models.{role}.revision", "missing (null: the hub's default branch)")
         elif kind == "tiny":
             for key in ("hidden_size", "num_layers", "num_heads", "head_dim"):
                 _positive(cfg, f"models.{role}.size.{key}")
@@ -269,9 +273,7 @@ def validate(cfg: DictConfig) -> None:
                               "recompose params.yaml (python -m capcurriculum.config)")
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
                          ("train.balance", BALANCES),
-                         ("train.attn_implementation", ATTN_IMPLEMENTATIONS),
                          ("train.completion_forward", COMPLETION_FORWARDS), ("train.precision", PRECISIONS),
-                         ("train.weights_dtype", WEIGHT_DTYPES),
                          ("runner.mode", RUNNER_MODES)):
         value = OmegaConf.select(cfg, key)
         if value is not None:
@@ -279,27 +281,6 @@ def validate(cfg: DictConfig) -> None:
     check_engine(cfg)
     check_known_keys(cfg)
     check_training_values(cfg)
-    if OmegaConf.select(cfg, "evaluation") is not None:
-        check_choice("evaluation.protocol", select(cfg, "evaluation.protocol"), EVAL_PROTOCOLS)
-        split = select(cfg, "evaluation.split_think")
-        if not isinstance(split, bool):  # VLMEvalKit's SPLIT_THINK: said in every profile, recorded with results
-            raise ConfigError("evaluation.split_think", f"expected true or false, got {split!r}")
-    rows = OmegaConf.select(cfg, "evaluation.rows")
-    if rows is not None:  # local rows for hub benchmarks: each a benchmark that is evaluated, each file there
-        if not isinstance(rows, DictConfig):
-            raise ConfigError("evaluation.rows", f"expected a mapping of benchmark to file, got {rows!r}")
-        for name, path in rows.items():
-            if name not in select(cfg, "evaluation.benchmarks"):
-                raise ConfigError(f"evaluation.rows.{name}", "is not one of evaluation.benchmarks")
-            if not Path(str(path)).is_file():
-                raise ConfigError(f"evaluation.rows.{name}", f"{path!r} is not a file")
-    for key in ("train.eval.n", "evaluation.n"):  # null: the whole test split
-        if OmegaConf.select(cfg, key) is not None:
-            _positive(cfg, key)
-    if OmegaConf.select(cfg, "train.eval") is not None:
-        whole = OmegaConf.select(cfg, "train.eval.n") is None
-        if whole or OmegaConf.select(cfg, "train.eval.headroom_n") is not None:  # required with the whole split
-            _positive(cfg, "train.eval.headroom_n")
     compiled = OmegaConf.select(cfg, "train.compile")
     if compiled is not None and not isinstance(compiled, bool):
         raise ConfigError("train.compile", f"expected true or false, got {compiled!r}")
@@ -310,6 +291,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("train.gradient_checkpointing", f"expected true or false, got {checkpointing!r}")
     if checkpointing and OmegaConf.select(cfg, "train.completion_forward") == "lean":
         raise ConfigError("train.gradient_checkpointing", CHECKPOINTING_NEEDS_TRANSFORMERS)
+    build_settings(cfg)
     if OmegaConf.select(cfg, "grpo") is not None:
         from capcurriculum.settings.grpo import GRPOSettings
 
@@ -318,6 +300,17 @@ def validate(cfg: DictConfig) -> None:
         except ValueError as e:
             key, _, why = str(e).partition(": ")
             raise ConfigError(key, why) from None
+
+
+def build_settings(cfg: DictConfig) -> None:
+    """The typed sections (capcurriculum.settings), built here as the nodes build them, so a missing key or a bad
+    value fails in validate (check_params, before any node runs), naming the key, not minutes into a node."""
+    from capcurriculum.settings.evaluation import EvaluationSettings
+    from capcurriculum.settings.perception import PerceptionSettings
+    from capcurriculum.settings.train import TrainSettings
+
+    for section in (EvaluationSettings, PerceptionSettings, TrainSettings):
+        section.from_config(cfg)
 
 
 # Mappings whose keys are the user's (backend keyword arguments, benchmark names, the dry run's paths): any key
@@ -406,7 +399,6 @@ def check_engine(cfg: DictConfig) -> None:
     memory = select(cfg, "train.trl.vllm_gpu_memory_utilization")
     if isinstance(memory, bool) or not isinstance(memory, int | float) or not 0 < memory <= 1:
         raise ConfigError("train.trl.vllm_gpu_memory_utilization", f"expected a fraction in (0, 1], got {memory!r}")
-    g = lambda key, default=None: OmegaConf.select(cfg, key, default=default)  # noqa: E731
     launcher = OmegaConf.select(cfg, "train.launcher")
     if launcher is not None:
         check_choice("train.launcher.kind", select(cfg, "train.launcher.kind"), LAUNCHERS)
@@ -419,23 +411,24 @@ def check_engine(cfg: DictConfig) -> None:
             if config_file is not None and not Path(str(config_file)).is_file() and \
                     not (workdir_root() / str(config_file)).is_file():
                 raise ConfigError("train.launcher.config_file", f"{config_file!r} is not a file")
-    if g("train.weights_dtype") == "bfloat16" and (launcher is None or launcher.kind == "python"):
+    if select(cfg, "train.weights_dtype") == "bfloat16" and (launcher is None or launcher.kind == "python"):
         raise ConfigError("train.weights_dtype", "bfloat16 needs train.launcher.kind: accelerate with DeepSpeed's bf16 "
                                                  "mode (fp32 master weights); plain AdamW on bf16 weights rounds "
                                                  "small steps away")
     refusals = {
         "lean": [
             ("train.rollout", rollout != "hf", "the lean engine samples with its own decode loop; set hf"),
-            ("grpo.ppo_epochs", g("grpo.ppo_epochs", 1) != 1, "the lean engine makes one pass over each rollout; set 1"),
+            ("grpo.ppo_epochs", select(cfg, "grpo.ppo_epochs") != 1,
+             "the lean engine makes one pass over each rollout; set 1"),
             ("train.trl.per_device_train_batch_size", per_device is not None,
              "is the trl engine's micro-batch; the lean engine's is grpo.micro_batch_tokens; set null"),
             ("train.launcher.kind", launcher is not None and launcher.kind == "accelerate", LEAN_ONE_PROCESS),
         ],
         "trl": [
-            ("train.completion_forward", g("train.completion_forward") == "lean",
+            ("train.completion_forward", select(cfg, "train.completion_forward") == "lean",
              "TRL scores completions with transformers' forward; set transformers"),
-            ("train.compile", bool(g("train.compile", False)), "compiles the lean engine's path only; set false"),
-            ("grpo.micro_batch_tokens", bool(g("grpo.micro_batch_tokens", 0)),
+            ("train.compile", bool(select(cfg, "train.compile")), "compiles the lean engine's path only; set false"),
+            ("grpo.micro_batch_tokens", bool(select(cfg, "grpo.micro_batch_tokens")),
              "TRL micro-batches by completions, not tokens: set train.trl.per_device_train_batch_size and 0 here"),
         ],
     }

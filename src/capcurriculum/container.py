@@ -64,26 +64,36 @@ class RunnerConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RunnerSettings:
+    # How a node's command runs: direct (on the host, CI's), docker or apptainer (the project's CUDA image).
     mode: str
+    # The image the command runs in (a tag, a digest or an .sif path); a node depends on it, so a new build re-runs.
     image: str
 
 
+def _runner_value(config: Mapping, key: str) -> object:
+    """config's runner.<key>; absent is an error naming it (conf/config.yaml sets both)."""
+    section = config["runner"] if "runner" in config else None
+    if not isinstance(section, Mapping) or key not in section:
+        raise RunnerConfigError(f"runner.{key} is missing from the params file (conf/config.yaml sets it)")
+    return section[key]
+
+
 def resolve_settings(config: Mapping | None = None, environ: Mapping[str, str] | None = None) -> RunnerSettings:
-    """Mode and image from the config's `runner` section, each overridden by its environment variable.
+    """Mode and image from the params file's `runner` section, each overridden by its environment variable;
+    without a params file (`--params` not given), direct with the project's image.
 
     The environment wins so that one committed config serves a laptop (direct), a Docker host and a
     SLURM cluster (apptainer) without edits.
     """
     environ = os.environ if environ is None else environ
-    section = (config or {}).get("runner") or {}
     if environ.get(MODE_ENV):
         mode, source = environ[MODE_ENV], MODE_ENV
     else:
-        mode, source = section.get("mode", DEFAULT_MODE), MODE_KEY
+        mode, source = (DEFAULT_MODE if config is None else _runner_value(config, "mode")), MODE_KEY
     mode = str(mode).strip().lower()
     if mode not in MODES:
         raise RunnerConfigError(f"{source}={mode!r} is not a runner mode; allowed values: {', '.join(MODES)}")
-    image = environ.get(IMAGE_ENV) or section.get("image") or DEFAULT_IMAGE
+    image = environ.get(IMAGE_ENV) or (DEFAULT_IMAGE if config is None else _runner_value(config, "image"))
     return RunnerSettings(mode=mode, image=str(image))
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capcurriculum.config import EVAL_PROTOCOLS, ConfigError, check_choice
-
+from capcurriculum.config import EVAL_PROTOCOLS
 from capcurriculum.evaluation.evaluator import (
     TINY_BENCHMARKS,
     evaluate_benchmark,
@@ -27,6 +26,7 @@ from capcurriculum.evaluation.evaluator import (
     write_results,
 )
 from capcurriculum.evaluation.vlmevalkit import protocol_record
+from capcurriculum.settings.evaluation import EvaluationSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,49 +44,42 @@ def load_rows(name: str, rows_file: str | None):
 
 
 def run_evaluation(model_ref: str | Path, benchmarks: Sequence[str], out_dir: str | Path, *,
-                   settings: Mapping[str, Any], raw_dir: str | Path = "data/raw",
-                   world_dir: str | Path = "data/world", trained: bool = True,
-                   rows_files: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """settings: the `evaluation` config block (n, max_new_tokens, batch_size, backend, prompt, judge,
-    protocol)."""
+                   settings: EvaluationSettings, raw_dir: str | Path = "data/raw",
+                   world_dir: str | Path = "data/world", trained: bool = True) -> dict[str, Any]:
+    """settings: the `evaluation` section, typed (its rows files included); `benchmarks` may be a subset."""
     from capcurriculum.evaluation.benchmarks import get_adapter
 
     tiny = [b for b in benchmarks if b in TINY_BENCHMARKS]
     hub = [b for b in benchmarks if b not in TINY_BENCHMARKS]
     for b in hub:
         get_adapter(b)  # unknown names fail before any model loads
-    protocol = check_choice("evaluation.protocol", settings.get("protocol"), EVAL_PROTOCOLS)
-    split = settings.get("split_think")
-    if protocol == "vlmevalkit" and not isinstance(split, bool):
-        raise ConfigError("evaluation.split_think", f"expected true or false (VLMEvalKit's SPLIT_THINK), got {split!r}")
+    protocol, split, n = settings.protocol, settings.split_think, settings.n  # n None: the whole test split
     results: dict[str, tuple[list[dict], dict]] = {}
     judge = None
-    if (settings.get("judge") or {}).get("enabled"):
+    if settings.judge_enabled:
         from capcurriculum.evaluation.judge import Judge
 
-        judge = Judge.from_config(settings["judge"])
+        judge = Judge.from_config(settings.judge)
     if tiny:
         from capcurriculum.models.loading import load_model_and_processor
 
         model, processor = load_model_and_processor(model_ref)
-        n = None if settings.get("n") is None else int(settings["n"])  # None: the whole test split
         results.update(evaluate_tiny(model, processor, raw_dir, world_dir, tiny, n=n,
-                                     max_new_tokens=int(settings["max_new_tokens"]),
-                                     batch_size=int(settings.get("batch_size", 64)), judge=judge))
+                                     max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                                     judge=judge))
     if hub:
         from capcurriculum.generation import make_backend
         from capcurriculum.prompts import REASONING_SUFFIX
 
         # The authors prompted trained models with the training format and base models plainly.
-        suffix = REASONING_SUFFIX if trained and settings.get("prompt", "reasoning") == "reasoning" else None
-        with make_backend(dict(settings["backend"]), model_ref=str(model_ref)) as backend:
-            n = None if settings.get("n") is None else int(settings["n"])
+        suffix = REASONING_SUFFIX if trained and settings.prompt == "reasoning" else None
+        with make_backend(dict(settings.backend), model_ref=str(model_ref)) as backend:
             for b in hub:
-                rows = load_rows(b, (rows_files or {}).get(b))
+                rows = load_rows(b, (settings.rows or {}).get(b))
                 if n is not None and n < len(rows):  # evaluation.n: the first n rows, as for the tiny benchmarks
                     rows = rows.select(range(n))
                 results[b] = evaluate_benchmark(backend, get_adapter(b), rows, source=b, suffix=suffix,
-                                                max_new_tokens=int(settings["max_new_tokens"]), judge=judge,
+                                                max_new_tokens=settings.max_new_tokens, judge=judge,
                                                 protocol=protocol, split_think=split)
     if judge is not None:
         for _, summary in results.values():
@@ -124,12 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sep or not path:
             ap.error(f"--rows {spec!r}: expected NAME=FILE")
         rows_files[name] = path
-    settings = {"n": args.n, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-                "backend": {"backend": args.backend}, "prompt": "reasoning", "protocol": args.protocol,
-                "split_think": args.split_think}
-    metrics = run_evaluation(args.model, [b.strip() for b in args.benchmarks.split(",") if b.strip()], args.out,
-                             settings=settings, raw_dir=args.raw, world_dir=args.world, trained=not args.base,
-                             rows_files=rows_files)
+    benchmarks = tuple(b.strip() for b in args.benchmarks.split(",") if b.strip())
+    settings = EvaluationSettings(benchmarks=benchmarks, n=args.n, max_new_tokens=args.max_new_tokens,
+                                  batch_size=args.batch_size, backend={"backend": args.backend}, prompt="reasoning",
+                                  protocol=args.protocol, split_think=args.split_think, judge={"enabled": False},
+                                  rows=rows_files or None)
+    metrics = run_evaluation(args.model, benchmarks, args.out, settings=settings, raw_dir=args.raw,
+                             world_dir=args.world, trained=not args.base)
     for k, v in metrics.items():
         print(f"{k}\t{v}")
     return 0

@@ -8,9 +8,11 @@ import pytest
 from capcurriculum.evaluate import main, run_evaluation
 from capcurriculum.evaluation.report import write_report
 from capcurriculum.io import read_json, read_jsonl, write_json, write_jsonl
+from capcurriculum.settings.evaluation import EvaluationSettings
 
-SETTINGS = {"n": 5, "max_new_tokens": 10, "batch_size": 8, "backend": {"backend": "hf", "batch_size": 8},
-            "protocol": "lenient"}
+SETTINGS = EvaluationSettings(benchmarks=("mathvista",), n=5, max_new_tokens=10, batch_size=8,
+                              backend={"backend": "hf", "batch_size": 8}, prompt="reasoning", protocol="lenient",
+                              split_think=True, judge={"enabled": False}, rows=None)
 
 
 def test_cli_writes_every_item_and_recomputable_scores(eval_world, tmp_path, capsys):
@@ -72,14 +74,15 @@ def test_unknown_benchmark_fails_before_loading_a_model(tmp_path):
         evaluate_tiny(None, None, tmp_path, tmp_path, ["tiny_ocr"], n=1, max_new_tokens=1)
 
 
-def test_an_unknown_protocol_fails_naming_its_key_before_loading_a_model(tmp_path):
-    from capcurriculum.config import ConfigError
+def test_an_unknown_protocol_fails_naming_its_key_before_any_node_runs():
+    from capcurriculum.config import ConfigError, compose
 
+    root = Path(__file__).resolve().parents[2]
     with pytest.raises(ConfigError, match="^evaluation.protocol: expected one of lenient, vlmevalkit, got 'official'"):
-        run_evaluation(tmp_path / "no-model", ["mathvista"], tmp_path / "out", settings={**SETTINGS, "protocol": "official"})
+        EvaluationSettings.from_config(compose(["evaluation.protocol=official"], config_dir=root / "conf"))
     with pytest.raises(ConfigError, match="^evaluation.split_think: expected true or false"):
-        run_evaluation(tmp_path / "no-model", ["mathvista"], tmp_path / "out",
-                       settings={**SETTINGS, "protocol": "vlmevalkit", "split_think": "yes"})
+        EvaluationSettings.from_config(compose(["evaluation.protocol=vlmevalkit", "evaluation.split_think=yes"],
+                                               config_dir=root / "conf"))
 
 
 def test_only_the_evaluate_nodes_declare_the_evaluation_params():

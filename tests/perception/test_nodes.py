@@ -83,7 +83,7 @@ def test_template_per_scene_asks_fresh_questions_of_each_scenes_truth(setup):
     generate_candidates(cfg, raw, world, root / "qa5b")
     assert read_jsonl(root / "qa5b/candidates.jsonl") == rows                 # seeded
     cfg.perception.generation.template_per_scene = 0
-    with pytest.raises(ValueError, match="perception.generation.template_per_scene"):
+    with pytest.raises(ConfigError, match=r"^perception\.generation\.template_per_scene: expected an integer >= 1"):
         generate_candidates(cfg, raw, world, root / "qa0")
 
 
@@ -92,7 +92,7 @@ def test_filter_rejects_a_bad_audit_sample_size_before_any_model_runs(tmp_path, 
     cfg = compose(["profile=smoke"], config_dir=ROOT / "conf")
     cfg.perception.filter.audit_max_dropped = value
     # the paths need not exist: the key is checked first
-    with pytest.raises(ConfigError, match=r"^perception\.filter\.audit_max_dropped: a non-negative integer"):
+    with pytest.raises(ConfigError, match=r"^perception\.filter\.audit_max_dropped: expected an integer >= 0"):
         run_filter(cfg, tmp_path / "missing.jsonl", tmp_path, tmp_path, tmp_path / "f", tmp_path / "s")
 
 

@@ -163,7 +163,9 @@ def test_the_training_seed_follows_the_global_one_unless_set():
 
     assert training_seed(compose(["profile=smoke", "seed=5"], config_dir=ROOT / "conf")) == 5
     assert training_seed(compose(["profile=smoke", "seed=5", "train.seed=2"], config_dir=ROOT / "conf")) == 2
-    assert training_seed(OmegaConf.create({"seed": 3, "train": {}})) == 3
+    assert training_seed(OmegaConf.create({"seed": 3, "train": {"seed": None}})) == 3
+    with pytest.raises(ConfigError, match=r"^train\.seed: missing"):  # null is the global seed; absent is an error
+        training_seed(OmegaConf.create({"seed": 3, "train": {}}))
 
 
 def test_a_stage_with_the_tower_and_mergers_frozen_leaves_every_vision_weight_as_it_was(stage_env):

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from capcurriculum.config import MODEL_ROLES
 from capcurriculum.io import iter_jsonl
 from capcurriculum.prompts import CAPTION_PROMPT, REASONING_SUFFIX
+from capcurriculum.settings import read
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def init_models(cfg: DictConfig, raw_dir: str | Path, world_dir: str | Path, out
     for role in MODEL_ROLES:
         spec = cfg.models[role]
         if spec.kind == "hub":
-            write_model_ref(out_dir / role, spec.hub_id, spec.get("revision"))
+            write_model_ref(out_dir / role, spec.hub_id, read.present(cfg, f"models.{role}.revision"))
             log.info("%s: hub model %s", role, spec.hub_id)
             continue
         sizes = OmegaConf.to_container(spec.size, resolve=True)

@@ -11,7 +11,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from capcurriculum.config import ConfigError
 from capcurriculum.data.docci import load_docci
 from capcurriculum.generation import Request, SamplingConfig, make_backend
 from capcurriculum.io import read_jsonl, write_jsonl
@@ -21,6 +20,7 @@ from capcurriculum.perception.filter import (
     verdict_counts,
 )
 from capcurriculum.perception.qa_generation import CandidateCollector, load_qa_prompt
+from capcurriculum.settings.perception import PerceptionSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _plain(node: Any) -> Any:
 
 
 def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | Path, out_dir: str | Path) -> dict:
-    gcfg = cfg.perception.generation
+    gcfg, perception = cfg.perception.generation, PerceptionSettings.from_config(cfg)
     raw_dir, world_dir, out_dir = Path(raw_dir), Path(world_dir), Path(out_dir)
     corpus = load_docci(raw_dir, splits=[cfg.perception.split], on_error=cfg.raw.on_error)
     records = corpus.records[: gcfg.max_captions] if gcfg.max_captions else corpus.records
@@ -58,12 +58,13 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
         for rec, res in zip(asked, results, strict=True):
             collector.add_output(rec, res.text if res.ok else None, res.error, generator="llm")
 
-    template_file = gcfg.get("template_file")
-    if gcfg.template or template_file:
+    template_file = perception.template_file
+    if perception.template or template_file:
         # The world knows each scene's truth: its questions are exact (CPU profiles, from data/world; the
         # paper-shaped dry run, from `template_file`, the world's questions about the scenes its DOCCI holds).
         wanted = {r.example_id: r for r in records}
-        rows = read_jsonl(template_file) if template_file else template_questions(cfg, raw_dir, world_dir, set(wanted))
+        rows = (read_jsonl(template_file) if template_file else
+                template_questions(cfg, raw_dir, world_dir, set(wanted), perception.template_per_scene))
         for ex in rows:
             rec = wanted.get(ex["meta"]["scene_id"])
             if rec is not None:
@@ -73,7 +74,7 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
     if not collector.examples:
         raise RuntimeError(f"qa_generate: no candidate question from {len(records)} captions ({llm_captions} asked "
                            f"of the LLM, {len(collector.unparseable)} outputs unparseable; "
-                           f"perception.generation.template: {gcfg.template}, template_file: {template_file}): "
+                           f"perception.generation.template: {perception.template}, template_file: {template_file}): "
                            "nothing for the filter to keep")
     write_jsonl(out_dir / "candidates.jsonl", (e.to_dict() for e in collector.examples))
     write_jsonl(out_dir / "unparseable.jsonl", collector.unparseable)
@@ -83,18 +84,18 @@ def generate_candidates(cfg: DictConfig, raw_dir: str | Path, world_dir: str | P
     return metrics
 
 
-def template_questions(cfg: DictConfig, raw_dir: Path, world_dir: Path, scene_ids: set[str]) -> list[dict]:
-    """The world's own perception questions of the split, or, with `template_per_scene: k`, k fresh ones
-    per scene of `scene_ids` asked of its ground truth (a larger pool for D_perc, the world's files unchanged)."""
-    split, k = cfg.perception.split, cfg.perception.generation.get("template_per_scene")
+def template_questions(cfg: DictConfig, raw_dir: Path, world_dir: Path, scene_ids: set[str],
+                       k: int | None) -> list[dict]:
+    """The world's own perception questions of the split, or, with `k` (perception.generation.template_per_scene),
+    k fresh ones per scene of `scene_ids` asked of its ground truth (a larger pool for D_perc, the world's files
+    unchanged)."""
+    split = cfg.perception.split
     if k is None:
         return read_jsonl(world_dir / f"perception_{split}.jsonl")
     from capcurriculum.world.build import MANIFEST_FILE, ground_truth_scenes
     from capcurriculum.world.scene import WorldConfig
     from capcurriculum.world.tasks import perception_questions
 
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"perception.generation.template_per_scene: a positive integer or null, got {k!r}")
     manifest = json.loads((world_dir / MANIFEST_FILE).read_text())
     world = WorldConfig(**{**manifest["config"], "perception_per_scene": k})
     scenes = [s for s in ground_truth_scenes(raw_dir).values() if s.id in scene_ids]
@@ -104,11 +105,7 @@ def template_questions(cfg: DictConfig, raw_dir: Path, world_dir: Path, scene_id
 
 def run_filter(cfg: DictConfig, candidates: str | Path, raw_dir: str | Path, models_dir: str | Path,
                out_dir: str | Path, sets_dir: str | Path) -> dict:
-    fcfg = cfg.perception.filter
-    cap = fcfg.get("audit_max_dropped")
-    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
-        # checked before the filter models run, not minutes later inside random.sample
-        raise ConfigError("perception.filter.audit_max_dropped", f"a non-negative integer or null, got {cap!r}")
+    fcfg, perception = cfg.perception.filter, PerceptionSettings.from_config(cfg)  # checked before any model runs
     raw_dir, models_dir, out_dir, sets_dir = map(Path, (raw_dir, models_dir, out_dir, sets_dir))
     examples = read_jsonl(candidates)
     captions = {r.example_id: r.description for r in load_docci(raw_dir, on_error=cfg.raw.on_error).records}
@@ -133,19 +130,20 @@ def run_filter(cfg: DictConfig, candidates: str | Path, raw_dir: str | Path, mod
     metrics["kept_fraction"] = len(kept) / max(1, len(examples))
     if fcfg.audit_model:
         metrics.update(audit(examples, keep, models_dir / fcfg.audit_model, raw_dir, fcfg, sampling,
-                             seed=cfg.seed))
+                             cap=perception.audit_max_dropped, seed=cfg.seed))
     log.info("filter: %s", metrics)
     return metrics
 
 
-def audit(examples, keep, model_ref, raw_dir: Path, fcfg, sampling, seed: int = 0) -> dict[str, float]:
+def audit(examples, keep, model_ref, raw_dir: Path, fcfg, sampling, *, cap: int | None,
+          seed: int = 0) -> dict[str, float]:
     """Does the filter do what the paper says? The policy's image-only accuracy, kept vs dropped: every
-    kept item, and a seeded sample of at most `audit_max_dropped` dropped ones (null: all of them)."""
+    kept item, and a seeded sample of at most `cap` (perception.filter.audit_max_dropped) dropped ones (None: all
+    of them)."""
     from capcurriculum.answers import extract_answer, gold_is_gradeable, matches
     from capcurriculum.prompts import build_messages
 
     dropped_ids = [ex["id"] for ex in examples if not keep[ex["id"]]]
-    cap = fcfg.get("audit_max_dropped")
     if cap is not None and len(dropped_ids) > cap:
         dropped_ids = random.Random(seed).sample(dropped_ids, cap)
     asked = set(dropped_ids)

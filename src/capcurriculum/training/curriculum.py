@@ -42,7 +42,9 @@ from capcurriculum.sampling.batching import Item
 from capcurriculum.sampling.capabilities import accuracy, generate, no_look_correct, score
 from capcurriculum.sampling.rewards import RewardConfig
 from capcurriculum.sampling.world_data import SET_MODES, load_set_items, set_file
+from capcurriculum.settings import read
 from capcurriculum.settings.grpo import GRPOSettings
+from capcurriculum.settings.train import TrainSettings
 from capcurriculum.training.balance import (
     answer_balance_weights,
     constant_answer_reward,
@@ -85,30 +87,27 @@ def stage_spec(cfg: DictConfig, node: str) -> StageSpec:
         raise ConfigError("curriculum.order", f"the staged run has {len(SLOTS)} slots; got {len(order)} sets "
                           f"({', '.join(order)})")
     steps = parse_steps(cfg, order)
-    balance = check_choice("train.balance", OmegaConf.select(cfg, "train.balance", default="none"), BALANCES)
-    signal_only = OmegaConf.select(cfg, "train.signal_only", default=False)
-    if not isinstance(signal_only, bool):
-        raise ConfigError("train.signal_only", f"expected true or false, got {signal_only!r}")
-    common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS), "balance": balance,
-              "signal_only": signal_only,
+    common = {"difficulty": _train_value(cfg, "difficulty", DIFFICULTY_ORDERS),
+              "balance": read.choice(cfg, "train.balance", BALANCES),
+              "signal_only": read.boolean(cfg, "train.signal_only"),
               "optimizer_state": _train_value(cfg, "optimizer_state", OPTIMIZER_STATES),
               "reference": str(select(cfg, "grpo.reference"))}
     if node == "merged":
         # the sets in a fixed order, so the merged baseline does not depend on the staged order
-        total = int(OmegaConf.select(cfg, "merged.steps", default=sum(steps)))  # derived at composition: the sum
+        total = read.integer(cfg, "merged.steps", minimum=0)  # derived at composition: the sum of the steps
         return StageSpec("merged", list(SET_MODES), total, _lr_scale(cfg, "merged.vision_lr_scale"),
-                         merger_lr_scale=_lr_scale(cfg, "merged.merger_lr_scale", 1.0), **common)
+                         merger_lr_scale=_lr_scale(cfg, "merged.merger_lr_scale"), **common)
     if node not in SLOTS:
         raise ConfigError("stage", f"unknown training node {node!r}; expected one of {', '.join(SLOTS)}, merged")
     k = SLOTS.index(node)
     method = check_method(order[k], select(cfg, f"curriculum.method.{order[k]}"))
     return StageSpec(node, [order[k]], steps[k], _lr_scale(cfg, "train.vision_lr_scale"), method=method,
-                     merger_lr_scale=_lr_scale(cfg, "train.merger_lr_scale", 1.0), **common)
+                     merger_lr_scale=_lr_scale(cfg, "train.merger_lr_scale"), **common)
 
 
-def _lr_scale(cfg: DictConfig, key: str, default: float | None = None) -> float:
-    """A learning-rate multiplier (0 freezes the part); a missing key without a default is an error."""
-    value = OmegaConf.select(cfg, key, default=default) if default is not None else select(cfg, key)
+def _lr_scale(cfg: DictConfig, key: str) -> float:
+    """A learning-rate multiplier (0 freezes the part); a missing key is an error naming it."""
+    value = select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ConfigError(key, f"expected a number >= 0, got {value!r}")
     return float(value)
@@ -200,7 +199,7 @@ def drop_overlong(items: list[Item], processor, max_prompt_length: int, where: s
 def training_seed(cfg: DictConfig) -> int:
     """train.seed (sampling, data order, init of anything random in training); the global seed when unset.
     Varying it re-runs training only, with the world and the base models fixed."""
-    value = OmegaConf.select(cfg, "train.seed", default=None)
+    value = read.present(cfg, "train.seed")
     return int(cfg.seed if value is None else value)
 
 
@@ -266,14 +265,13 @@ class StageRecipe:
         self.cfg, self.spec, self.paths, self.on_log, self.accelerator = cfg, spec, paths, on_log, accelerator
         self.settings = GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
         self.reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
-        self.n, self.headroom_n = eval_sizes(cfg.train.eval)
-        self.engine_name = cfg.train.get("engine", "lean")
+        self.train_settings = TrainSettings.from_config(cfg)
         self.precision = precision.precision if precision else None  # None: train.precision, as configured
         self.min_items = int(cfg.train.min_items)
         self.threads = int(cfg.train.threads)
         self.processes = accelerator.num_processes if accelerator is not None else 1
         self.main = accelerator is None or accelerator.is_main_process
-        if accelerator is not None and self.engine_name == "lean" and spec.method == "grpo":
+        if accelerator is not None and self.train_settings.engine == "lean" and spec.method == "grpo":
             raise ConfigError("train.launcher.kind", f"{LEAN_ONE_PROCESS} (this stage was started under a launcher, "
                                                      f"{self.processes} process(es))")
         self.deepspeed = accelerator is not None and accelerator.state.deepspeed_plugin is not None
@@ -293,13 +291,13 @@ class StageRecipe:
         from capcurriculum.models.attention import attention_implementation
         from capcurriculum.models.loading import load_model_and_processor
 
-        cfg, spec = self.cfg, self.spec
+        spec = self.spec
         torch.set_num_threads(max(1, self.threads // self.processes))  # a launcher's processes share the cores
         seed_everything(self.seed)
-        self.attn = attention_implementation(cfg.train.get("attn_implementation", "sdpa"))
+        self.attn = attention_implementation(self.train_settings.attn_implementation)
         items = self._load_sets()  # before the weights: a set too small to train on fails at once
         self.model, self.processor = load_model_and_processor(self.paths.init_dir, attn_implementation=self.attn,
-                                                              dtype=cfg.train.get("weights_dtype", "float32"))
+                                                              dtype=self.train_settings.weights_dtype)
         self._setup_data(items)
         if spec.method == "grpo":
             self._setup_engine()
@@ -363,7 +361,7 @@ class StageRecipe:
         ref = None
         # loaded once, straight onto the device in the policy's compute dtype (no fp32 copy); the trl engine builds
         # the stage-start reference itself from the policy's checkpoint
-        if self.settings.kl_coef > 0 and (self.engine_name == "lean" or spec.reference == "base"):
+        if self.settings.kl_coef > 0 and (self.train_settings.engine == "lean" or spec.reference == "base"):
             ref = load_model_and_processor(p.base_dir if spec.reference == "base" else p.init_dir,
                                            attn_implementation=self.attn, dtype=reference_dtype(acc),
                                            device=str(acc.device) if acc is not None else "cpu")[0]
@@ -374,7 +372,7 @@ class StageRecipe:
         self.switches = TrainSwitches.of(cfg, self.model, self.precision)
         common = {"ref_model": ref, "vision_lr_scale": spec.vision_lr_scale, "merger_lr_scale": spec.merger_lr_scale,
                   "optimizer_state": self.opt_state, "switches": self.switches}
-        if self.engine_name == "trl":
+        if self.train_settings.engine == "trl":
             from capcurriculum.training.trl_engine import TRLEngine
 
             trl = cfg.train.trl
@@ -393,7 +391,7 @@ class StageRecipe:
         from capcurriculum.sampling.world_data import CAPABILITIES
         from capcurriculum.training.held_out_record import fingerprint_items
 
-        p, n, headroom_n = self.paths, self.n, self.headroom_n
+        p, n, headroom_n = self.paths, self.train_settings.eval_n, self.train_settings.headroom_n
         self.world = held_out_data(self.cfg, p.raw_dir, p.world_dir, p.sets_dir)
         # perc_caption, a diagnostic with ~5x longer prompts: the first headroom_n
         evaluated = {cap: self.world.items(name, mode, self.world.held_out_split,
@@ -427,8 +425,8 @@ class StageRecipe:
             out, rows = {f"{tag}/{k}": v for k, v in record["metrics"].items()}, record["rows"]
             flags[tag] = dict(record["flags"])
         else:
-            out, rows = _evaluate(model, processor, self.world, self.n, tag, flags, lean=self.switches.lean,
-                                  caption_n=self.headroom_n)
+            out, rows = _evaluate(model, processor, self.world, self.train_settings.eval_n, tag, flags,
+                                  lean=self.switches.lean, caption_n=self.train_settings.headroom_n)
         self.closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items()},
                             rows=rows, flags=dict(flags[tag]))  # the capabilities' flags, before the set's own join
         if record is not None:
@@ -442,7 +440,8 @@ class StageRecipe:
                             if k != "n"})
         for name, its in self.held_out.items():
             greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
-            h, _ = headroom(model, processor, its[:self.headroom_n], greedy_rows=greedy[:self.headroom_n],
+            limit = self.train_settings.headroom_n
+            h, _ = headroom(model, processor, its[:limit], greedy_rows=greedy[:limit],
                             group_size=int(ecfg.group_size), max_new_tokens=int(ecfg.max_new_tokens),
                             reward_cfg=self.reward_cfg, desc=f"{tag} {name}", lean=self.switches.lean)
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
@@ -509,14 +508,14 @@ class StageRecipe:
         p, acc, spec = self.paths, self.accelerator, self.spec
         save_pretrained_dir(self.model, self.processor, p.out_dir)
         save_record(p.out_dir, self.items_sha, self.eval_settings, self.closing["metrics"], self.closing["flags"],
-                    self.closing["rows"], rows_per_mode=self.headroom_n)
+                    self.closing["rows"], rows_per_mode=self.train_settings.headroom_n)
         if not self.deepspeed:  # DeepSpeed partitions it: no whole state to carry (a carry is refused under it)
             save_optimizer(self.trainer.opt, p.out_dir / TRAINER_STATE)
         launcher = ("python" if acc is None
                     else f"accelerate ({acc.distributed_type.value}, {acc.num_processes} processes)")
         write_json(p.out_dir / TRAINER_STATE / "boundary.json", {
             **asdict(spec), "started_from": str(p.init_dir), "carried_optimizer": self.opt_state is not None,
-            "engine": self.engine_name, "launcher": launcher,
+            "engine": self.train_settings.engine, "launcher": launcher,
             "kl_reference": str(p.base_dir if spec.reference == "base" else p.init_dir),
             "steps_done": self.trainer.step_count, "data_position": self.stream.state()})
         write_jsonl(p.out_dir / TRAINER_STATE / "history.jsonl", self.history)
@@ -547,17 +546,6 @@ def trl_output_dir(resume_dir: str | Path) -> Path:
     beside it replaces its directory whole, so the two are siblings)."""
     resume_dir = Path(resume_dir)
     return resume_dir.with_name(f".{resume_dir.name}.trl")
-
-
-def eval_sizes(ecfg: DictConfig) -> tuple[int | None, int]:
-    """(`train.eval.n`: items per capability for the held-out greedy accuracy, None = the whole test split;
-    `train.eval.headroom_n`: the slice that headroom sampling, the stage's own held-out set and the caption-mode
-    diagnostic use, `n` when unset)."""
-    n = None if ecfg.get("n") is None else int(ecfg.n)
-    headroom_n = ecfg.get("headroom_n") or n
-    if headroom_n is None:
-        raise ConfigError("train.eval.headroom_n", "required when train.eval.n is null (the whole test split)")
-    return n, int(headroom_n)
 
 
 def _evaluate(model, processor, world, n: int | None, tag: str, flags: dict, *, caption_n: int,
@@ -629,7 +617,7 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
     metrics.update({"sft/images": len(captions), "sft/images_without_caption": missing})
     world = held_out_data(cfg, raw_dir, world_dir, sets_dir)
     lean = TrainSwitches.of(cfg, model).lean
-    n, caption_n = eval_sizes(cfg.train.eval)
+    train = TrainSettings.from_config(cfg)
     flags: dict[str, dict[str, list[bool]]] = {}
     history: list[dict] = []
     for tag in ("before", "after"):
@@ -644,7 +632,8 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
             history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, training_seed(cfg)),
                                pcfg, on_log=on_log, log_every=1)
             metrics["train/seconds"] = time.time() - t0
-        metrics.update(_evaluate(model, processor, world, n, tag, flags, lean=lean, caption_n=caption_n)[0])
+        metrics.update(_evaluate(model, processor, world, train.eval_n, tag, flags, lean=lean,
+                                 caption_n=train.headroom_n)[0])
     metrics.setdefault("train/seconds", 0.0)
     metrics.update(summarize(history, metrics, flags, spec))
     save_pretrained_dir(model, processor, out_dir)

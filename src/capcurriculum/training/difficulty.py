@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 from capcurriculum.io import DataError, iter_jsonl, write_json, write_jsonl
 from capcurriculum.sampling.batching import Item
 from capcurriculum.sampling.rewards import RewardConfig
+from capcurriculum.settings import read
 from capcurriculum.training.switches import TrainSwitches
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     mode = str(cfg.train.difficulty)
-    wanted = wants_pass_rates(mode, OmegaConf.select(cfg, "train.signal_only", default=False))
+    wanted = wants_pass_rates(mode, read.boolean(cfg, "train.signal_only"))
     metrics: dict[str, float] = {"computed": float(wanted)}
     if wanted:
         pcfg = cfg.pass_rate

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from capcurriculum.config import CHECKPOINTING_NEEDS_TRANSFORMERS, COMPILE_NEEDS_LEAN, ConfigError
+from capcurriculum.config import (
+    CHECKPOINTING_NEEDS_TRANSFORMERS,
+    COMPILE_NEEDS_LEAN,
+    COMPLETION_FORWARDS,
+    PRECISIONS,
+    ConfigError,
+)
+from capcurriculum.settings import read
 from capcurriculum.training.precision import check_precision
 
 
@@ -39,10 +46,10 @@ class TrainSwitches:
             supports,
         )
 
-        lean = OmegaConf.select(cfg, "train.completion_forward", default="transformers") == "lean"
+        lean = read.choice(cfg, "train.completion_forward", COMPLETION_FORWARDS) == "lean"
         if lean and not supports(model):
             raise ConfigError("train.completion_forward", f"lean runs {SUPPORTED} models only, not "
                                                           f"{model.config.model_type!r}; use transformers")
-        return cls(lean=lean, compile=bool(OmegaConf.select(cfg, "train.compile", default=False)),
-                   precision=precision or OmegaConf.select(cfg, "train.precision", default="fp32"),
-                   gradient_checkpointing=bool(OmegaConf.select(cfg, "train.gradient_checkpointing", default=False)))
+        return cls(lean=lean, compile=read.boolean(cfg, "train.compile"),
+                   precision=precision or read.choice(cfg, "train.precision", PRECISIONS),
+                   gradient_checkpointing=read.boolean(cfg, "train.gradient_checkpointing"))
