@@ -15,41 +15,25 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from capcurriculum.container import MODES as RUNNER_MODES
-
-PROFILES = ("tiny", "smoke", "paper")
-CAPABILITIES = ("perc", "text", "vis")
-MODEL_ROLES = ("policy", "filter_small", "filter_large")
-OPTIMIZER_STATES = ("fresh", "carry")
-DIFFICULTY_ORDERS = ("none", "easy_to_hard", "pass_rate")
-BALANCES = ("none", "answer", "question")
-METHODS = ("grpo", "sft")
-ATTN_IMPLEMENTATIONS = ("sdpa", "sdpa_gqa", "eager", "flash_attention_2", "flash_attention_3")
-COMPLETION_FORWARDS = ("lean", "transformers")
-COMPILE_NEEDS_LEAN = "compiles the lean completion path; set train.completion_forward: lean"
-CHECKPOINTING_NEEDS_TRANSFORMERS = ("checkpoints transformers' decoder layers, which the lean completion path does "
-                                    "not call; set train.completion_forward: transformers")
-# The lean engine under a launcher (config.check_engine before any work; the stage, under a launcher started by hand)
-LEAN_ONE_PROCESS = ("the lean engine trains in one process; several processes or GPUs (accelerate, DeepSpeed) are "
-                    "the trl engine's: use train.engine: trl, or train.launcher.kind: python")
-PRECISIONS = ("auto", "fp32", "bf16")   # training/precision.py (auto: bf16 where the CPU has it natively)
-# How hub benchmark answers are extracted and compared, recorded with every result (evaluation/report.py).
-# lenient: the project's rules; vlmevalkit: VLMEvalKit's (rule, then LLM extraction where the rule fails, then
-# each benchmark's own comparison; evaluation/vlmevalkit.py), with evaluation.split_think as its SPLIT_THINK.
-EVAL_PROTOCOLS = ("lenient", "vlmevalkit")
-# What a trained model is asked on hub benchmarks: the training prompt (its answer format) or the bare question.
-EVAL_PROMPTS = ("reasoning", "plain")
-WEIGHT_DTYPES = ("float32", "bfloat16")
-ENGINES = ("lean", "trl")   # training/grpo.py (one process, the CPU's) | training/trl_engine.py (TRL's GRPOTrainer)
-ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
-LAUNCHERS = ("python", "accelerate")
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message starts with the dotted key."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
-        self.key = key
+from capcurriculum.settings.choices import (  # the config's vocabulary, shared with the typed sections
+    BALANCES,
+    CAPABILITIES,
+    check_choice,
+    CHECKPOINTING_NEEDS_TRANSFORMERS,
+    COMPILE_NEEDS_LEAN,
+    COMPLETION_FORWARDS,
+    ConfigError,
+    DIFFICULTY_ORDERS,
+    ENGINES,
+    LAUNCHERS,
+    LEAN_ONE_PROCESS,
+    METHODS,
+    MODEL_ROLES,
+    OPTIMIZER_STATES,
+    PRECISIONS,
+    PROFILES,
+    ROLLOUTS,
+)
 
 
 def repo_root() -> Path:
@@ -199,12 +183,6 @@ def parse_steps(cfg: DictConfig, order: list[str]) -> list[int]:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ConfigError(f"curriculum.steps[{i}]", f"must be an integer >= 0, got {n!r}")
     return steps
-
-
-def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> Any:
-    if value not in allowed:
-        raise ConfigError(key, f"expected one of {', '.join(allowed)}, got {value!r}")
-    return value
 
 
 def check_method(set_name: str, method: Any) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capcurriculum.config import EVAL_PROTOCOLS
+from capcurriculum.settings.choices import EVAL_PROTOCOLS
 from capcurriculum.evaluation.evaluator import (
     TINY_BENCHMARKS,
     evaluate_benchmark,

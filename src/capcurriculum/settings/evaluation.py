@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from capcurriculum.config import EVAL_PROMPTS, EVAL_PROTOCOLS, ConfigError
+from capcurriculum.settings.choices import EVAL_PROMPTS, EVAL_PROTOCOLS, ConfigError
 from capcurriculum.settings import read
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from capcurriculum.config import ConfigError, check_choice
+from capcurriculum.settings.choices import ConfigError, check_choice
 
 _ABSENT = object()
 

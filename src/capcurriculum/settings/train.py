@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from capcurriculum.config import ATTN_IMPLEMENTATIONS, ENGINES, WEIGHT_DTYPES, ConfigError
+from capcurriculum.settings.choices import ATTN_IMPLEMENTATIONS, ENGINES, WEIGHT_DTYPES, ConfigError
 from capcurriculum.settings import read
 
 
