@@ -40,6 +40,7 @@ WEIGHT_DTYPES = ("float32", "bfloat16")
 ENGINES = ("lean", "trl")   # training/grpo.py (one process, the CPU's) | training/trl_engine.py (TRL's GRPOTrainer)
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 LAUNCHERS = ("python", "accelerate")
+WORLD_VERSIONS = (1, 2)   # world/scene.py's VERSIONS: the first world, issue 37's second (docs/miniature.md)
 
 
 class ConfigError(ValueError):
@@ -237,6 +238,12 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError("raw.docci.local_dir", f"{local!r} is not a directory")
         for name in ("descriptions", "images") if local is None else ():
             select(cfg, f"raw.docci.urls.{name}")
+
+    if OmegaConf.select(cfg, "world") is not None:  # null in the paper profile, which builds no world
+        version = select(cfg, "world.version")
+        if isinstance(version, bool) or version not in WORLD_VERSIONS:
+            raise ConfigError("world.version", f"expected one of {', '.join(map(str, WORLD_VERSIONS))} (1: the first "
+                                               f"world, 2: issue 37's), got {version!r}")
 
     for role in MODEL_ROLES:
         kind = select(cfg, f"models.{role}.kind")

@@ -183,6 +183,16 @@ _ASKERS = {
 
 
 def perception_questions(scenes: Sequence[Scene], cfg: WorldConfig, rng: random.Random) -> list[Example]:
+    """The perception questions of `cfg.version`'s world: the six types below (1), or identify and group
+    counts (2, `perception_v2`). qa_generate asks the built world's version through this one entry."""
+    if cfg.version == 2:  # imported here: perception_v2 builds on this module's Target and SOURCE
+        from .perception_v2 import perception_questions_v2
+
+        return perception_questions_v2(scenes, cfg, rng)
+    return six_type_questions(scenes, cfg, rng)
+
+
+def six_type_questions(scenes: Sequence[Scene], cfg: WorldConfig, rng: random.Random) -> list[Example]:
     """Up to `cfg.perception_per_scene` distinct questions per scene, cycling through the types.
 
     Yes/no types alternate their answer across the whole set, so "yes" is never a free win.
