@@ -24,11 +24,10 @@ from collections.abc import Sequence
 
 from ..data.schema import Example
 from .scene import Scene, WorldConfig, WorldObject, position_name
-from .tasks import SOURCE, Target
+from .tasks import Target, perception_example
 
 NOTHING = "nothing"
 IDENTIFY_SHARE = 2 / 3  # 4 identify and 2 group-count questions of a scene's 6
-QTYPE_DIFFICULTY = {"identify": 1, "group_count": 2}
 
 
 def identify_answers(cfg: WorldConfig) -> list[str]:
@@ -105,18 +104,5 @@ def perception_questions_v2(scenes: Sequence[Scene], cfg: WorldConfig, rng: rand
         asked = [("identify", qa) for qa in _identify(scene, n_identify, turn, rng)]
         asked += [("group_count", qa) for qa in _group_counts(scene, cfg, k - len(asked), rng)]
         rng.shuffle(asked)
-        for i, (qtype, (question, answer, trace)) in enumerate(asked):
-            examples.append(
-                Example(
-                    id=f"{scene.id}_q{i}",
-                    question=question,
-                    answer=answer,
-                    answer_type="number" if qtype == "group_count" else "text",
-                    source=SOURCE,
-                    image=scene.image_file,
-                    difficulty=QTYPE_DIFFICULTY[qtype],
-                    capability="perc",
-                    meta={"qtype": qtype, "scene_id": scene.id, "trace": trace},
-                )
-            )
+        examples += [perception_example(scene, i, qtype, *qa) for i, (qtype, qa) in enumerate(asked)]
     return examples
