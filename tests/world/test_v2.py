@@ -95,6 +95,10 @@ def test_a_world_version_other_than_1_or_2_is_refused_naming_the_key(value):
 def test_v2_sizes_apply_to_version_2_only():
     with pytest.raises(ValueError, match="^WorldConfig.v2: expected keys among"):
         WorldConfig(v2={"perception": 6})
+    with pytest.raises(ValueError, match="^WorldConfig.v2.vis_math: expected keys pretrain, train, test"):
+        WorldConfig(v2={"vis_math": {"test": 4000}})   # refused in version 1 too
+    with pytest.raises(ValueError, match="^WorldConfig.v2.perception_per_scene: expected an integer >= 0"):
+        WorldConfig(version=2, v2={"perception_per_scene": -1})
     big = {"vis_math": {"pretrain": 1, "train": 1, "test": 4000}}
     assert WorldConfig(v2=big).vis_math["test"] == 500
     assert WorldConfig(version=2, v2=big).vis_math["test"] == 4000

@@ -91,8 +91,12 @@ class WorldConfig:
         unknown = sorted(set(self.v2 or {}) - set(SIZE_KEYS))
         if unknown:
             raise ValueError(f"WorldConfig.v2: expected keys among {', '.join(SIZE_KEYS)}, got {', '.join(unknown)}")
-        if self.version == 2:
-            for key, value in (self.v2 or {}).items():
+        for key, value in (self.v2 or {}).items():  # checked in either version, so a typo never waits for 2
+            if key == "perception_per_scene":
+                _integer(f"v2.{key}", value, 0)
+            else:
+                value = _split_sizes(f"v2.{key}", value)
+            if self.version == 2:
                 setattr(self, key, value)
         self.v2 = {}  # applied (version 2) or not this world's (version 1): the sizes above are the built ones
         _integer("seed", self.seed, 0)
