@@ -33,6 +33,7 @@ from capcurriculum.settings.choices import (  # the config's vocabulary, shared 
     PRECISIONS,
     PROFILES,
     ROLLOUTS,
+    WORLD_VERSIONS,
 )
 
 
@@ -217,6 +218,12 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError("raw.docci.local_dir", f"{local!r} is not a directory")
         for name in ("descriptions", "images") if local is None else ():
             select(cfg, f"raw.docci.urls.{name}")
+
+    if OmegaConf.select(cfg, "world") is not None:  # null in the paper profile, which builds no world
+        version = select(cfg, "world.version")
+        if isinstance(version, bool) or version not in WORLD_VERSIONS:
+            raise ConfigError("world.version", f"expected one of {', '.join(map(str, WORLD_VERSIONS))} (1: the first "
+                                               f"world, 2: issue 37's), got {version!r}")
 
     for role in MODEL_ROLES:
         kind = select(cfg, f"models.{role}.kind")

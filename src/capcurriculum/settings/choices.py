@@ -32,6 +32,7 @@ WEIGHT_DTYPES = ("float32", "bfloat16")
 ENGINES = ("lean", "trl")   # training/grpo.py (one process, the CPU's) | training/trl_engine.py (TRL's GRPOTrainer)
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 LAUNCHERS = ("python", "accelerate")
+WORLD_VERSIONS = (1, 2)   # world/scene.py's VERSIONS: the first world, issue 37's second (docs/miniature.md)
 
 
 class ConfigError(ValueError):

@@ -18,10 +18,10 @@ from typing import Any
 from tqdm import tqdm
 
 from ..io import atomic_path, read_jsonl, write_json, write_jsonl
-from .describe import describe_scene
+from .describe import describe_scene, list_scene
 from .render import render_scene, save_jpeg
 from .scene import BACKGROUND, SPLITS, Scene, WorldConfig, WorldObject, sample_scene
-from .tasks import perception_questions, text_math, vis_math
+from .tasks import perception_questions, six_type_questions, text_math, vis_math
 
 DESCRIPTIONS_FILE = "docci_descriptions.jsonlines"
 GROUND_TRUTH_FILE = "ground_truth.jsonl"
@@ -54,6 +54,9 @@ def build_world(
     raw_dir:  docci_descriptions.jsonlines, ground_truth.jsonl, images/<example_id>.jpg
     sets_dir: perception_<split>.jsonl, text_math_<split>.jsonl, vis_math_<split>.jsonl,
               vis_images/<id>.jpg, manifest.json
+    Version 2 (`cfg.version`) captions list every cell (`list_scene`), its perception files hold identify and
+    group-count questions, and perception_v1_<split>.jsonl asks the first world's six types of the same scenes
+    (the secondary table; its own random stream, so the primary questions do not depend on it).
     """
     start = time.perf_counter()
     metrics: dict[str, float] = {f"scenes.{split}": n for split, n in cfg.scenes.items()}
@@ -75,7 +78,9 @@ def build_world(
                         "example_id": scene.id,
                         "split": split,
                         "image_file": scene.image_file,
-                        "description": describe_scene(scene, describe_rng),
+                        "description": describe_scene(scene, describe_rng)
+                        if cfg.version == 1
+                        else list_scene(scene, cfg, describe_rng),
                     }
                 )
                 truths.append(
@@ -94,6 +99,8 @@ def build_world(
                 ),
                 "vis_math": vis_math(vis_scenes, cfg, _rng(cfg, split, "vis_math")),
             }
+            if cfg.version == 2:
+                made["perception_v1"] = six_type_questions(scenes, cfg, _rng(cfg, split, "perception_v1"))
             for name, examples in made.items():
                 n = write_jsonl(sets / f"{name}_{split}.jsonl", (e.to_dict() for e in examples))
                 files[f"{name}_{split}.jsonl"] = metrics[f"{name}.{split}"] = n

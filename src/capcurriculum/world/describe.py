@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from .scene import Scene, WorldObject, plural, position_name
+from .scene import Scene, WorldConfig, WorldObject, plural, position_name
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GRID_WORDS = {2: "two-by-two", 3: "three-by-three"}
@@ -41,6 +41,7 @@ _OBJECT_TEMPLATES = (
     "{where} is {what}.",
     "{what} appears {where}.",
 )
+_EMPTY_TEMPLATES = ("Nothing is {where}.", "{where}, there is nothing.", "There is nothing {where}.")
 _RELATION_TEMPLATES = ("The {a} is {rel} the {b}.", "The {a} lies {rel} the {b}.")
 RELATIONS_PER_DESCRIPTION = 2
 
@@ -128,4 +129,51 @@ def _relation_sentences(scene: Scene, rng: random.Random) -> list[str]:
                 a=f"{a.color} {a.shape}", rel=relation(a, b, axis), b=f"{b.color} {b.shape}"
             )
         )
+    return sentences
+
+
+def list_scene(scene: Scene, cfg: WorldConfig, rng: random.Random) -> str:
+    """World v2's caption: every cell in reading order with what is in it, or that nothing is, then the
+    count of every colour, shape and size (the absent ones named as such).
+
+    Reading it answers every question of both worlds by copying a phrase: identify's "small red circle" or
+    "nothing" after the cell's name, a group's count as a number word. Issue 37's first gate asks the filters
+    to read captions almost perfectly, so that "caption right, image wrong" marks what a filter cannot see
+    rather than where two guesses disagreed.
+    """
+    sentences = [rng.choice(_OPENINGS).format(grid=GRID_WORDS[scene.grid])]
+    sentences.append(_total_sentence(len(scene.objects), rng))
+    for row in range(scene.grid):
+        for col in range(scene.grid):
+            obj = scene.at(row, col)
+            if obj is not None:
+                sentences.append(_object_sentence(obj, scene.grid, rng))
+            else:
+                where = _where(position_name(row, col, scene.grid), rng)
+                sentences.append(_capitalise(rng.choice(_EMPTY_TEMPLATES).format(where=where)))
+    for attr, values in (("color", cfg.colors), ("shape", cfg.shapes), ("size", cfg.sizes)):
+        sentences += _count_sentences(scene, attr, values)
+    sentences.append(rng.choice(_CLOSINGS))
+    return " ".join(sentences)
+
+
+def _group_noun(attr: str, value: str, n: int) -> str:
+    if attr == "shape":
+        return value if n == 1 else plural(value)
+    return f"{value} {'shape' if n == 1 else 'shapes'}"
+
+
+def _count_sentences(scene: Scene, attr: str, values: tuple[str, ...]) -> list[str]:
+    """One sentence per value present ("There are two red shapes."), one naming the absent values."""
+    sentences, absent = [], []
+    for value in values:
+        n = scene.count(attr, value)
+        if n == 0:
+            absent.append(_group_noun(attr, value, 2) if attr == "shape" else value)
+        else:
+            be = "is" if n == 1 else "are"
+            sentences.append(f"There {be} {NUMBER_WORDS[n]} {_group_noun(attr, value, n)}.")
+    if absent:
+        names = absent[0] if len(absent) == 1 else f"{', '.join(absent[:-1])} or {absent[-1]}"
+        sentences.append(f"There are no {names}." if attr == "shape" else f"There are no {names} shapes.")
     return sentences

@@ -25,6 +25,11 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
 # Object side as a fraction of the cell: 26 px and 14 px in a 32-px cell.
 SIZE_FRACTION: dict[str, float] = {"small": 0.44, "large": 0.8}
 SPLITS: tuple[str, ...] = ("pretrain", "train", "test")
+# 1: the first world (six question types, 2-6 answers each); 2: issue 37's (identify and group-count questions
+# whose answers a blind guesser rarely hits, captions that list every cell). Each version's bytes are fixed.
+VERSIONS: tuple[int, ...] = (1, 2)
+# The sizes `WorldConfig.v2` may set for version 2 (its benchmarks are larger than version 1's).
+SIZE_KEYS: tuple[str, ...] = ("scenes", "text_math", "vis_math", "perception_per_scene")
 BACKGROUND = (236, 236, 232)  # light and neutral; a seeded tint of up to ±8 per channel is added
 BACKGROUND_JITTER = 8
 
@@ -60,8 +65,11 @@ class WorldConfig:
 
     `scenes` counts the raw (DOCCI-layout) scenes per split; `text_math` and `vis_math` count items per
     split (each visual-math item has its own scene); the defaults feed a ~5 minute CPU pre-training.
+    `version` picks the world (VERSIONS); `v2` holds sizes (SIZE_KEYS) that replace the ones here when the
+    version is 2, so that one profile states both worlds' sizes and `world.version=2` alone switches.
     """
 
+    version: int = 1
     seed: int = 0
     image_size: int = 96
     grid: int = 3
@@ -74,8 +82,23 @@ class WorldConfig:
     text_math: dict[str, int] = field(default_factory=lambda: {"pretrain": 8000, "train": 2000, "test": 500})
     vis_math: dict[str, int] = field(default_factory=lambda: {"pretrain": 8000, "train": 2000, "test": 500})
     perception_per_scene: int = 6
+    v2: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.version, bool) or self.version not in VERSIONS:
+            raise ValueError(f"WorldConfig.version: expected one of {', '.join(map(str, VERSIONS))}, "
+                             f"got {self.version!r}")
+        unknown = sorted(set(self.v2 or {}) - set(SIZE_KEYS))
+        if unknown:
+            raise ValueError(f"WorldConfig.v2: expected keys among {', '.join(SIZE_KEYS)}, got {', '.join(unknown)}")
+        for key, value in (self.v2 or {}).items():  # checked in either version, so a typo never waits for 2
+            if key == "perception_per_scene":
+                _integer(f"v2.{key}", value, 0)
+            else:
+                value = _split_sizes(f"v2.{key}", value)
+            if self.version == 2:
+                setattr(self, key, value)
+        self.v2 = {}  # applied (version 2) or not this world's (version 1): the sizes above are the built ones
         _integer("seed", self.seed, 0)
         # Positions are named top/bottom/left/right/center, which is unambiguous only up to 3×3.
         if self.grid not in (2, 3):
@@ -101,7 +124,13 @@ class WorldConfig:
         _integer("perception_per_scene", self.perception_per_scene, 0)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The sizes as built. Version 1 omits `version`, so its manifest stays byte-identical to the one
+        written before versions existed (a manifest without it reads back as version 1)."""
+        out = asdict(self)
+        del out["v2"]
+        if self.version == 1:
+            del out["version"]
+        return out
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,10 @@ from .scene import Scene, WorldConfig, plural, position_name, position_phrase
 
 SOURCE = "world"
 MAX_VALUE = 99
-QTYPE_DIFFICULTY = {"color": 1, "shape": 1, "presence": 1, "count": 2, "size": 2, "spatial": 3}
+# Both worlds' question types (world v2's: identify, group_count; perception_v2.py)
+QTYPE_DIFFICULTY = {"color": 1, "shape": 1, "presence": 1, "count": 2, "size": 2, "spatial": 3,
+                    "identify": 1, "group_count": 2}
+NUMBER_QTYPES = ("count", "group_count")  # answered with a number, graded by value
 YES_NO = ("presence", "spatial")
 PRESENT_BIAS = 0.75  # how often a counted group is one the scene contains (else any, often zero)
 
@@ -183,6 +186,16 @@ _ASKERS = {
 
 
 def perception_questions(scenes: Sequence[Scene], cfg: WorldConfig, rng: random.Random) -> list[Example]:
+    """The perception questions of `cfg.version`'s world: the six types below (1), or identify and group
+    counts (2, `perception_v2`). qa_generate asks the built world's version through this one entry."""
+    if cfg.version == 2:  # imported here: perception_v2 builds on this module's Target and perception_example
+        from .perception_v2 import perception_questions_v2
+
+        return perception_questions_v2(scenes, cfg, rng)
+    return six_type_questions(scenes, cfg, rng)
+
+
+def six_type_questions(scenes: Sequence[Scene], cfg: WorldConfig, rng: random.Random) -> list[Example]:
     """Up to `cfg.perception_per_scene` distinct questions per scene, cycling through the types.
 
     Yes/no types alternate their answer across the whole set, so "yes" is never a free win.
@@ -204,20 +217,23 @@ def perception_questions(scenes: Sequence[Scene], cfg: WorldConfig, rng: random.
             asked.add(question)
             if qtype in want_yes:
                 want_yes[qtype] = not want_yes[qtype]
-            examples.append(
-                Example(
-                    id=f"{scene.id}_q{len(asked) - 1}",
-                    question=question,
-                    answer=answer,
-                    answer_type="number" if qtype == "count" else "text",
-                    source=SOURCE,
-                    image=scene.image_file,
-                    difficulty=QTYPE_DIFFICULTY[qtype],
-                    capability="perc",
-                    meta={"qtype": qtype, "scene_id": scene.id, "trace": trace},
-                )
-            )
+            examples.append(perception_example(scene, len(asked) - 1, qtype, question, answer, trace))
     return examples
+
+
+def perception_example(scene: Scene, index: int, qtype: str, question: str, answer: str, trace: str) -> Example:
+    """The `index`-th perception question about `scene`, as both worlds write one."""
+    return Example(
+        id=f"{scene.id}_q{index}",
+        question=question,
+        answer=answer,
+        answer_type="number" if qtype in NUMBER_QTYPES else "text",
+        source=SOURCE,
+        image=scene.image_file,
+        difficulty=QTYPE_DIFFICULTY[qtype],
+        capability="perc",
+        meta={"qtype": qtype, "scene_id": scene.id, "trace": trace},
+    )
 
 
 # ---------------------------------------------------------------- text math
