@@ -2,7 +2,7 @@
 
 from capcurriculum.evaluation.benchmarks import get_adapter
 from capcurriculum.evaluation.evaluator import evaluate_benchmark
-from capcurriculum.generation.base import make_backend
+from capcurriculum.generation import make_backend
 
 
 def test_rows_without_images_and_unreadable_answers_are_counted(eval_world, load_rows):
