@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from capcurriculum.config import load_params
 from capcurriculum.evaluate import run_evaluation
 from capcurriculum.io import write_json
+from capcurriculum.evaluation.evaluator import in_overall
 from capcurriculum.runtime import METRICS_DIR, run_file, setup_logging
 from capcurriculum.settings.evaluation import EvaluationSettings
 from capcurriculum.tracking import node_run
@@ -28,7 +29,7 @@ def main() -> None:
                                  trained=name != "base")
         run.log_metrics({k.replace("@", "_"): v for k, v in metrics.items()})
         if metrics["overall"] is not None:
-            run.result = f"Overall {100 * metrics['overall']:.1f}% over {len(evaluation.benchmarks)} benchmarks"
+            run.result = f"Overall {100 * metrics['overall']:.1f}% over {len(in_overall(evaluation.benchmarks))} benchmarks"
         write_json(METRICS_DIR / "eval" / f"{name}.json", metrics)
 
 

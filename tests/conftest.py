@@ -152,6 +152,7 @@ def openai_server():
     """serve_openai, for tests that need a real OpenAI-compatible server (the judge's)."""
     return serve_openai
 
+
 # --- a tiny world, its processor and an untrained tiny model: the sampling and training tests' fixtures ---------
 # (imported inside each fixture, so that tests which do not ask for them do not import torch)
 @pytest.fixture(scope="session")

@@ -58,7 +58,8 @@ def shuffle_images(items: Sequence[Any], seed: int = 0) -> list[Any]:
     """The items with each one's image taken from another item (a seeded cycle through a random order, so no
     item keeps its own), the question and gold answer unchanged; `extra["image_from"]` names the image's item."""
     if len(items) < 2:
-        raise ValueError("shuffling images needs at least two items")
+        raise ValueError(f"evaluation.n: tiny_vis_math_shuffled shows each item another item's image, so it needs "
+                         f"at least two items (got {len(items)})")
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
     donor = {order[k]: order[(k + 1) % len(order)] for k in range(len(order))}
