@@ -133,6 +133,9 @@ REFUSALS = [
     (EvaluationSettings, "evaluation.backend=hf", "evaluation.backend: expected a mapping"),
     (EvaluationSettings, "evaluation.judge.enabled=maybe", "evaluation.judge.enabled: expected true or false"),
     (EvaluationSettings, "evaluation.benchmarks=[]", "evaluation.benchmarks: expected a non-empty list"),
+    (EvaluationSettings, "evaluation.benchmarks=[tiny_perception,tiny_vis_mth]",
+     "evaluation.benchmarks[1]: unknown benchmark 'tiny_vis_mth' (did you mean 'tiny_vis_math'?); known: tiny_perception"),
+    (EvaluationSettings, "evaluation.benchmarks=[mmmu]", "evaluation.benchmarks[0]: unknown benchmark 'mmmu'; known: "),
     (EvaluationSettings, "evaluation.rows={tiny_vis_math: /nonexistent.jsonl}", "evaluation.rows.tiny_vis_math: "),
     (EvaluationSettings, "evaluation.rows={mmmu: /nonexistent.jsonl}",
      "evaluation.rows.mmmu: is not one of evaluation.benchmarks"),
@@ -168,3 +171,20 @@ def test_validate_builds_the_sections_so_check_params_names_the_key():
         validate(_compose("perception.filter.audit_max_dropped=-1"))
     with pytest.raises(ConfigError, match=r"^evaluation\.prompt: expected one of reasoning, plain"):
         validate(_compose("evaluation.prompt=chat"))
+
+
+def test_the_benchmark_vocabulary_is_the_evaluators_registries():
+    """settings/choices names the benchmarks so that check_params can refuse a misspelt one (the settings layer
+    cannot import evaluation); the names must be exactly what evaluation runs, tiny and hub."""
+    from capcurriculum.evaluation.benchmarks import ADAPTERS
+    from capcurriculum.evaluation.evaluator import TINY_BENCHMARKS
+    from capcurriculum.settings.choices import HUB_BENCHMARK_NAMES, TINY_BENCHMARK_NAMES
+
+    assert set(TINY_BENCHMARK_NAMES) == set(TINY_BENCHMARKS)
+    assert set(HUB_BENCHMARK_NAMES) == set(ADAPTERS)
+
+
+def test_a_hub_benchmark_is_accepted_under_its_printed_spelling():
+    """get_adapter matches any case with '-' and '_' ignored; the check accepts what it accepts."""
+    settings = EvaluationSettings.from_config(_compose("evaluation.benchmarks=[MathVista,Real-World-QA]"))
+    assert settings.benchmarks == ("MathVista", "Real-World-QA")

@@ -32,6 +32,11 @@ WEIGHT_DTYPES = ("float32", "bfloat16")
 ENGINES = ("lean", "trl")   # training/grpo.py (one process, the CPU's) | training/trl_engine.py (TRL's GRPOTrainer)
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 LAUNCHERS = ("python", "accelerate")
+# evaluation.benchmarks' vocabulary: the world's held-out splits (evaluation/evaluator.py's TINY_BENCHMARKS) and
+# the hub adapters (evaluation/benchmarks' ADAPTERS); tests/settings/test_sections.py checks both registries match.
+TINY_BENCHMARK_NAMES = ("tiny_perception", "tiny_vis_math", "tiny_text_math", "tiny_vis_math_shuffled")
+HUB_BENCHMARK_NAMES = ("mathvista", "mathvision", "mathverse", "wemath", "aokvqa", "realworldqa", "mmstar", "pope",
+                       "hallusionbench", "logicvista")
 WORLD_VERSIONS = (1, 2)   # world/scene.py's VERSIONS: the first world, issue 37's second (docs/miniature.md)
 
 

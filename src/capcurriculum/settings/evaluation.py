@@ -6,13 +6,15 @@ checked before any model loads (config.validate builds it, so check_params fails
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from capcurriculum.settings.choices import EVAL_PROMPTS, EVAL_PROTOCOLS, ConfigError
+from capcurriculum.settings.choices import (
+    EVAL_PROMPTS, EVAL_PROTOCOLS, HUB_BENCHMARK_NAMES, TINY_BENCHMARK_NAMES, ConfigError)
 from capcurriculum.settings import read
 
 
@@ -52,6 +54,8 @@ class EvaluationSettings:
         benchmarks = read.present(cfg, "evaluation.benchmarks")
         if not isinstance(benchmarks, list) or not benchmarks or not all(isinstance(b, str) for b in benchmarks):
             raise ConfigError("evaluation.benchmarks", f"expected a non-empty list of benchmark names, got {benchmarks!r}")
+        for i, name in enumerate(benchmarks):  # a misspelt name fails here, not after a model has been loaded
+            _check_benchmark(f"evaluation.benchmarks[{i}]", name)
         judge = read.mapping(cfg, "evaluation.judge")
         enabled = judge["enabled"] if "enabled" in judge else "missing"
         if not isinstance(enabled, bool):
@@ -71,3 +75,17 @@ class EvaluationSettings:
                    protocol=read.choice(cfg, "evaluation.protocol", EVAL_PROTOCOLS),
                    split_think=read.boolean(cfg, "evaluation.split_think"),
                    judge=judge, rows=rows)
+
+
+def _key(name: str) -> str:
+    """A name as the hub registry matches it (evaluation/benchmarks.get_adapter): any case, '-', '_' and ' ' ignored."""
+    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+
+def _check_benchmark(key: str, name: str) -> None:
+    if name in TINY_BENCHMARK_NAMES or _key(name) in {_key(h) for h in HUB_BENCHMARK_NAMES}:
+        return
+    known = TINY_BENCHMARK_NAMES + HUB_BENCHMARK_NAMES
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(key, f"unknown benchmark {name!r}{hint}; known: {', '.join(known)}")
