@@ -4,6 +4,7 @@
 from capcurriculum.config import load_params
 from capcurriculum.io import write_json
 from capcurriculum.runtime import METRICS_DIR, run_file, setup_logging
+from capcurriculum.settings.train import TrainSettings
 from capcurriculum.tracking import node_run
 from capcurriculum.training.difficulty import write_pass_rates
 
@@ -11,8 +12,9 @@ from capcurriculum.training.difficulty import write_pass_rates
 def main() -> None:
     setup_logging()
     cfg = load_params()
-    params = {"seed": cfg.seed, "train.difficulty": cfg.train.difficulty,
-              "train.signal_only": cfg.train.signal_only, **dict(cfg.pass_rate)}
+    train = TrainSettings.from_config(cfg)
+    params = {"seed": cfg.seed, "train.difficulty": train.difficulty, "train.signal_only": train.signal_only,
+              **dict(cfg.pass_rate)}
     with node_run("difficulty", params, run_file("difficulty"), experiment=cfg.tracking.experiment) as run:
         metrics = write_pass_rates(cfg, policy_dir="data/models/base/policy", sets_dir="data/sets",
                                    raw_dir="data/raw", out_dir="data/difficulty")

@@ -18,6 +18,7 @@ from capcurriculum.runtime import (
     run_file,
     setup_logging,
 )
+from capcurriculum.settings.train import TrainSettings
 from capcurriculum.tracking import node_run
 from capcurriculum.training.curriculum import SLOTS, StagePaths, StageRecipe, stage_params, stage_spec
 from capcurriculum.training.precision import SFT_PRECISION, PrecisionChoice, resolve_precision
@@ -29,16 +30,16 @@ def main() -> None:
     node = ap.parse_args().node
     setup_logging()
     cfg = load_params()
-    spec = stage_spec(cfg, node)
+    spec, train = stage_spec(cfg, node), TrainSettings.from_config(cfg)
     if spec.method == "grpo":  # train.launcher: accelerate launch (the trl engine: DeepSpeed, GPUs) starts this
-        relaunch_accelerate(cfg.train.get("launcher"), sys.argv)  # script again in each process
+        relaunch_accelerate(train.launcher, sys.argv)  # script again in each process
     k = SLOTS.index(node) if node in SLOTS else 0
     init_dir = "data/models/base/policy" if k == 0 else f"data/models/{SLOTS[k - 1]}"
     # Curves on the curriculum's global step, so the staged runs line up with the merged one in MLflow.
     offset = sum(list(cfg.curriculum.steps)[:k]) if node in SLOTS else 0
     accelerator = launched_accelerator()  # `accelerate launch --use_deepspeed ... stages/train.py <node>`
-    precision = (resolve_precision(cfg.train.precision, accelerator.device if accelerator else "cpu")
-                 if spec.method == "grpo" else PrecisionChoice("fp32", cfg.train.precision, SFT_PRECISION))
+    precision = (resolve_precision(train.precision, accelerator.device if accelerator else "cpu")
+                 if spec.method == "grpo" else PrecisionChoice("fp32", train.precision, SFT_PRECISION))
     paths = StagePaths.of(init_dir=init_dir, base_dir="data/models/base/policy", sets_dir="data/sets",
                           raw_dir="data/raw", world_dir="data/world", out_dir=f"data/models/{node}",
                           resume_dir=Path(".resume") / node, difficulty_dir="data/difficulty")

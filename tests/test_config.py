@@ -257,9 +257,12 @@ def test_the_lean_engine_under_an_accelerate_launcher_is_refused_pointing_at_the
 
 def test_the_accelerate_launcher_becomes_accelerate_launchs_command_line():
     from capcurriculum.runtime import accelerate_command
+    from capcurriculum.settings.train import TrainSettings
 
-    launcher = {"kind": "accelerate", "config_file": "conf/accelerate/zero2.yaml", "num_processes": 16,
-                "num_machines": 2, "args": ["--machine_rank", 1, "--main_process_ip", "10.0.0.1"]}
+    launcher = TrainSettings.from_config(_compose(
+        *_ON_TRL, "train.launcher.kind=accelerate", "train.launcher.config_file=conf/accelerate/zero2.yaml",
+        "train.launcher.num_processes=16", "train.launcher.num_machines=2",
+        "train.launcher.args=[--machine_rank,1,--main_process_ip,10.0.0.1]")).launcher
     assert accelerate_command(launcher, ["stages/train.py", "train_1"])[1:] == [
         "-m", "accelerate.commands.launch", "--config_file", "conf/accelerate/zero2.yaml", "--num_processes", "16",
         "--num_machines", "2", "--machine_rank", "1", "--main_process_ip", "10.0.0.1", "stages/train.py", "train_1"]

@@ -7,8 +7,12 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # settings reads the config; runtime only takes what it built
+    from capcurriculum.settings.train import LauncherSettings
 
 RUNS_DIR = Path("data/runs")
 METRICS_DIR = Path("data/metrics")
@@ -130,12 +134,12 @@ def launched_accelerator():
 LAUNCHER_PID = "CAPCURRICULUM_LAUNCHER_PID"
 
 
-def relaunch_accelerate(launcher, argv: list[str]) -> None:
+def relaunch_accelerate(launcher: LauncherSettings, argv: list[str]) -> None:
     """Re-run this script under `accelerate launch` when train.launcher asks for it (kind: accelerate) and no
     launcher started it already: the DVC node's `python stages/train.py <node>` becomes
     `accelerate launch --config_file <config_file> --num_processes N --num_machines M <args...> <argv>`.
     Returns only when there is nothing to do (kind: python, or already launched)."""
-    if launcher is None or launcher.get("kind", "python") == "python":
+    if launcher.kind == "python":
         return
     if "WORLD_SIZE" in os.environ or os.environ.get("ACCELERATE_USE_DEEPSPEED") or "LOCAL_RANK" in os.environ:
         return
@@ -147,15 +151,14 @@ def relaunch_accelerate(launcher, argv: list[str]) -> None:
     os.execv(sys.executable, cmd)
 
 
-def accelerate_command(launcher, argv: list[str]) -> list[str]:
+def accelerate_command(launcher: LauncherSettings, argv: list[str]) -> list[str]:
     """train.launcher (kind: accelerate) as a command line; `args`: accelerate launch's own flags, passed on
     (e.g. --machine_rank and --main_process_ip on a multi-node job, --use_cpu on a machine without GPUs)."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
-    if launcher.get("config_file"):
-        cmd += ["--config_file", str(launcher["config_file"])]
-    cmd += ["--num_processes", str(int(launcher["num_processes"])), "--num_machines",
-            str(int(launcher.get("num_machines") or 1))]
-    return [*cmd, *[str(a) for a in (launcher.get("args") or [])], *argv]
+    if launcher.config_file:
+        cmd += ["--config_file", launcher.config_file]
+    cmd += ["--num_processes", str(launcher.num_processes), "--num_machines", str(launcher.num_machines)]
+    return [*cmd, *launcher.args, *argv]
 
 
 def _die_with_launcher() -> None:

@@ -188,3 +188,30 @@ def test_a_hub_benchmark_is_accepted_under_its_printed_spelling():
     """get_adapter matches any case with '-' and '_' ignored; the check accepts what it accepts."""
     settings = EvaluationSettings.from_config(_compose("evaluation.benchmarks=[MathVista,Real-World-QA]"))
     assert settings.benchmarks == ("MathVista", "Real-World-QA")
+
+
+TYPED = ("train", "evaluation")  # sections every key of which is read through capcurriculum.settings
+
+
+def untyped_reads(source: str, rel: str) -> list[str]:
+    """`rel:line cfg.<section>.<key>` for each attribute read of a typed section's key (a whole section passed
+    on, as stage_params records it, is not a key read)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and \
+                node.value.attr in TYPED and isinstance(node.value.value, ast.Name | ast.Attribute) and \
+                _names(node.value.value)[-1:] in (["cfg"], ["params"]):
+            found.append(f"{rel}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_the_typed_sections_keys_are_read_only_through_their_settings():
+    files = [*sorted(PKG.rglob("*.py")), *sorted((ROOT / "stages").glob("*.py"))]
+    found = [hit for path in files for hit in untyped_reads(path.read_text(), path.relative_to(ROOT).as_posix())
+             if not hit.startswith("src/capcurriculum/settings/")]
+    assert not found, f"read these through TrainSettings / EvaluationSettings (capcurriculum.settings): {found}"
+
+
+@pytest.mark.parametrize("planted", ["cfg.train.threads", "self.cfg.evaluation.n", "params.train.sft"])
+def test_the_typed_walk_sees_a_planted_read(planted):
+    assert untyped_reads(f"x = {planted}\n", "planted.py") == [f"planted.py:1 {planted}"]

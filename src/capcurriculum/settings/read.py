@@ -32,6 +32,19 @@ def integer(cfg: DictConfig, key: str, *, minimum: int, nullable: bool = False, 
     return value
 
 
+def number(cfg: DictConfig, key: str, *, minimum: float, maximum: float | None = None,
+           exclusive_minimum: bool = False) -> float:
+    """A real number in [minimum, maximum] ((minimum, maximum] where `exclusive_minimum`); an int is taken too."""
+    value = present(cfg, key)
+    low_ok = isinstance(value, int | float) and not isinstance(value, bool) and (
+        value > minimum if exclusive_minimum else value >= minimum)
+    if not low_ok or (maximum is not None and value > maximum):
+        low = f"> {minimum}" if exclusive_minimum else f">= {minimum}"
+        high = f" and <= {maximum}" if maximum is not None else ""
+        raise ConfigError(key, f"expected a number {low}{high}, got {value!r}")
+    return float(value)
+
+
 def boolean(cfg: DictConfig, key: str) -> bool:
     value = present(cfg, key)
     if not isinstance(value, bool):

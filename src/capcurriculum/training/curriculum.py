@@ -264,11 +264,11 @@ class StageRecipe:
                  precision: PrecisionChoice | None = None):
         self.cfg, self.spec, self.paths, self.on_log, self.accelerator = cfg, spec, paths, on_log, accelerator
         self.settings = GRPOSettings.from_dict(OmegaConf.to_container(cfg.grpo, resolve=True))
-        self.reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
         self.train_settings = TrainSettings.from_config(cfg)
+        self.reward_cfg = RewardConfig(**self.train_settings.reward)
         self.precision = precision.precision if precision else None  # None: train.precision, as configured
-        self.min_items = int(cfg.train.min_items)
-        self.threads = int(cfg.train.threads)
+        self.min_items = self.train_settings.min_items
+        self.threads = self.train_settings.threads
         self.processes = accelerator.num_processes if accelerator is not None else 1
         self.main = accelerator is None or accelerator.is_main_process
         if accelerator is not None and self.train_settings.engine == "lean" and spec.method == "grpo":
@@ -375,12 +375,12 @@ class StageRecipe:
         if self.train_settings.engine == "trl":
             from capcurriculum.training.trl_engine import TRLEngine
 
-            trl = cfg.train.trl
+            train = self.train_settings
             self.trainer = TRLEngine(self.model, self.processor, self.settings, self.reward_cfg,
                                      output_dir=trl_output_dir(p.resume_dir), seed=self.seed,
-                                     per_device_train_batch_size=trl.per_device_train_batch_size,
-                                     rollout=cfg.train.rollout, accelerator=acc,
-                                     vllm_gpu_memory_utilization=float(trl.vllm_gpu_memory_utilization), **common)
+                                     per_device_train_batch_size=train.per_device_train_batch_size,
+                                     rollout=train.rollout, accelerator=acc,
+                                     vllm_gpu_memory_utilization=train.vllm_gpu_memory_utilization, **common)
         else:
             self.trainer = GRPOTrainer(self.model, self.processor, self.settings, self.reward_cfg, **common)
         self.metrics["train/bf16"] = float(self.trainer.precision == "bf16")
@@ -419,30 +419,30 @@ class StageRecipe:
         previous stage's closing pass on these weights and items, reused instead of generating again."""
         from capcurriculum.sampling.headroom import headroom
 
-        model, processor, flags, ecfg = self.model, self.processor, self.flags, self.cfg.train.eval
+        model, processor, flags, train = self.model, self.processor, self.flags, self.train_settings
         torch.set_num_threads(self.threads)  # the main process measures alone: the others wait in a collective
         if record is not None:
             out, rows = {f"{tag}/{k}": v for k, v in record["metrics"].items()}, record["rows"]
             flags[tag] = dict(record["flags"])
         else:
-            out, rows = _evaluate(model, processor, self.world, self.train_settings.eval_n, tag, flags,
-                                  lean=self.switches.lean, caption_n=self.train_settings.headroom_n)
+            out, rows = _evaluate(model, processor, self.world, train.eval_n, tag, flags,
+                                  lean=self.switches.lean, caption_n=train.headroom_n)
         self.closing.update(metrics={k[len(tag) + 1:]: v for k, v in out.items()},
                             rows=rows, flags=dict(flags[tag]))  # the capabilities' flags, before the set's own join
         if record is not None:
             out[f"{tag}/reused"] = 1.0
         for name, its in self.set_held_out.items():
             if its:
-                done = score(its, generate(model, processor, its, max_new_tokens=int(ecfg.max_new_tokens),
+                done = score(its, generate(model, processor, its, max_new_tokens=train.eval_max_new_tokens,
                                            desc=f"{tag} {name} held out", lean=self.switches.lean))
                 flags[tag][f"set/{name}"] = [r["correct"] for r in done]
                 out.update({f"{tag}/set/{name}/{k}": v for k, v in accuracy(flags[tag][f"set/{name}"]).items()
                             if k != "n"})
         for name, its in self.held_out.items():
             greedy = [r for r in rows if r["mode"] == SET_MODES[name]]  # the same items, already generated
-            limit = self.train_settings.headroom_n
+            limit = train.headroom_n
             h, _ = headroom(model, processor, its[:limit], greedy_rows=greedy[:limit],
-                            group_size=int(ecfg.group_size), max_new_tokens=int(ecfg.max_new_tokens),
+                            group_size=train.eval_group_size, max_new_tokens=train.eval_max_new_tokens,
                             reward_cfg=self.reward_cfg, desc=f"{tag} {name}", lean=self.switches.lean)
             out.update({f"{tag}/headroom/{name}/{k}": v for k, v in h.items()})
         torch.set_num_threads(max(1, self.threads // self.processes))
@@ -476,7 +476,7 @@ class StageRecipe:
     def train(self) -> None:
         t0 = time.time()
         self.trainer.train(self.stream, self.steps, on_log=self._logged, checkpoint=self._checkpoint,
-                           checkpoint_every=int(self.cfg.train.checkpoint_every), progress=self.main,
+                           checkpoint_every=self.train_settings.checkpoint_every, progress=self.main,
                            restore=self._restore)
         self.metrics["train/seconds"] = time.time() - t0
 
@@ -622,12 +622,12 @@ def _caption_sft(cfg: DictConfig, spec: StageSpec, model, processor, items: list
     history: list[dict] = []
     for tag in ("before", "after"):
         if tag == "after" and captions and spec.steps:
-            sft = cfg.train.sft
-            pcfg = PretrainConfig(steps=spec.steps, batch_size=int(sft.batch_size), lr=float(sft.lr),
+            sft = train.sft
+            pcfg = PretrainConfig(steps=spec.steps, batch_size=sft.batch_size, lr=sft.lr,
                                   vision_lr_scale=spec.vision_lr_scale, merger_lr_scale=spec.merger_lr_scale,
-                                  warmup_steps=int(sft.warmup_steps),
+                                  warmup_steps=sft.warmup_steps,
                                   weight_decay=float(cfg.grpo.weight_decay), grad_clip=float(cfg.grpo.max_grad_norm),
-                                  threads=int(cfg.train.threads), mixture={"caption": 1.0})
+                                  threads=train.threads, mixture={"caption": 1.0})
             t0 = time.time()
             history = pretrain(model, processor, MixtureSampler({"caption": captions}, {"caption": 1.0}, training_seed(cfg)),
                                pcfg, on_log=on_log, log_every=1)

@@ -22,12 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from capcurriculum.io import DataError, iter_jsonl, write_json, write_jsonl
 from capcurriculum.sampling.batching import Item
 from capcurriculum.sampling.rewards import RewardConfig
-from capcurriculum.settings import read
+from capcurriculum.settings.train import TrainSettings
 from capcurriculum.training.switches import TrainSwitches
 
 log = logging.getLogger(__name__)
@@ -111,16 +110,17 @@ def write_pass_rates(cfg, *, policy_dir: str | Path, sets_dir: str | Path, raw_d
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    mode = str(cfg.train.difficulty)
-    wanted = wants_pass_rates(mode, read.boolean(cfg, "train.signal_only"))
+    train = TrainSettings.from_config(cfg)
+    mode = train.difficulty
+    wanted = wants_pass_rates(mode, train.signal_only)
     metrics: dict[str, float] = {"computed": float(wanted)}
     if wanted:
         pcfg = cfg.pass_rate
-        torch.set_num_threads(int(cfg.train.threads))
+        torch.set_num_threads(train.threads)
         seed_everything(cfg.seed)
         model, processor = load_model_and_processor(policy_dir)
         lean = TrainSwitches.of(cfg, model).lean
-        reward_cfg = RewardConfig(**OmegaConf.to_container(cfg.train.reward, resolve=True))
+        reward_cfg = RewardConfig(**train.reward)
         for name in SETS:
             items, _ = load_set_items(name, sets_dir, raw_dir)
             rows = pass_rates(model, processor, items, group_size=int(pcfg.group_size),
