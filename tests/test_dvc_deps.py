@@ -136,3 +136,18 @@ def test_each_report_node_reads_the_run_records_it_declares_and_the_dag_has():
                                        in ("raw", "init_models", "base")]
     with pytest.raises(ValueError, match="stage 'check_params' lists no data/runs"):
         declared_run_records("check_params", ROOT / "dvc.yaml")
+
+
+def test_the_design_docs_dag_chart_is_dvc_dag_md():
+    """docs/design.md shows `dvc dag --md`'s chart; an edge added to or dropped from dvc.yaml fails here until the
+    chart is pasted again, so the picture a reader trusts is the DAG DVC runs."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    drawn = subprocess.run([dvc, "dag", "--md"], cwd=ROOT, capture_output=True, text=True, check=True,
+                           env={**os.environ, "DVC_NO_ANALYTICS": "1"}).stdout.strip()
+    assert drawn.startswith("```mermaid") and "node21" in drawn, drawn[:200]
+    assert drawn in (ROOT / "docs" / "design.md").read_text(), "paste `dvc dag --md` into docs/design.md again"
