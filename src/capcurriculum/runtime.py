@@ -15,10 +15,20 @@ if TYPE_CHECKING:  # settings reads the config; runtime only takes what it built
     from capcurriculum.settings.train import LauncherSettings
 
 RUNS_DIR = Path("data/runs")
+
+
+def cpu_only_deepspeed() -> None:
+    """On a machine without NVIDIA devices, tell DeepSpeed it is on the CPU (DS_ACCELERATOR=cpu) before anything
+    imports it: otherwise every node that imports transformers' or TRL's DeepSpeed glue prints "Setting
+    accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it.", a warning nobody can
+    act on. A value the user set is kept; a GPU machine (/dev/nvidia*) is left to DeepSpeed's own detection."""
+    if "DS_ACCELERATOR" not in os.environ and not any(Path("/dev").glob("nvidia[0-9]*")):
+        os.environ["DS_ACCELERATOR"] = "cpu"
 METRICS_DIR = Path("data/metrics")
 
 
 def setup_logging(level: str | None = None) -> None:
+    cpu_only_deepspeed()
     logging.basicConfig(level=level or os.environ.get("CAPCURRICULUM_LOG", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("alembic", "mlflow.store", "urllib3", "filelock", "httpx"):
