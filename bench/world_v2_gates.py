@@ -13,9 +13,9 @@ right <= 0.30. `gates` is a pure function of the measured inputs; `read_inputs` 
   first base.eval_n perception questions);
 - (2) data/metrics/train/train_1.json's `before/perc_image/identify/acc|n` (the base before any update, on the
   whole test split), else data/metrics/base/policy.json's `perc_image/identify/acc|n` (its first base.eval_n
-  perception questions); pass@8 from train_1's `before/headroom/perc/*`, on the first train.eval.headroom_n
-  perception questions (identify and group counts together: no node samples identify alone yet), compared with
-  that slice's greedy;
+  perception questions); pass@8 from train_1's `before/headroom/perc/identify/*`: the identify questions among
+  the first train.eval.headroom_n perception questions, against their own greedy (a run from before the
+  per-type headroom: the whole slice, identify and group counts together);
 - (3) data/models/base/policy/eval/heldout.jsonl: the colour and the shape named in the base's identify answers
   (world v2), or its colour and shape questions (the first world); chance is 1 / the world's colours or shapes;
 - (4) data/sets/perc: the no-look predictor learnt from D_perc's train split, on its val and test splits.
@@ -157,7 +157,11 @@ def read_inputs(workspace: Path) -> dict[str, Any]:
         if f"{prefix}perc_image/identify/acc" in m:
             identify.update(greedy=m[f"{prefix}perc_image/identify/acc"], n=int(m[f"{prefix}perc_image/identify/n"]))
             break
-    if "before/headroom/perc/pass_at_8" in before:
+    if "before/headroom/perc/identify/pass_at_8" in before:  # identify's own headroom (sampling/headroom.py)
+        head = "before/headroom/perc/identify/"
+        identify.update(pass_at_8=before[f"{head}pass_at_8"], slice_greedy=before[f"{head}greedy_pass_at_1"],
+                        slice=f"the {int(before[f'{head}n'])} identify questions of the headroom slice")
+    elif "before/headroom/perc/pass_at_8" in before:  # a run from before the per-type headroom
         identify.update(pass_at_8=before["before/headroom/perc/pass_at_8"],
                         slice_greedy=before["before/headroom/perc/greedy_pass_at_1"],
                         slice=f"first {int(before['before/headroom/perc/n'])} perception questions")

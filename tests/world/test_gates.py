@@ -102,3 +102,16 @@ def test_inputs_are_read_from_a_workspaces_outputs(tmp_path):
     assert inputs["dperc_blind"] == {"share": 0.5, "n": 4}   # A?->x right, A?->z wrong, B?->y right, C? wrong
     assert bench.verdict(bench.gates(inputs)) == "fail"       # identify 0.3 holds; shape at 0.0 does not
     assert bench.read_inputs(tmp_path / "nothing") == {"filter_caption": {}, "identify": {}}
+
+
+def test_identifys_own_headroom_is_preferred_to_the_mixed_slices(tmp_path):
+    """Gate 2's pass@8 is identify's (sampling/headroom.py's per-type figures); the whole slice's only when a run
+    predates them."""
+    write_json(tmp_path / "data/metrics/train/train_1.json", {
+        "before/perc_image/identify/acc": 0.3, "before/perc_image/identify/n": 5247,
+        "before/headroom/perc/pass_at_8": 0.7, "before/headroom/perc/greedy_pass_at_1": 0.35,
+        "before/headroom/perc/n": 400, "before/headroom/perc/identify/pass_at_8": 0.45,
+        "before/headroom/perc/identify/greedy_pass_at_1": 0.28, "before/headroom/perc/identify/n": 213})
+    assert bench.read_inputs(tmp_path)["identify"] == {
+        "greedy": 0.3, "n": 5247, "pass_at_8": 0.45, "slice_greedy": 0.28,
+        "slice": "the 213 identify questions of the headroom slice"}
