@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from .scene import Scene, WorldConfig, WorldObject, plural, position_name
+from .scene import NOTHING, Scene, WorldConfig, WorldObject, plural, position_name
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GRID_WORDS = {2: "two-by-two", 3: "three-by-three"}
@@ -137,20 +137,20 @@ def list_scene(scene: Scene, cfg: WorldConfig, rng: random.Random) -> str:
     count of every colour, shape and size (the absent ones named as such).
 
     Reading it answers every question of both worlds by copying a phrase: identify's "small red circle" or
-    "nothing" after the cell's name, a group's count as a number word. Issue 37's first gate asks the filters
-    to read captions almost perfectly, so that "caption right, image wrong" marks what a filter cannot see
-    rather than where two guesses disagreed.
+    "nothing" after the cell's name as the question says it ("Top left cell: small red circle."), a group's
+    count as a number word. Issue 37's first gate asks the filters to read captions almost perfectly, so that
+    "caption right, image wrong" marks what a filter cannot see rather than where two guesses disagreed. The
+    cells are named in one form, the question's: with the first world's varied phrasing ("along the top edge",
+    "in the top left corner"), a filter trained on captions alone for 600 steps read 0.33 of identify answers
+    (docs/miniature.md, "Reading the caption").
     """
     sentences = [rng.choice(_OPENINGS).format(grid=GRID_WORDS[scene.grid])]
     sentences.append(_total_sentence(len(scene.objects), rng))
     for row in range(scene.grid):
         for col in range(scene.grid):
             obj = scene.at(row, col)
-            if obj is not None:
-                sentences.append(_object_sentence(obj, scene.grid, rng))
-            else:
-                where = _where(position_name(row, col, scene.grid), rng)
-                sentences.append(_capitalise(rng.choice(_EMPTY_TEMPLATES).format(where=where)))
+            what = NOTHING if obj is None else f"{obj.size} {obj.color} {obj.shape}"
+            sentences.append(f"{_capitalise(position_name(row, col, scene.grid))} cell: {what}.")
     for attr, values in (("color", cfg.colors), ("shape", cfg.shapes), ("size", cfg.sizes)):
         sentences += _count_sentences(scene, attr, values)
     sentences.append(rng.choice(_CLOSINGS))

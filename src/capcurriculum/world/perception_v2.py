@@ -23,10 +23,9 @@ import random
 from collections.abc import Sequence
 
 from ..data.schema import Example
-from .scene import Scene, WorldConfig, WorldObject, position_name
+from .scene import NOTHING, Scene, WorldConfig, WorldObject, position_name
 from .tasks import Target, perception_example
 
-NOTHING = "nothing"
 IDENTIFY_SHARE = 2 / 3  # 4 identify and 2 group-count questions of a scene's 6
 
 

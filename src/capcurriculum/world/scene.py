@@ -188,6 +188,9 @@ def sample_scene(cfg: WorldConfig, scene_id: str, rng: random.Random) -> Scene:
     return Scene(id=scene_id, grid=cfg.grid, objects=objects, background=background)
 
 
+NOTHING = "nothing"  # world v2: what an empty cell holds, as its caption and its identify answer say it
+
+
 def position_name(row: int, col: int, grid: int) -> str:
     """'top left', 'top', …, 'center', …, 'bottom right' — the words descriptions and questions share."""
     vertical = {0: "top", grid - 1: "bottom"}.get(row, "")
