@@ -18,7 +18,7 @@ LAYERS = {
     "sampling": 3,
     "generation": 4,
     "perception": 5, "training": 5, "evaluation": 5,   # peers
-    "evaluate": 6, "dryrun": 6,
+    "evaluate": 6, "dryrun": 6, "science_report": 6,
 }
 PEERS = {"perception", "training", "evaluation"}
 

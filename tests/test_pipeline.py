@@ -258,6 +258,25 @@ def test_a_queued_sweep_of_orders_runs_every_experiment(smoke_repo):
     assert len(rows) >= 3, shown[-3000:]
 
 
+def test_the_science_report_reads_the_sweeps_experiments_from_the_dvc_cache(smoke_repo):
+    """README's science sweep in small: the default chain (from the run-cache) and a second RL seed run as
+    experiments; with the caption-SFT experiment of seed 0 (above) the report pairs staged with merged over two
+    seeds and RL with SFT over one, reading each experiment's records at its revision, and names what it left out
+    (the other orders, the other steps)."""
+    repo, env, _ = smoke_repo
+    _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "train.seed=1"], repo, env)
+    _run(["dvc", "exp", "run", "-S", "profile=smoke"], repo, env)  # the workspace back on the default, seed 0
+    _run([sys.executable, "-m", "capcurriculum.science_report"], repo, env)
+    text = (repo / "data/reports/science.md").read_text()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "Seeds: 0, 1." in text, text
+    assert rows["staged beats merged"].count(" ± ") >= 3, text     # two seeds' deltas and their mean ± se
+    assert "(one seed)" in rows["RL beats caption SFT for perception"], text
+    assert "| sft_perc | 0 |" in text and "| merged | 1 |" in text, text
+    assert "not a variant of the report (order ['vis', 'text', 'perc']" in text, text
+    assert "curriculum.steps is [1, 2, 3]" in text or "curriculum.s1.steps is 1" in text, text
+
+
 def test_the_pass_rate_curriculum_computes_its_cache_once_and_reruns_only_training(smoke_repo):
     repo, env, _ = smoke_repo
     out = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "train.difficulty=pass_rate"], repo, env).stdout

@@ -1,0 +1,154 @@
+"""The science report of a DVC sweep: the paper's findings over RL seeds, from `dvc exp run --queue` experiments.
+
+    dvc exp run --queue -S 'train.seed=0,1,2' -S 'curriculum.order=[perc,text,vis],[text,vis,perc]' \\
+        -S 'curriculum.method.perc=grpo,sft'
+    dvc queue start -j 1
+    python -m capcurriculum.science_report          # -> data/reports/science.md
+
+Each finished experiment is one RL seed of one variant, told apart by the three swept keys: staged
+(perc -> text -> vis, GRPO perception; its `merged` model is the merged baseline of the same seed), perc_last
+(text -> vis -> perc) and sft_perc (caption SFT for perception). Only experiments whose every other param equals
+the workspace's are used, so a finding never mixes configurations; the others are listed with the key that
+differs. Each variant's evaluation records are read from the DVC cache at the experiment's revision
+(`dvc.api.open`), and evaluation/science.py pairs them item by item per seed and reports the mean ± se over
+seeds with its direction against the paper's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from capcurriculum.evaluation import science
+from capcurriculum.io import write_text
+
+log = logging.getLogger(__name__)
+
+# What a sweep varies between the experiments one report compares; every other param must be the workspace's.
+SWEPT = ("train.seed", "curriculum.order", "curriculum.method.perc")
+DERIVED = re.compile(r"curriculum\.s\d+\.(set|method)")  # each slot's set and method, composed from the swept keys
+PAPER_ORDER, PERC_LAST = ["perc", "text", "vis"], ["text", "vis", "perc"]
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def experiments(repo: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The workspace's params and every experiment as {name, rev, timestamp, params, failed}, from `dvc exp show
+    --json` (params.yaml's, flattened)."""
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, check=True, capture_output=True,
+                                      text=True).stdout)
+
+    def params(data: Mapping[str, Any]) -> dict[str, Any]:
+        return flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+
+    workspace = next(row for row in shown if row["rev"] == "workspace")
+    found = []
+    for row in shown:
+        for exp in row.get("experiments") or []:
+            for rev in exp["revs"]:
+                data = rev.get("data") or {}
+                found.append({"name": rev.get("name") or rev["rev"][:7], "rev": rev["rev"],
+                              "timestamp": data.get("timestamp") or "", "params": params(data),
+                              "failed": rev.get("error") is not None})
+    return params(workspace.get("data") or {}), found
+
+
+def variants(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(variant, the model whose records stand for it) that an experiment with these params provides."""
+    order, method = list(params["curriculum.order"]), params["curriculum.method.perc"]
+    if order == PAPER_ORDER and method == "grpo":
+        return [("staged", "staged"), ("merged", "merged")]
+    if order == PERC_LAST and method == "grpo":
+        return [("perc_last", "staged")]
+    if order == PAPER_ORDER and method == "sft":
+        return [("sft_perc", "staged")]
+    return []
+
+
+def plan(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]]
+         ) -> tuple[dict[tuple[str, int], dict[str, Any]], list[tuple[str, str]]]:
+    """(variant, seed) -> the experiment (and model) that provides it, and the experiments left out with why. Of two
+    experiments giving the same variant and seed, the newer is used."""
+    chosen: dict[tuple[str, int], dict[str, Any]] = {}
+    skipped: list[tuple[str, str]] = []
+    for exp in sorted(found, key=lambda e: e["timestamp"]):
+        if exp["failed"]:
+            skipped.append((exp["name"], "failed"))
+            continue
+        other = sorted(k for k in set(reference) | set(exp["params"])
+                       if k not in SWEPT and not DERIVED.fullmatch(k) and reference.get(k) != exp["params"].get(k))
+        if other:
+            skipped.append((exp["name"], f"{other[0]} is {exp['params'].get(other[0])!r}, the workspace's "
+                                         f"{reference.get(other[0])!r}" + (f" (+{len(other) - 1} more)" if len(other) > 1 else "")))
+            continue
+        provided = variants(exp["params"])
+        if not provided:
+            skipped.append((exp["name"], f"not a variant of the report (order {exp['params']['curriculum.order']}, "
+                                         f"perception {exp['params']['curriculum.method.perc']})"))
+        seed = int(exp["params"]["train.seed"])
+        for old in sorted({chosen[(v, seed)]["name"] for v, _ in provided if (v, seed) in chosen}):
+            skipped.append((old, f"seed {seed} of its variant run again in the newer {exp['name']}"))
+        for variant, model in provided:
+            chosen[(variant, seed)] = {**exp, "model": model}
+    return chosen, skipped
+
+
+def dvc_records(repo: Path) -> Callable[[str, str, str], list[dict]]:
+    """Reads `data/eval/<model>/<benchmark>.jsonl` at an experiment's revision from the DVC cache."""
+    import dvc.api
+
+    def read(rev: str, model: str, benchmark: str) -> list[dict]:
+        with dvc.api.open(f"data/eval/{model}/{benchmark}.jsonl", rev=rev, repo=str(repo)) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    return read
+
+
+def report(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]],
+           read: Callable[[str, str, str], list[dict]]) -> str:
+    chosen, skipped = plan(reference, found)
+    benchmarks = sorted({b for f in science.FINDINGS for b in f.benchmarks})
+    runs = {key: {b: read(exp["rev"], exp["model"], b) for b in benchmarks} for key, exp in chosen.items()}
+    seeds = sorted({seed for _, seed in chosen})
+    lines = ["# The paper's findings over RL seeds (a DVC sweep)", "",
+             f"Experiments whose params equal the workspace's but for {', '.join(SWEPT)}; treated − control paired "
+             f"on the same items per seed, then mean ± se over the seeds (capcurriculum.evaluation.science; 'clear': "
+             f"|mean| > {science.CLEAR_SE:g} se). Seeds: {', '.join(map(str, seeds)) or 'none'}.", "",
+             science.markdown(science.findings(runs, seeds)).rstrip("\n"), "",
+             "| variant | seed | experiment |", "|---|---|---|"]
+    lines += [f"| {v} | {s} | {exp['name']} ({exp['rev'][:7]}, model {exp['model']}) |"
+              for (v, s), exp in sorted(chosen.items())]
+    if skipped:
+        lines += ["", "Left out:", ""] + [f"- {name}: {why}" for name, why in skipped]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repo", default=".", help="the DVC repository whose experiments are read")
+    ap.add_argument("--out", default="data/reports/science.md")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    repo = Path(a.repo).resolve()
+    reference, found = experiments(repo)
+    text = report(reference, found, dvc_records(repo))
+    write_text(repo / a.out if not Path(a.out).is_absolute() else a.out, text)
+    log.info("science report: %s (%d experiments read)", a.out, len(found))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The science report of a DVC sweep: which experiment stands for which variant and seed, what is left out and
+why, and the findings computed from their records (evaluation/science.py's statistics, tested there)."""
+
+import pytest
+
+from capcurriculum.science_report import plan, report, variants
+
+REFERENCE = {"train.seed": 0, "curriculum.order": ["perc", "text", "vis"], "curriculum.method.perc": "grpo",
+             "curriculum.s1.set": "perc", "curriculum.s1.method": "grpo", "curriculum.s1.steps": 30,
+             "train.balance": "question", "world.version": 1}
+
+
+def exp(name, seed, order=("perc", "text", "vis"), method="grpo", when="2026-12-07T10:00", failed=False, **other):
+    params = {**REFERENCE, "train.seed": seed, "curriculum.order": list(order), "curriculum.method.perc": method,
+              **other}
+    return {"name": name, "rev": f"{name}-rev", "timestamp": when, "params": params, "failed": failed}
+
+
+@pytest.mark.parametrize("order, method, expected", [
+    (["perc", "text", "vis"], "grpo", [("staged", "staged"), ("merged", "merged")]),
+    (["text", "vis", "perc"], "grpo", [("perc_last", "staged")]),
+    (["perc", "text", "vis"], "sft", [("sft_perc", "staged")]),
+    (["vis", "text", "perc"], "grpo", []),
+])
+def test_each_swept_combination_is_one_variant(order, method, expected):
+    assert variants({"curriculum.order": order, "curriculum.method.perc": method}) == expected
+
+
+def test_only_the_workspaces_configuration_is_compared_and_the_rest_is_named():
+    found = [exp("a", 0), exp("b", 0, order=("text", "vis", "perc"), **{"curriculum.s1.set": "text"}),
+             exp("c", 1, **{"train.balance": "none"}), exp("g", 1, **{"curriculum.s1.steps": 60}),
+             exp("d", 1, failed=True), exp("e", 2, order=("vis", "text", "perc")),
+             exp("f", 0, when="2026-12-07T11:00")]  # a newer run of a's variant and seed
+    chosen, skipped = plan(REFERENCE, found)
+    assert {k: v["name"] for k, v in chosen.items()} == {("staged", 0): "f", ("merged", 0): "f",
+                                                         ("perc_last", 0): "b"}
+    reasons = dict(skipped)
+    assert reasons["c"] == "train.balance is 'none', the workspace's 'question'"
+    assert reasons["d"] == "failed"
+    assert reasons["g"] == "curriculum.s1.steps is 60, the workspace's 30"  # a slot's steps are not swept
+    assert reasons["e"].startswith("not a variant of the report")
+    assert reasons["a"] == "seed 0 of its variant run again in the newer f"
+
+
+def rows(correct, prefix="q"):
+    return [{"id": f"{prefix}{i}", "correct": c, "n_tokens": 10 + i, "attribution": None}
+            for i, c in enumerate(correct)]
+
+
+def test_the_report_pairs_each_seeds_variants_on_their_records():
+    # per seed: staged gets 3 of 4 visual-math items right, the perc-last chain 1 of 4 (+50 points each seed)
+    correct = {"staged": [1, 1, 1, 0], "merged": [1, 0, 0, 0], "perc_last": [1, 0, 0, 0]}
+    found = [exp(f"s{s}", s) for s in (0, 1)] + [exp(f"l{s}", s, order=("text", "vis", "perc")) for s in (0, 1)]
+    models = {f"s{s}-rev": "staged" for s in (0, 1)} | {f"l{s}-rev": "perc_last" for s in (0, 1)}
+
+    def read(rev, model, benchmark):
+        variant = models[rev] if model == "staged" else model
+        return rows(correct[variant])
+
+    text = report(REFERENCE, found, read)
+    line = next(ln for ln in text.splitlines() if ln.startswith("| perception first beats perception last"))
+    assert "| +50.0 ± 28.9, +50.0 ± 28.9 | +50.0 ± 0.0 |" in line and "as the paper" in line, line
+    assert "| perc_last | 1 | l1 (l1-rev, model staged) |" in text
+    assert "Seeds: 0, 1." in text
