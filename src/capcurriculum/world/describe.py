@@ -137,12 +137,10 @@ def list_scene(scene: Scene, cfg: WorldConfig, rng: random.Random) -> str:
     count of every colour, shape and size (the absent ones named as such).
 
     Reading it answers every question of both worlds by copying a phrase: identify's "small red circle" or
-    "nothing" after the cell's name as the question says it ("Top left cell: small red circle."), a group's
-    count as a number word. Issue 37's first gate asks the filters to read captions almost perfectly, so that
-    "caption right, image wrong" marks what a filter cannot see rather than where two guesses disagreed. The
-    cells are named in one form, the question's: with the first world's varied phrasing ("along the top edge",
-    "in the top left corner"), a filter trained on captions alone for 600 steps read 0.33 of identify answers
-    (docs/miniature.md, "Reading the caption").
+    "nothing" after the cell's name in the question's words, lower case ("In the top left cell: small red
+    circle."), a group's count as a number word. Issue 37's first gate asks the filters to read captions almost
+    perfectly, so that "caption right, image wrong" marks what a filter cannot see rather than where two guesses
+    disagreed (docs/miniature.md, "Reading the caption").
     """
     sentences = [rng.choice(_OPENINGS).format(grid=GRID_WORDS[scene.grid])]
     sentences.append(_total_sentence(len(scene.objects), rng))
@@ -150,7 +148,7 @@ def list_scene(scene: Scene, cfg: WorldConfig, rng: random.Random) -> str:
         for col in range(scene.grid):
             obj = scene.at(row, col)
             what = NOTHING if obj is None else f"{obj.size} {obj.color} {obj.shape}"
-            sentences.append(f"{_capitalise(position_name(row, col, scene.grid))} cell: {what}.")
+            sentences.append(f"In the {position_name(row, col, scene.grid)} cell: {what}.")
     for attr, values in (("color", cfg.colors), ("shape", cfg.shapes), ("size", cfg.sizes)):
         sentences += _count_sentences(scene, attr, values)
     sentences.append(rng.choice(_CLOSINGS))
