@@ -275,6 +275,13 @@ def test_the_science_report_reads_the_sweeps_experiments_from_the_dvc_cache(smok
     assert "| sft_perc | 0 |" in text and "| merged | 1 |" in text, text
     assert "not a variant of the report (order ['vis', 'text', 'perc']" in text, text
     assert "curriculum.steps is [1, 2, 3]" in text or "curriculum.s1.steps is 1" in text, text
+    import mlflow  # the report is a finished run of the experiment, its figures metrics, its file an artifact
+
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("capcurriculum")
+    (run,) = client.search_runs([exp.experiment_id], "attributes.run_name = 'science_report'")
+    assert run.info.status == "FINISHED" and run.data.metrics["staged_vs_merged/seeds"] == 2
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["science.md"]
 
 
 def test_the_pass_rate_curriculum_computes_its_cache_once_and_reruns_only_training(smoke_repo):

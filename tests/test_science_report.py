@@ -57,7 +57,8 @@ def test_the_report_pairs_each_seeds_variants_on_their_records():
         variant = models[rev] if model == "staged" else model
         return rows(correct[variant])
 
-    text = report(REFERENCE, found, read)
+    text, metrics = report(REFERENCE, found, read)
+    assert metrics["perc_first_vs_last/mean"] == 0.5 and metrics["perc_first_vs_last/seeds"] == 2
     line = next(ln for ln in text.splitlines() if ln.startswith("| perception first beats perception last"))
     assert "| +50.0 ± 28.9, +50.0 ± 28.9 | +50.0 ± 0.0 |" in line and "as the paper" in line, line
     assert "| perc_last | 1 | l1 (l1-rev, model staged) |" in text

@@ -27,6 +27,7 @@ from typing import Any
 
 from capcurriculum.evaluation import science
 from capcurriculum.io import write_text
+from capcurriculum.tracking import log_report_run
 
 log = logging.getLogger(__name__)
 
@@ -119,22 +120,26 @@ def dvc_records(repo: Path) -> Callable[[str, str, str], list[dict]]:
 
 
 def report(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]],
-           read: Callable[[str, str, str], list[dict]]) -> str:
+           read: Callable[[str, str, str], list[dict]]) -> tuple[str, dict[str, float]]:
+    """The report's Markdown, and its figures as metrics (`<finding>/mean`, `/se`, `/seeds`) for MLflow."""
     chosen, skipped = plan(reference, found)
     benchmarks = sorted({b for f in science.FINDINGS for b in f.benchmarks})
     runs = {key: {b: read(exp["rev"], exp["model"], b) for b in benchmarks} for key, exp in chosen.items()}
     seeds = sorted({seed for _, seed in chosen})
+    rows = science.findings(runs, seeds)
+    metrics = {f"{r['finding'].key}/{k}": float(r[v]) for r in rows
+               for k, v in (("mean", "mean"), ("se", "se"), ("seeds", "k")) if r[v] is not None}
     lines = ["# The paper's findings over RL seeds (a DVC sweep)", "",
              f"Experiments whose params equal the workspace's but for {', '.join(SWEPT)}; treated − control paired "
              f"on the same items per seed, then mean ± se over the seeds (capcurriculum.evaluation.science; 'clear': "
              f"|mean| > {science.CLEAR_SE:g} se). Seeds: {', '.join(map(str, seeds)) or 'none'}.", "",
-             science.markdown(science.findings(runs, seeds)).rstrip("\n"), "",
+             science.markdown(rows).rstrip("\n"), "",
              "| variant | seed | experiment |", "|---|---|---|"]
     lines += [f"| {v} | {s} | {exp['name']} ({exp['rev'][:7]}, model {exp['model']}) |"
               for (v, s), exp in sorted(chosen.items())]
     if skipped:
         lines += ["", "Left out:", ""] + [f"- {name}: {why}" for name, why in skipped]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", metrics
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -145,9 +150,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     repo = Path(a.repo).resolve()
     reference, found = experiments(repo)
-    text = report(reference, found, dvc_records(repo))
-    write_text(repo / a.out if not Path(a.out).is_absolute() else a.out, text)
-    log.info("science report: %s (%d experiments read)", a.out, len(found))
+    text, metrics = report(reference, found, dvc_records(repo))
+    out = repo / a.out if not Path(a.out).is_absolute() else Path(a.out)
+    write_text(out, text)
+    run_id = log_report_run(str(reference["tracking.experiment"]), "science_report", metrics, [out],
+                            {"report.experiments": str(len(found))})
+    log.info("science report: %s (%d experiments read; MLflow run %s)", out, len(found), run_id)
 
 
 if __name__ == "__main__":

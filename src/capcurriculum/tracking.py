@@ -188,6 +188,21 @@ def attach_artifacts(run_id: str, paths: Sequence[str | Path], artifact_path: st
         client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
+def log_report_run(experiment: str, name: str, metrics: dict[str, float], paths: Sequence[str | Path],
+                   tags: dict[str, str]) -> str:
+    """A finished run of its own for a report over several experiments (the science report of a sweep): its
+    figures as metrics, its files as artifacts. Returns the run's id."""
+    mlflow, client = _client()
+    exp = mlflow.set_experiment(experiment)
+    run = client.create_run(exp.experiment_id, run_name=name, tags={"git.rev": _git_rev(), **tags})
+    for key, value in metrics.items():
+        client.log_metric(run.info.run_id, key, float(value))
+    for path in paths:
+        client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
 def log_parent_metrics(run_id: str, metrics: dict[str, float]) -> None:
     """Numbers about the whole experiment (the DAG's node time) on its parent run, to compare experiments."""
     _, client = _client()
