@@ -37,6 +37,7 @@ LAUNCHERS = ("python", "accelerate")
 TINY_BENCHMARK_NAMES = ("tiny_perception", "tiny_vis_math", "tiny_text_math", "tiny_vis_math_shuffled")
 HUB_BENCHMARK_NAMES = ("mathvista", "mathvision", "mathverse", "wemath", "aokvqa", "realworldqa", "mmstar", "pope",
                        "hallusionbench", "logicvista")
+
 WORLD_VERSIONS = (1, 2)   # world/scene.py's VERSIONS: the first world, issue 37's second (docs/miniature.md)
 
 
@@ -52,3 +53,9 @@ def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> Any:
     if value not in allowed:
         raise ConfigError(key, f"expected one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def benchmark_key(name: str) -> str:
+    """A benchmark name as it is matched (check_params and evaluation/benchmarks.get_adapter): any case, '-', '_'
+    and ' ' ignored."""
+    return name.lower().replace("-", "").replace("_", "").replace(" ", "")

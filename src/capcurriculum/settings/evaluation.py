@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from capcurriculum.settings.choices import (
-    EVAL_PROMPTS, EVAL_PROTOCOLS, HUB_BENCHMARK_NAMES, TINY_BENCHMARK_NAMES, ConfigError)
+    EVAL_PROMPTS, EVAL_PROTOCOLS, HUB_BENCHMARK_NAMES, TINY_BENCHMARK_NAMES, ConfigError, benchmark_key)
 from capcurriculum.settings import read
 
 
@@ -77,13 +77,8 @@ class EvaluationSettings:
                    judge=judge, rows=rows)
 
 
-def _key(name: str) -> str:
-    """A name as the hub registry matches it (evaluation/benchmarks.get_adapter): any case, '-', '_' and ' ' ignored."""
-    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
-
-
 def _check_benchmark(key: str, name: str) -> None:
-    if name in TINY_BENCHMARK_NAMES or _key(name) in {_key(h) for h in HUB_BENCHMARK_NAMES}:
+    if name in TINY_BENCHMARK_NAMES or benchmark_key(name) in {benchmark_key(h) for h in HUB_BENCHMARK_NAMES}:
         return
     known = TINY_BENCHMARK_NAMES + HUB_BENCHMARK_NAMES
     close = difflib.get_close_matches(name, known, n=1)

@@ -41,7 +41,6 @@ _OBJECT_TEMPLATES = (
     "{where} is {what}.",
     "{what} appears {where}.",
 )
-_EMPTY_TEMPLATES = ("Nothing is {where}.", "{where}, there is nothing.", "There is nothing {where}.")
 _RELATION_TEMPLATES = ("The {a} is {rel} the {b}.", "The {a} lies {rel} the {b}.")
 RELATIONS_PER_DESCRIPTION = 2
 

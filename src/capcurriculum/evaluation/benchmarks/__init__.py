@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from capcurriculum.settings.choices import benchmark_key
+
 from .aokvqa import AOKVQA
 from .base import Adapter, BenchItem, BenchmarkSpec, Converted, Judge, Skipped
 from .hallusionbench import HallusionBench
@@ -34,18 +36,14 @@ class UnknownBenchmarkError(LookupError):
     pass
 
 
-def _key(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
-
-
 def get_adapter(name: str, **options: Any) -> Adapter:
     """The adapter for `name` (registry key or printed title, any case, "-"/"_" ignored).
 
     `options` go to the adapter (e.g. MathVerse's `versions=("Vision Only",)`).
     """
-    wanted = _key(name)
+    wanted = benchmark_key(name)
     for key, cls in ADAPTERS.items():
-        if wanted in (_key(key), _key(cls.spec.title)):
+        if wanted in (benchmark_key(key), benchmark_key(cls.spec.title)):
             return cls(**options)
     raise UnknownBenchmarkError(f"unknown benchmark {name!r}; known: {', '.join(ADAPTERS)}")
 
