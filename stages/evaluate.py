@@ -1,9 +1,11 @@
-"""DVC node `evaluate@base|staged|merged`: the `evaluation.benchmarks` on one model, every item saved."""
+"""DVC node `evaluate@base|staged|merged` (merged when merged.enabled): the `evaluation.benchmarks` on one model,
+every item saved."""
 
 import argparse
 
 from omegaconf import OmegaConf
 
+from capcurriculum.config import EVAL_MODELS as MODELS
 from capcurriculum.config import load_params
 from capcurriculum.evaluate import run_evaluation
 from capcurriculum.io import write_json
@@ -11,9 +13,6 @@ from capcurriculum.evaluation.evaluator import in_overall
 from capcurriculum.runtime import METRICS_DIR, run_file, setup_logging
 from capcurriculum.settings.evaluation import EvaluationSettings
 from capcurriculum.tracking import node_run
-
-MODELS = {"base": "data/models/base/policy", "staged": "data/models/train_3", "merged": "data/models/merged"}
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)

@@ -1,4 +1,4 @@
-"""DVC node `report`: base vs staged vs merged on the evaluation benchmarks (Markdown, HTML, plots) and how
+"""DVC node `report`: base vs staged (vs merged, when merged.enabled) on the evaluation benchmarks (Markdown, HTML, plots) and how
 long each node took, attached to the experiment's MLflow parent run with every node's run linked to it."""
 
 from capcurriculum.config import load_params
@@ -14,18 +14,18 @@ from capcurriculum.tracking import (
     run_durations,
 )
 
-MODELS = ("base", "staged", "merged")
 HEADLINE = "data/metrics/headline.json"  # the DAG's one DVC metrics file: what experiments are compared by
 
 
 def main() -> None:
     setup_logging()
     cfg = load_params()
-    runs = declared_run_records("report")  # every node that records a run, in the DAG's order
+    runs = declared_run_records("report")  # every node of this DAG that records a run, in the DAG's order
+    models = list(cfg.dag.evaluate)  # base, staged, and merged when merged.enabled
     parent = find_or_create_parent(cfg.tracking.experiment)
     times = node_times.node_times(runs, parent, durations=run_durations)  # older records: MLflow's durations
     totals = node_times.totals(times)
-    paths = write_report({m: f"data/eval/{m}" for m in MODELS}, "data/reports/eval", profile=cfg.profile,
+    paths = write_report({m: f"data/eval/{m}" for m in models}, "data/reports/eval", profile=cfg.profile,
                          appendix=node_times.markdown(times), metrics_path=HEADLINE)
     write_json("data/reports/eval/node_times.json", {"nodes": times, **totals})
     print(paths["md"].read_text())

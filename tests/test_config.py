@@ -192,28 +192,52 @@ def test_dvc_composition_derives_merged_steps_through_the_hydra_plugin(tmp_path)
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "params.yaml"
     code = ("from dvc.utils.hydra import compose_and_dump; import sys; "
-            "compose_and_dump(sys.argv[1], sys.argv[2], None, 'config', sys.argv[3], ['curriculum.steps=[5,0,7]'])")
+            "compose_and_dump(sys.argv[1], sys.argv[2], None, 'config', sys.argv[3], "
+            "['curriculum.steps=[5,0,7]', 'merged.enabled=true'])")
     subprocess.run([sys.executable, "-c", code, str(out), str(root / "conf"), str(root)], check=True, cwd=tmp_path)
-    assert OmegaConf.load(out).merged.steps == 12
+    composed = OmegaConf.load(out)
+    assert composed.merged.steps == 12
+    assert list(composed.dag.baselines) == ["merged"] and "merged" in composed.dag.evaluate
+
+
+@pytest.mark.parametrize("profile, merged", [("tiny", False), ("smoke", True), ("paper", True)])
+def test_the_dags_shape_follows_merged_enabled(profile, merged):
+    """The tiny default trains the staged chain alone; merged.enabled adds the baseline node and its evaluation
+    (dvc.yaml's foreach over the derived `dag`), which the smoke profile's tests and the paper profile run."""
+    cfg = compose([f"profile={profile}"])
+    validate(cfg)
+    assert list(cfg.dag.baselines) == (["merged"] if merged else [])
+    assert list(cfg.dag.evaluate) == ["base", "staged", *(["merged"] if merged else [])]
+    assert cfg.dag.evaluate.staged == "data/models/train_3"
+    flipped = compose([f"profile={profile}", f"merged.enabled={str(not merged).lower()}"])
+    assert list(flipped.dag.baselines) == ([] if merged else ["merged"])
+
+
+def test_a_stale_or_hand_set_dag_and_a_non_boolean_merged_enabled_are_refused():
+    cfg = compose(["profile=smoke"])
+    cfg.merged.enabled = False  # params.yaml edited by hand: the derived shape still holds the baseline
+    with pytest.raises(ConfigError, match=r"^dag: .* merged.enabled=false gives .*recompose params.yaml"):
+        validate(cfg)
+    with pytest.raises(ConfigError, match="^merged.enabled: expected true or false, got 'yes'"):
+        validate(compose(["merged.enabled=yes"]))
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_param_a_dvc_node_declares_is_in_every_profile(profile):
     # DVC refuses a node whose declared param is absent from params.yaml ("Parameters 'tokenizer' are
     # missing"); a key set to null (the paper profile's world, tokenizer) is present.
-    import yaml
+    from capcurriculum.runtime import dag_nodes, substitute
 
-    cfg = _compose(f"profile={profile}")
-    missing = []
-    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
-        body, items = (stage["do"], stage["foreach"]) if "foreach" in stage else (stage, [None])
-        for item in items:
+    for merged in (True, False):  # every node the profile's DAG can hold, the merged baseline's included
+        cfg = _compose(f"profile={profile}", f"merged.enabled={str(merged).lower()}")
+        missing = []
+        for name, body, subs in dag_nodes(OmegaConf.to_container(cfg), ROOT / "dvc.yaml"):
             for key in body.get("params", []):
                 if isinstance(key, str):
-                    key = key.replace("${item}", str(item))
+                    key = substitute(key, subs)
                     if OmegaConf.select(cfg, key, default="<absent>") == "<absent>":
                         missing.append(f"{name}: {key}")
-    assert not missing, missing
+        assert not missing, missing
 
 
 _ON_TRL = ("train.engine=trl", "train.completion_forward=transformers", "train.compile=false")

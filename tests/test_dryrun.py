@@ -196,7 +196,7 @@ def test_the_whole_dag_runs_the_paper_path_on_the_prepared_directory(tmp_path, g
 
     # the training nodes, each launched by train.launcher (accelerate, DeepSpeed ZeRO-2, two CPU processes for
     # the paper's eight GPUs) on the trl engine, the merged baseline mixing text and image prompts
-    proc = _run(["dvc", "repro", "train_3", "merged"], repo, env)
+    proc = _run(["dvc", "repro", "train_3", "baseline@merged"], repo, env)
     steps = {"train_1": 0 if filt["kept_intersection"] == 0 else 2, "train_2": 2, "train_3": 2, "merged": 6}
     for node, done in steps.items():
         assert f"Running stage '{node}'" in proc.stdout, proc.stdout[-3000:]

@@ -3,6 +3,7 @@ local imports included) is a dep of that node, by file or by folder. A missing o
 nothing, and the node's cached output silently stands for code that no longer exists."""
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,15 +72,20 @@ def entry_points(cmd: str) -> list[Path]:
     return out
 
 
+def params(merged: bool = True) -> dict:
+    """params.yaml's content on the tiny profile, with the merged baseline's nodes in the DAG or not."""
+    from omegaconf import OmegaConf
+
+    from capcurriculum.config import compose
+
+    return OmegaConf.to_container(compose([f"merged.enabled={str(merged).lower()}"]))
+
+
 def nodes():
-    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
-        if "foreach" in stage:
-            items = stage["foreach"]
-            for item in items if isinstance(items, list) else items.items():
-                key = item if isinstance(item, str) else item[0]
-                yield f"{name}@{key}", stage["do"], {"${item}": key, "${key}": key}
-        else:
-            yield name, stage, {}
+    """Every node DVC can run: dvc.yaml expanded with the merged baseline's nodes in it."""
+    from capcurriculum.runtime import dag_nodes
+
+    yield from dag_nodes(params(merged=True), ROOT / "dvc.yaml")
 
 
 @pytest.mark.parametrize("node, stage, subs", list(nodes()), ids=lambda x: x if isinstance(x, str) else "")
@@ -108,34 +114,56 @@ def test_the_import_walk_follows_function_local_and_package_imports(tmp_path):
             "capcurriculum/training/__init__.py", "capcurriculum/__init__.py"} <= found
 
 
-def run_records_written():
+def run_records_written(merged: bool = True):
     """Every node's run record (data/runs/<node>.json among its outs), in dvc.yaml's order."""
+    from capcurriculum.runtime import dag_nodes, substitute
+
     out = []
-    for node, stage, subs in nodes():
+    for node, stage, subs in dag_nodes(params(merged), ROOT / "dvc.yaml"):
         for o in stage.get("outs") or []:
-            path = next(iter(o)) if isinstance(o, dict) else o
-            for k, v in subs.items():
-                path = path.replace(k, v)
+            path = substitute(next(iter(o)) if isinstance(o, dict) else o, subs)
             if path.startswith("data/runs/"):
                 out.append(path)
     return out
 
 
-def test_each_report_node_reads_the_run_records_it_declares_and_the_dag_has():
+@pytest.mark.parametrize("merged", [True, False], ids=["merged", "staged-only"])
+def test_each_report_node_reads_the_run_records_it_declares_and_the_dag_has(merged):
     """The reports take the nodes they cover from their own deps (runtime.declared_run_records), so the list
-    lives in dvc.yaml only: base_report covers the nodes up to the base models, train_report every node up to
-    the trained models, report every node."""
+    lives in dvc.yaml only: base_report covers the nodes up to the base models, train_report and report (a
+    dependency on the folder data/runs) every node of the DAG, the merged baseline's only when merged.enabled."""
     from capcurriculum.runtime import declared_run_records
 
-    written = run_records_written()
-    declared = {n: [p.as_posix() for p in declared_run_records(n, ROOT / "dvc.yaml")]
+    written = run_records_written(merged)
+    assert ("data/runs/merged.json" in written) is merged and ("data/runs/evaluate@merged.json" in written) is merged
+    declared = {n: [p.as_posix() for p in declared_run_records(n, ROOT / "dvc.yaml", params(merged))]
                 for n in ("base_report", "train_report", "report")}
     assert declared["report"] == written
-    assert declared["train_report"] == [p for p in written if not p.startswith("data/runs/evaluate@")]
+    assert declared["train_report"] == written
     assert declared["base_report"] == [p for p in written if p.split("/")[-1].split("@")[0].split(".")[0]
                                        in ("raw", "init_models", "base")]
     with pytest.raises(ValueError, match="stage 'check_params' lists no data/runs"):
         declared_run_records("check_params", ROOT / "dvc.yaml")
+
+
+@pytest.mark.parametrize("merged", [True, False], ids=["merged", "staged-only"])
+def test_the_dags_expansion_is_dvcs_own(tmp_path, merged):
+    """runtime.dag_nodes (what the reports and these tests read) names the nodes `dvc stage list` names, with
+    the merged baseline's (baseline@merged, evaluate@merged) exactly when merged.enabled."""
+    import shutil
+    import subprocess
+
+    from capcurriculum.runtime import dag_nodes
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params(merged)))
+    dvc = Path(sys.executable).with_name("dvc")
+    subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    listed = subprocess.run([str(dvc), "stage", "list", "--name-only"], cwd=tmp_path, check=True,
+                            capture_output=True, text=True).stdout.split()
+    ours = [n for n, _, _ in dag_nodes(params(merged), tmp_path / "dvc.yaml")]
+    assert sorted(listed) == sorted(ours)
+    assert ("baseline@merged" in ours) is merged and ("evaluate@merged" in ours) is merged
 
 
 def test_the_design_docs_dag_chart_is_dvc_dag_md():
@@ -149,5 +177,8 @@ def test_the_design_docs_dag_chart_is_dvc_dag_md():
     dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
     drawn = subprocess.run([dvc, "dag", "--md"], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={**os.environ, "DVC_NO_ANALYTICS": "1"}).stdout.strip()
-    assert drawn.startswith("```mermaid") and "node21" in drawn, drawn[:200]
+    from capcurriculum.runtime import dag_nodes
+
+    count = len(dag_nodes(yaml.safe_load((ROOT / "params.yaml").read_text()), ROOT / "dvc.yaml"))
+    assert drawn.startswith("```mermaid") and f"node{count}[" in drawn and f"node{count + 1}[" not in drawn, drawn[:200]
     assert drawn in (ROOT / "docs" / "design.md").read_text(), "paste `dvc dag --md` into docs/design.md again"

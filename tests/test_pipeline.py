@@ -218,7 +218,7 @@ def test_a_killed_stage_resumes_and_matches_the_uninterrupted_run(smoke_repo):
 def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     repo, env, _ = smoke_repo
     out = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.order=[perc,vis,text]"], repo, env).stdout
-    for node in ("raw", "init_models", "qa_generate", "perc_filter", "difficulty", "train_1", "merged"):
+    for node in ("raw", "init_models", "qa_generate", "perc_filter", "difficulty", "train_1", "baseline@merged"):
         assert f"Running stage '{node}'" not in out, node
     assert "Running stage 'check_params'" in out  # every params change is checked; its unchanged output re-runs nothing
     assert "Running stage 'train_2'" in out and "Running stage 'train_3'" in out
@@ -236,11 +236,11 @@ def test_changing_the_order_reruns_only_the_slots_it_changes(smoke_repo):
     assert max(map(len, shown.splitlines())) <= 200, shown
     sft = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.method.perc=sft"], repo, env).stdout
     assert all(f"Running stage '{n}'" in sft for n in ("train_1", "train_2", "train_3"))  # perc's slot and after
-    assert "Running stage 'merged'" not in sft and "Running stage 'perc_filter'" not in sft
+    assert "Running stage 'baseline@merged'" not in sft and "Running stage 'perc_filter'" not in sft
     # a new split of the same total: the stages re-run, the merged baseline (merged.steps = the total) does not
     split = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "curriculum.steps=[1,2,3]"], repo, env).stdout
     assert all(f"Running stage '{n}'" in split for n in ("train_1", "train_3"))
-    assert "Running stage 'merged'" not in split and "Running stage 'evaluate@merged'" not in split
+    assert "Running stage 'baseline@merged'" not in split and "Running stage 'evaluate@merged'" not in split
 
 
 def test_a_queued_sweep_of_orders_runs_every_experiment(smoke_repo):
@@ -284,16 +284,40 @@ def test_the_science_report_reads_the_sweeps_experiments_from_the_dvc_cache(smok
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["science.md"]
 
 
+def test_the_staged_only_dag_leaves_the_merged_baseline_out_and_trains_nothing_again(smoke_repo):
+    """merged.enabled=false (the tiny default) drops baseline@merged and evaluate@merged from the DAG: nothing
+    trains or evaluates again, the two reports re-run without merged, and the merged run record left in the
+    workspace by the runs above is not counted as one of this DAG's nodes."""
+    repo, env, _ = smoke_repo
+    assert (repo / "data/runs/merged.json").exists()
+    out = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "merged.enabled=false"], repo, env).stdout
+    assert "Running stage 'train_report'" in out and "Running stage 'report'" in out, out
+    for node in ("baseline@merged", "evaluate@merged", "train_3", "evaluate@base", "evaluate@staged"):
+        assert f"Running stage '{node}'" not in out, node
+    report = (repo / "data/reports/eval/report.md").read_text()
+    assert "## Δ vs base" in report and "merged" not in report.split("## Node times")[0]
+    assert set(json.loads((repo / "data/metrics/headline.json").read_text())) == {"base", "staged", "vs_base",
+                                                                                   "vs_base_se"}
+    times = json.loads((repo / "data/reports/eval/node_times.json").read_text())
+    assert {r["node"] for r in times["nodes"]} >= {"train_3", "evaluate@staged"}
+    assert not {r["node"] for r in times["nodes"]} & {"merged", "evaluate@merged"}
+    train = (repo / "data/reports/train.md").read_text()
+    assert "| train_3 (+vis) |" in train and "merged" not in train
+    back = _run(["dvc", "exp", "run", "-S", "profile=smoke"], repo, env).stdout  # merged back, from the run-cache
+    assert "Running stage 'baseline@merged'" not in back and "## Δ vs merged" in (
+        repo / "data/reports/eval/report.md").read_text()
+
+
 def test_the_pass_rate_curriculum_computes_its_cache_once_and_reruns_only_training(smoke_repo):
     repo, env, _ = smoke_repo
     out = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "train.difficulty=pass_rate"], repo, env).stdout
-    assert all(f"Running stage '{n}'" in out for n in ("difficulty", "train_1", "train_2", "train_3", "merged"))
+    assert all(f"Running stage '{n}'" in out for n in ("difficulty", "train_1", "train_2", "train_3", "baseline@merged"))
     assert "Running stage 'perc_filter'" not in out and "Running stage 'sets@text'" not in out
     assert sorted(p.name for p in (repo / "data/difficulty").iterdir()) == [
         "perc.jsonl", "status.json", "text.jsonl", "vis.jsonl"]
     assert json.loads((repo / "data/metrics/difficulty.json").read_text())["text/items"] > 0
     back = _run(["dvc", "exp", "run", "-S", "profile=smoke", "-S", "train.difficulty=none"], repo, env).stdout
-    assert "Running stage 'train_2'" not in back and "Running stage 'merged'" not in back  # from the run-cache
+    assert "Running stage 'train_2'" not in back and "Running stage 'baseline@merged'" not in back  # from the run-cache
 
 
 def _kill_at_the_first_point_and_resume(cmd: list[str], repo: Path, env: dict,

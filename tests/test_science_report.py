@@ -24,6 +24,16 @@ def exp(name, seed, order=("perc", "text", "vis"), method="grpo", when="2026-12-
 ])
 def test_each_swept_combination_is_one_variant(order, method, expected):
     assert variants({"curriculum.order": order, "curriculum.method.perc": method}) == expected
+    # merged only where the experiment ran its node; the DAG's shape is not a configuration that must match
+    assert variants({"curriculum.order": order, "curriculum.method.perc": method, "merged.enabled": False}) == [
+        v for v in expected if v[0] != "merged"]
+
+
+def test_whether_merged_ran_is_the_dags_shape_not_a_configuration_to_match():
+    # the workspace's staged-only default against a sweep that set merged.enabled (the README's command)
+    chosen, skipped = plan({**REFERENCE, "merged.enabled": False, "dag.baselines": []},
+                           [exp("m", 0, **{"merged.enabled": True, "dag.baselines": ["merged"]})])
+    assert not skipped and ("merged", 0) in chosen
 
 
 def test_only_the_workspaces_configuration_is_compared_and_the_rest_is_named():

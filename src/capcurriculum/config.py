@@ -58,6 +58,19 @@ def workdir_root() -> Path:
 
 
 SUM_RESOLVER = "capcurriculum.sum"
+DAG_RESOLVER = "capcurriculum.dag"
+# The models the evaluate@<name> nodes score, by name: base and the staged chain's end always, a baseline's when
+# its node is in the DAG (merged.enabled). stages/evaluate.py and the report read them from here.
+EVAL_MODELS = {"base": "data/models/base/policy", "staged": "data/models/train_3", "merged": "data/models/merged"}
+
+
+def dag(merged_enabled: Any) -> dict[str, Any]:
+    """The DAG's shape from `merged.enabled` (conf/config.yaml's derived `dag`): `baselines`, the training nodes
+    beside the staged chain (dvc.yaml's `baseline@<name>`), and `evaluate`, the models the evaluate@<name> nodes
+    score. A non-boolean gives the boolean's shape for False; validation names merged.enabled."""
+    baselines = ["merged"] if merged_enabled is True else []
+    return {"baselines": baselines, "evaluate": {m: p for m, p in EVAL_MODELS.items() if m not in ("merged",)
+                                                 or m in baselines}}
 SLOT_RESOLVERS = ("capcurriculum.slot_set", "capcurriculum.slot_steps")
 
 
@@ -90,6 +103,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(SLOT_RESOLVERS[0], lambda order, k: _slot(order, k, "curriculum.order", order))
         OmegaConf.register_new_resolver(SLOT_RESOLVERS[1],
                                         lambda order, steps, k: _slot(steps, k, "curriculum.steps", order))
+    if not OmegaConf.has_resolver(DAG_RESOLVER):
+        OmegaConf.register_new_resolver(DAG_RESOLVER, lambda enabled: OmegaConf.create(dag(enabled)))
     if not OmegaConf.has_resolver(SUM_RESOLVER):
         OmegaConf.register_new_resolver(SUM_RESOLVER, lambda xs: sum(xs) if all(
             isinstance(x, int) and not isinstance(x, bool) for x in xs) else None)
@@ -169,6 +184,22 @@ def parse_order(value: Any, key: str = "curriculum.order") -> list[str]:
     if not items:
         raise ConfigError(key, "is empty")
     return items
+
+
+def check_dag(cfg: DictConfig) -> None:
+    """merged.enabled is a boolean, and `dag` is what it derives (a params.yaml edited by hand after it changed is
+    stale: DVC would run the old shape)."""
+    enabled = OmegaConf.select(cfg, "merged.enabled")
+    if enabled is None:
+        return
+    if not isinstance(enabled, bool):
+        raise ConfigError("merged.enabled", f"expected true or false, got {enabled!r}")
+    got = OmegaConf.select(cfg, "dag")
+    if got is not None:
+        got = OmegaConf.to_container(got, resolve=True) if isinstance(got, DictConfig) else got
+        if got != dag(enabled):
+            raise ConfigError("dag", f"is {got} but merged.enabled={str(enabled).lower()} gives {dag(enabled)}: it is "
+                              "derived, not set; recompose params.yaml (python -m capcurriculum.config)")
 
 
 def parse_steps(cfg: DictConfig, order: list[str]) -> list[int]:
@@ -256,6 +287,7 @@ def validate(cfg: DictConfig) -> None:
         if merged_steps is not None and merged_steps != total:
             raise ConfigError("merged.steps", f"is {merged_steps!r} but curriculum.steps sum to {total}: "
                               "recompose params.yaml (python -m capcurriculum.config)")
+    check_dag(cfg)
     for key, allowed in (("train.optimizer_state", OPTIMIZER_STATES), ("train.difficulty", DIFFICULTY_ORDERS),
                          ("train.balance", BALANCES),
                          ("train.completion_forward", COMPLETION_FORWARDS), ("train.precision", PRECISIONS),
@@ -300,7 +332,8 @@ def build_settings(cfg: DictConfig) -> None:
 
 # Mappings whose keys are the user's (backend keyword arguments, benchmark names, the dry run's paths): any key
 OPEN_KEYS = ("evaluation.rows", "evaluation.backend", "perception.generation.llm.backend", "perception.filter.backend",
-             "perception.generation.llm.sampling", "perception.filter.sampling", "dryrun", "hydra")
+             "perception.generation.llm.sampling", "perception.filter.sampling", "dryrun", "hydra",
+             "dag")  # dag: derived from merged.enabled, checked whole by check_dag
 
 
 def _flat_keys(node: Any, prefix: str = "") -> set[str]:

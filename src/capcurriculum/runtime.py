@@ -7,7 +7,8 @@ import os
 import random
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -96,18 +97,62 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def declared_run_records(node: str, dvc_yaml: str | Path = "dvc.yaml") -> list[Path]:
-    """The run records (data/runs/*.json) that `node` lists as deps in dvc.yaml, in that order: the one list of
-    which nodes a report node covers, so that what it reads is what DVC knows it reads."""
+def dag_nodes(params: Mapping[str, Any], dvc_yaml: str | Path = "dvc.yaml") -> list[tuple[str, dict, dict[str, str]]]:
+    """dvc.yaml's nodes as DVC expands them under `params` (params.yaml's content), in dvc.yaml's order: a
+    `foreach` over a literal list or mapping, or over `${dotted.key}` of the params, gives one `<group>@<key>`
+    node per entry, with the `${key}` and `${item}` its `do` substitutes (`substitute`)."""
+    import yaml
+
+    out: list[tuple[str, dict, dict[str, str]]] = []
+    for name, stage in (yaml.safe_load(Path(dvc_yaml).read_text()).get("stages") or {}).items():
+        if "foreach" not in stage:
+            out.append((name, stage, {}))
+            continue
+        items = stage["foreach"]
+        if isinstance(items, str) and items.startswith("${") and items.endswith("}"):
+            ref, items = items[2:-1], params
+            for part in ref.split("."):
+                if not isinstance(items, Mapping) or part not in items:
+                    raise KeyError(f"{dvc_yaml}: stage {name!r} loops over ${{{ref}}}, which the params lack")
+                items = items[part]
+        pairs = [(str(i), i) for i in items] if isinstance(items, list) else list((items or {}).items())
+        out += [(f"{name}@{k}", stage["do"], {"${key}": str(k), "${item}": str(v)}) for k, v in pairs]
+    return out
+
+
+def substitute(text: str, subs: Mapping[str, str]) -> str:
+    for k, v in subs.items():
+        text = text.replace(k, v)
+    return text
+
+
+def declared_run_records(node: str, dvc_yaml: str | Path = "dvc.yaml",
+                         params: str | Path | Mapping[str, Any] = "params.yaml") -> list[Path]:
+    """The run records (data/runs/*.json) that `node` depends on in dvc.yaml, in the DAG's order: the one list of
+    which nodes a report node covers, so that what it reads is what DVC knows it reads. A dependency on the folder
+    data/runs itself stands for every record the DAG's nodes write under `params` (a node merged.enabled adds
+    included; the stale record of one it removed, left in the folder, not)."""
     import yaml
 
     stage = (yaml.safe_load(Path(dvc_yaml).read_text()).get("stages") or {}).get(node)
     if stage is None:
         raise KeyError(f"{dvc_yaml}: no stage {node!r}")
-    records = [Path(d) for d in stage.get("deps") or [] if str(d).startswith(f"{RUNS_DIR.as_posix()}/")]
+    records: list[Path] = []
+    for dep in stage.get("deps") or []:
+        dep = str(dep).rstrip("/")
+        if dep == RUNS_DIR.as_posix():
+            values = params if isinstance(params, Mapping) else yaml.safe_load(Path(params).read_text()) or {}
+            records += [Path(p) for _, stage, subs in dag_nodes(values, dvc_yaml) for p in _outs(stage, subs)
+                        if p.startswith(f"{RUNS_DIR.as_posix()}/")]
+        elif dep.startswith(f"{RUNS_DIR.as_posix()}/"):
+            records.append(Path(dep))
     if not records:
         raise ValueError(f"{dvc_yaml}: stage {node!r} lists no {RUNS_DIR.as_posix()}/*.json among its deps")
     return records
+
+
+def _outs(stage: Mapping[str, Any], subs: Mapping[str, str]) -> list[str]:
+    return [substitute(next(iter(o)) if isinstance(o, dict) else str(o), subs) for o in stage.get("outs") or []]
 
 
 def run_file(node: str) -> Path:

@@ -1,12 +1,13 @@
 """The science report of a DVC sweep: the paper's findings over RL seeds, from `dvc exp run --queue` experiments.
 
-    dvc exp run --queue -S 'train.seed=0,1,2' -S 'curriculum.order=[perc,text,vis],[text,vis,perc]' \\
-        -S 'curriculum.method.perc=grpo,sft'
+    dvc exp run --queue -S merged.enabled=true -S 'train.seed=0,1,2' \\
+        -S 'curriculum.order=[perc,text,vis],[text,vis,perc]' -S 'curriculum.method.perc=grpo,sft'
     dvc queue start -j 1
     python -m capcurriculum.science_report          # -> data/reports/science.md
 
 Each finished experiment is one RL seed of one variant, told apart by the three swept keys: staged
-(perc -> text -> vis, GRPO perception; its `merged` model is the merged baseline of the same seed), perc_last
+(perc -> text -> vis, GRPO perception; its `merged` model, where merged.enabled, is the merged baseline of the same
+seed: DVC's run-cache trains it once a seed, whatever the order), perc_last
 (text -> vis -> perc) and sft_perc (caption SFT for perception). Only experiments whose every other param equals
 the workspace's are used, so a finding never mixes configurations; the others are listed with the key that
 differs. Each variant's evaluation records are read from the DVC cache at the experiment's revision
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 
 # What a sweep varies between the experiments one report compares; every other param must be the workspace's.
 SWEPT = ("train.seed", "curriculum.order", "curriculum.method.perc")
-DERIVED = re.compile(r"curriculum\.s\d+\.(set|method)")  # each slot's set and method, composed from the swept keys
+# composed from the swept keys (each slot's set and method), or the DAG's shape (whether merged ran), not its settings
+DERIVED = re.compile(r"curriculum\.s\d+\.(set|method)|merged\.enabled|dag\..*")
 PAPER_ORDER, PERC_LAST = ["perc", "text", "vis"], ["text", "vis", "perc"]
 
 
@@ -73,7 +75,9 @@ def variants(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(variant, the model whose records stand for it) that an experiment with these params provides."""
     order, method = list(params["curriculum.order"]), params["curriculum.method.perc"]
     if order == PAPER_ORDER and method == "grpo":
-        return [("staged", "staged"), ("merged", "merged")]
+        # an experiment from before merged.enabled existed always ran the merged baseline
+        merged = params["merged.enabled"] if "merged.enabled" in params else True
+        return [("staged", "staged")] + ([("merged", "merged")] if merged else [])
     if order == PERC_LAST and method == "grpo":
         return [("perc_last", "staged")]
     if order == PAPER_ORDER and method == "sft":

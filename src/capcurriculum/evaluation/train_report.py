@@ -1,13 +1,16 @@
-"""Staged vs merged: held-out accuracy after every stage, the per-stage lifts, and the reward curves.
+"""The staged chain (and its baselines): held-out accuracy after every stage, the per-stage lifts, the reward curves.
 
-    write_train_report(metrics_dir="data/metrics/train", models_dir="data/models", out_dir="data/reports")
+    write_train_report(metrics_dir="data/metrics/train", models_dir="data/models", out_dir="data/reports",
+                       baselines=["merged"])
 
-Writes `train.md` (tables), `train_rewards.png` (reward by curriculum step, staged stages and merged on
-one axis) and `train_accuracy.png` (held-out accuracy per capability after each stage and for merged).
+Writes `train.md` (tables), `train_rewards.png` (reward by curriculum step, staged stages and each baseline on
+one axis) and `train_accuracy.png` (held-out accuracy per capability after each stage and for each baseline).
+`baselines`: the baseline nodes the DAG ran (merged when merged.enabled; none by default).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from capcurriculum.io import atomic_path, read_json, read_jsonl, write_text
@@ -27,9 +30,10 @@ def _num(m: dict, key: str, spec: str = ".3f") -> str:
 
 
 def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir: str | Path,
-                       profile: str = "tiny") -> str:
+                       profile: str = "tiny", baselines: Sequence[str] = ()) -> str:
     metrics_dir, models_dir, out_dir = map(Path, (metrics_dir, models_dir, out_dir))
-    m = {node: read_json(metrics_dir / f"{node}.json") for node in (*STAGES, "merged")}
+    nodes = (*STAGES, *baselines)
+    m = {node: read_json(metrics_dir / f"{node}.json") for node in nodes}
     bounds = {node: read_json(models_dir / node / "trainer_state" / "boundary.json") for node in m}
     first = m["train_1"]
     lines = [f"# Curriculum training ({profile} profile)", "",
@@ -39,16 +43,16 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
              "|---" * (len(CAPS) + 2) + "|",
              "| no-look | " + " | ".join(_num(first, f"before/{c}/no_look") for c in CAPS) + " | |",
              "| base | " + " | ".join(_cell(first, "before", c) for c in CAPS) + f" | {_num(first, 'before/mean_acc')} |"]
-    for node in (*STAGES, "merged"):
+    for node in nodes:
         sets = bounds[node]["sets"]
-        label = f"{node} (+{','.join(sets)})" if node != "merged" else "merged (all sets)"
+        label = f"{node} (+{','.join(sets)})" if node in STAGES else f"{node} (all sets)"
         lines.append(f"| {label} | " + " | ".join(_cell(m[node], "after", c) for c in CAPS)
                      + f" | {_num(m[node], 'after/mean_acc')} |")
 
     lines += ["", "## What each stage changed (paired over the same held-out items)", "",
               ("| stage | set | Δ on its capability ± se | Δ mean ± se | reward first → last tenth | "
               "greedy / sampled pass@1 / pass@G / greedy mass before → after | s |"), "|---" * 7 + "|"]
-    for node in (*STAGES, "merged"):
+    for node in nodes:
         x = m[node]
         sets = bounds[node]["sets"]
         caps = [{"perc": "perc_image", "text": "text_math", "vis": "vis_math"}[s] for s in sets]
@@ -77,7 +81,7 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
                "learnt its set's selection, not the capability."), "",
               "| stage | set | n | blind per question | before → after | Δ ± se | blind draws (type / question) |",
               "|---" * 7 + "|"]
-    for node in (*STAGES, "merged"):
+    for node in nodes:
         x = m[node]
         for s in bounds[node]["sets"]:
             if f"delta/set/{s}" not in x:
@@ -88,14 +92,15 @@ def write_train_report(metrics_dir: str | Path, models_dir: str | Path, out_dir:
                          f"{x.get('data/const_answer_reward', float('nan')):.2f} / "
                          f"{x.get('data/question_prior_reward', float('nan')):.2f} |")
     lines += ["", (f"Final mean held-out accuracy: base {_num(first, 'before/mean_acc')}, staged "
-                   f"{_num(m['train_3'], 'after/mean_acc')}, merged {_num(m['merged'], 'after/mean_acc')}."), "", "![reward](train_rewards.png)", "", "![accuracy](train_accuracy.png)"]
+                   f"{_num(m['train_3'], 'after/mean_acc')}"
+                   + "".join(f", {b} {_num(m[b], 'after/mean_acc')}" for b in baselines) + "."), "", "![reward](train_rewards.png)", "", "![accuracy](train_accuracy.png)"]
     text = "\n".join(lines) + "\n"
-    _plots(m, bounds, models_dir, out_dir)
+    _plots(m, bounds, models_dir, out_dir, baselines)
     write_text(out_dir / "train.md", text)
     return text
 
 
-def _plots(m: dict, bounds: dict, models_dir: Path, out_dir: Path) -> None:
+def _plots(m: dict, bounds: dict, models_dir: Path, out_dir: Path, baselines: Sequence[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,14 +115,16 @@ def _plots(m: dict, bounds: dict, models_dir: Path, out_dir: Path) -> None:
         ax.plot([offset + r["step"] for r in rewarded], [r["reward"] for r in rewarded], label=f"{node} ({sets[0]})")
         offset += len(hist)
         ax.axvline(offset, color="grey", lw=0.5)
-    hist = read_jsonl(models_dir / "merged" / "trainer_state" / "history.jsonl")
-    ax.plot([r["step"] for r in hist], [r["reward"] for r in hist], label="merged", color="black", alpha=0.6)
-    ax.set(xlabel="curriculum step (rollouts)", ylabel="mean reward", title="GRPO reward, staged vs merged")
+    for b in baselines:
+        hist = read_jsonl(models_dir / b / "trainer_state" / "history.jsonl")
+        ax.plot([r["step"] for r in hist], [r["reward"] for r in hist], label=b, color="black", alpha=0.6)
+    ax.set(xlabel="curriculum step (rollouts)", ylabel="mean reward",
+           title="GRPO reward" + (f", staged vs {', '.join(baselines)}" if baselines else ", staged"))
     ax.legend(fontsize=8)
     _save(fig, out_dir / "train_rewards.png")
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    rows = [("base", m["train_1"], "before")] + [(n, m[n], "after") for n in (*STAGES, "merged")]
+    rows = [("base", m["train_1"], "before")] + [(n, m[n], "after") for n in (*STAGES, *baselines)]
     width = 0.8 / len(rows)
     for i, (name, x, tag) in enumerate(rows):
         ax.bar([c + i * width for c in range(len(CAPS))], [x.get(f"{tag}/{c}/acc", float("nan")) for c in CAPS],
