@@ -94,7 +94,7 @@ def test_only_the_evaluate_nodes_declare_the_evaluation_params():
     declaring = sorted(name for name, st in stages.items()
                        if any(str(p).split(".")[0] == "evaluation" for p in (st.get("do", st).get("params") or [])))
     assert declaring == ["evaluate"]
-    assert {"data/eval/base", "data/eval/staged", "data/eval/merged"} <= set(stages["report"]["deps"])
+    assert "data/eval" in stages["report"]["deps"]  # the folder: every evaluate@<model> node's output is in it
 
 
 def test_report_pairs_models_over_the_same_items(tmp_path):
