@@ -58,6 +58,7 @@ def workdir_root() -> Path:
 
 
 SUM_RESOLVER = "capcurriculum.sum"
+SLOT_RESOLVERS = ("capcurriculum.slot_set", "capcurriculum.slot_steps")
 DAG_RESOLVER = "capcurriculum.dag"
 # The models the evaluate@<name> nodes score, by name: base and the staged chain's end always, a baseline's when
 # its node is in the DAG (merged.enabled). stages/evaluate.py and the report read them from here.
@@ -69,9 +70,8 @@ def dag(merged_enabled: Any) -> dict[str, Any]:
     beside the staged chain (dvc.yaml's `baseline@<name>`), and `evaluate`, the models the evaluate@<name> nodes
     score. A non-boolean gives the boolean's shape for False; validation names merged.enabled."""
     baselines = ["merged"] if merged_enabled is True else []
-    return {"baselines": baselines, "evaluate": {m: p for m, p in EVAL_MODELS.items() if m not in ("merged",)
-                                                 or m in baselines}}
-SLOT_RESOLVERS = ("capcurriculum.slot_set", "capcurriculum.slot_steps")
+    evaluate = {m: EVAL_MODELS[m] for m in ("base", "staged", *baselines)}
+    return {"baselines": baselines, "evaluate": evaluate}
 
 
 def _slot(values: Any, k: int, key: str, order: Any) -> Any:
