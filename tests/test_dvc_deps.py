@@ -90,10 +90,10 @@ def nodes():
 
 @pytest.mark.parametrize("node, stage, subs", list(nodes()), ids=lambda x: x if isinstance(x, str) else "")
 def test_every_module_a_node_imports_is_one_of_its_deps(node, stage, subs):
+    from capcurriculum.runtime import substitute
+
     def sub(text: str) -> str:
-        for k, v in subs.items():
-            text = text.replace(k, str(v))
-        return text
+        return substitute(text, subs)
 
     entries = entry_points(sub(stage["cmd"]))
     assert entries and all(e is not None and e.is_file() for e in entries), (node, stage["cmd"])
