@@ -1,4 +1,5 @@
-"""DVC node `base@<role>`: pre-train one tiny model on the world and measure it per capability."""
+"""DVC node `base@<role>`: pre-train one tiny model on the world (or copy a lineage filter out of the policy's
+pre-training) and measure it per capability."""
 
 import argparse
 
@@ -17,8 +18,9 @@ def main() -> None:
     cfg = load_params()
     node = f"base@{role}"
     with node_run(node, base_params(cfg, role), run_file(node), experiment=cfg.tracking.experiment) as run:
-        metrics = build_base(cfg, role, init_dir=f"data/models/init/{role}", raw_dir="data/raw",
-                             world_dir="data/world", out_dir=f"data/models/base/{role}",
+        bases = cfg.dag.bases[role]  # where it starts (its init, or the policy's base) and the steps it keeps
+        metrics = build_base(cfg, role, init_dir=bases["from"], raw_dir="data/raw", world_dir="data/world",
+                             out_dir=f"data/models/base/{role}", checkpoints=list(bases.checkpoints),
                              on_log=lambda step, row: run.log_metrics(
                                  {f"pretrain/{k}": v for k, v in row.items() if k != "step"}, step=step))
         run.log_metrics(metrics)

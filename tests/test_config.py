@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from capcurriculum.config import PROFILES, ConfigError, compose, load_params, parse_order, validate
+from capcurriculum.config import MODEL_ROLES, PROFILES, ConfigError, compose, load_params, parse_order, validate
 from capcurriculum.config import main as config_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,10 +216,46 @@ def test_the_dags_shape_follows_merged_enabled(profile, merged):
 def test_a_stale_or_hand_set_dag_and_a_non_boolean_merged_enabled_are_refused():
     cfg = compose(["profile=smoke"])
     cfg.merged.enabled = False  # params.yaml edited by hand: the derived shape still holds the baseline
-    with pytest.raises(ConfigError, match=r"^dag: .* merged.enabled=false gives .*recompose params.yaml"):
+    with pytest.raises(ConfigError, match=r"^dag: .* merged.enabled=false and models give .*recompose params.yaml"):
         validate(cfg)
     with pytest.raises(ConfigError, match="^merged.enabled: expected true or false, got 'yes'"):
         validate(compose(["merged.enabled=yes"]))
+    cfg = compose([])
+    cfg.models.filter_large.step = 700  # a filter's step moved by hand: base@policy would not save it
+    with pytest.raises(ConfigError, match=r"^dag: .*recompose params.yaml"):
+        validate(cfg)
+
+
+def test_the_tiny_filters_are_the_policys_checkpoints_and_the_smoke_and_paper_filters_their_own_models():
+    """Issue 37's filters of one lineage: in the tiny profile base@filter_* start from the policy's base, whose
+    pre-training keeps their steps; the smoke profile's filters (trained on captions) and the paper's hub models
+    start from their own init."""
+    tiny = compose([])
+    validate(tiny)
+    assert {r: tiny.models[r].kind for r in ("filter_small", "filter_large")} == {"filter_small": "lineage",
+                                                                                   "filter_large": "lineage"}
+    assert tiny.dag.bases.policy == {"from": "data/models/init/policy", "checkpoints": [600, 900]}
+    assert tiny.dag.bases.filter_small == {"from": "data/models/base/policy", "checkpoints": []}
+    moved = compose(["models.filter_small.step=300"])
+    assert list(moved.dag.bases.policy.checkpoints) == [300, 900]
+    for profile in ("smoke", "paper"):
+        cfg = compose([f"profile={profile}"])
+        validate(cfg)
+        assert all(cfg.dag.bases[r] == {"from": f"data/models/init/{r}", "checkpoints": []} for r in MODEL_ROLES)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["models.filter_small.step=1201"], r"^models.filter_small.step: is 1201, past the policy's pre-training"),
+    (["models.filter_small.step=0"], r"^models.filter_small.step: must be > 0"),
+    (["+models.filter_small.seed=3"], r"^models.filter_small.seed: is set, but models.filter_small is a lineage"),
+    (["base.pretrain.filter_large={steps: 600, lr: 0.003}"], r"^base.pretrain.filter_large: is set, but"),
+    (["models.policy.kind=lineage", "+models.policy.step=600"], r"^models.policy.kind: lineage names a filter"),
+    (["profile=smoke", "models.filter_small.step=600"], r"^models.filter_small.step: only a lineage filter has a step"),
+    (["models.filter_small.kind=distilled"], r"^models.filter_small.kind: expected one of tiny, hub, lineage"),
+])
+def test_a_lineage_filter_is_refused_where_it_cannot_be_the_policys_checkpoint(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(compose(overrides))
 
 
 @pytest.mark.parametrize("profile", PROFILES)

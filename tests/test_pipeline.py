@@ -394,3 +394,29 @@ def test_a_trl_stage_runs_under_the_readmes_accelerate_command_and_resumes_after
         assert _stable(json.loads((repo / "data/metrics/train/train_2.json").read_text())) == _stable(m)
     finally:
         params.write_text(original)
+
+
+def test_lineage_filters_are_the_policys_saved_steps_through_dvc(tmp_path, git_copy):
+    """The tiny profile's filters of one lineage (models.filter_*.kind: lineage), at the smoke profile's sizes:
+    base@policy keeps the two steps, base@filter_small and base@filter_large copy them out (no pre-training of
+    their own) and base_report names them; a moved step re-runs base@policy and both filters, nothing is stale."""
+    lineage = ["profile=smoke", "~models.filter_small", "~models.filter_large", "base.pretrain.filter_small=null",
+               "base.pretrain.filter_large=null", "+models.filter_small={kind: lineage, step: 40}",
+               "+models.filter_large={kind: lineage, step: 80}"]
+    env = git_copy(tmp_path, *lineage, message="lineage")
+    out = _run(["dvc", "repro", "base_report"], tmp_path, env).stdout
+    assert "Running stage 'init_models'" in out and not (tmp_path / "data/models/init/filter_small").exists()
+    policy = tmp_path / "data/models/base/policy"
+    assert sorted(p.name for p in (policy / "checkpoints").iterdir()) == ["step_40", "step_80"]
+    for role, step in (("filter_small", 40), ("filter_large", 80)):
+        copied = (tmp_path / "data/models/base" / role / "model.safetensors").read_bytes()
+        assert copied == (policy / "checkpoints" / f"step_{step}" / "model.safetensors").read_bytes(), role
+        metrics = json.loads((tmp_path / "data/metrics/base" / f"{role}.json").read_text())
+        assert metrics["lineage/step"] == step and metrics["perc_caption/n"] > 0
+    assert "| filter_large (the policy at step 80) |" in (tmp_path / "data/reports/base.md").read_text()
+    moved = _run([sys.executable, "-m", "capcurriculum.config", *lineage[:-1],
+                  "+models.filter_large={kind: lineage, step: 100}"], tmp_path, env)
+    assert moved.returncode == 0
+    again = _run(["dvc", "repro", "base_report"], tmp_path, env).stdout
+    assert all(f"Running stage '{n}'" in again for n in ("base@policy", "base@filter_small", "base@filter_large"))
+    assert {p.name for p in (policy / "checkpoints").iterdir()} == {"step_40", "step_100"}

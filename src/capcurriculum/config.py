@@ -28,6 +28,7 @@ from capcurriculum.settings.choices import (  # the config's vocabulary, shared 
     LAUNCHERS,
     LEAN_ONE_PROCESS,
     METHODS,
+    MODEL_KINDS,
     MODEL_ROLES,
     OPTIMIZER_STATES,
     PRECISIONS,
@@ -65,13 +66,22 @@ DAG_RESOLVER = "capcurriculum.dag"
 EVAL_MODELS = {"base": "data/models/base/policy", "staged": "data/models/train_3", "merged": "data/models/merged"}
 
 
-def dag(merged_enabled: Any) -> dict[str, Any]:
-    """The DAG's shape from `merged.enabled` (conf/config.yaml's derived `dag`): `baselines`, the training nodes
-    beside the staged chain (dvc.yaml's `baseline@<name>`), and `evaluate`, the models the evaluate@<name> nodes
-    score. A non-boolean gives the boolean's shape for False; validation names merged.enabled."""
+def dag(merged_enabled: Any, models: Any = None) -> dict[str, Any]:
+    """The DAG's shape (conf/config.yaml's derived `dag`): `bases`, one base@<role> node per model role, each with
+    the folder it starts `from` (its init, or for a `lineage` filter the policy's base, whose pre-training saves
+    that filter's step among its `checkpoints`); `baselines`, the training nodes beside the staged chain (dvc.yaml's
+    `baseline@<name>`, from `merged.enabled`); and `evaluate`, the models the evaluate@<name> nodes score. A
+    non-boolean gives the boolean's shape for False and a malformed `models` entry a plain base; validation names
+    the key."""
+    models = OmegaConf.to_container(models, resolve=True) if isinstance(models, DictConfig) else (models or {})
+    lineage = {role: m["step"] if "step" in m else None for role, m in models.items()
+               if role != "policy" and isinstance(m, dict) and "kind" in m and m["kind"] == "lineage"}
+    bases = {role: {"from": "data/models/base/policy" if role in lineage else f"data/models/init/{role}",
+                    "checkpoints": sorted({s for s in lineage.values() if isinstance(s, int)})
+                    if role == "policy" else []} for role in MODEL_ROLES}
     baselines = ["merged"] if merged_enabled is True else []
     evaluate = {m: EVAL_MODELS[m] for m in ("base", "staged", *baselines)}
-    return {"baselines": baselines, "evaluate": evaluate}
+    return {"bases": bases, "baselines": baselines, "evaluate": evaluate}
 
 
 def _slot(values: Any, k: int, key: str, order: Any) -> Any:
@@ -104,7 +114,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(SLOT_RESOLVERS[1],
                                         lambda order, steps, k: _slot(steps, k, "curriculum.steps", order))
     if not OmegaConf.has_resolver(DAG_RESOLVER):
-        OmegaConf.register_new_resolver(DAG_RESOLVER, lambda enabled: OmegaConf.create(dag(enabled)))
+        OmegaConf.register_new_resolver(DAG_RESOLVER, lambda enabled, models=None: OmegaConf.create(dag(enabled, models)))
     if not OmegaConf.has_resolver(SUM_RESOLVER):
         OmegaConf.register_new_resolver(SUM_RESOLVER, lambda xs: sum(xs) if all(
             isinstance(x, int) and not isinstance(x, bool) for x in xs) else None)
@@ -187,19 +197,39 @@ def parse_order(value: Any, key: str = "curriculum.order") -> list[str]:
 
 
 def check_dag(cfg: DictConfig) -> None:
-    """merged.enabled is a boolean, and `dag` is what it derives (a params.yaml edited by hand after it changed is
-    stale: DVC would run the old shape)."""
+    """merged.enabled is a boolean, and `dag` is what it and `models` derive (a params.yaml edited by hand after
+    either changed is stale: DVC would run the old shape)."""
     enabled = OmegaConf.select(cfg, "merged.enabled")
     if enabled is None:
         return
     if not isinstance(enabled, bool):
         raise ConfigError("merged.enabled", f"expected true or false, got {enabled!r}")
-    got = OmegaConf.select(cfg, "dag")
+    got, want = OmegaConf.select(cfg, "dag"), dag(enabled, OmegaConf.select(cfg, "models"))
     if got is not None:
         got = OmegaConf.to_container(got, resolve=True) if isinstance(got, DictConfig) else got
-        if got != dag(enabled):
-            raise ConfigError("dag", f"is {got} but merged.enabled={str(enabled).lower()} gives {dag(enabled)}: it is "
-                              "derived, not set; recompose params.yaml (python -m capcurriculum.config)")
+        if got != want:
+            raise ConfigError("dag", f"is {got} but merged.enabled={str(enabled).lower()} and models give {want}: it "
+                              "is derived, not set; recompose params.yaml (python -m capcurriculum.config)")
+
+
+def check_lineage(cfg: DictConfig, role: str) -> None:
+    """A `lineage` filter is the policy's pre-training at `step`: a filter role, a tiny policy trained at least that
+    long, and no recipe or architecture of its own (those keys would not be read)."""
+    if role == "policy":
+        raise ConfigError("models.policy.kind", "lineage names a filter that is the policy's earlier checkpoint; the "
+                                                "policy itself is tiny or hub")
+    if select(cfg, "models.policy.kind") != "tiny":
+        raise ConfigError(f"models.{role}.kind", "lineage needs a policy pre-trained here (models.policy.kind: tiny), "
+                                                 f"got {select(cfg, 'models.policy.kind')!r}")
+    _positive(cfg, f"models.{role}.step")
+    total = select(cfg, "base.pretrain.policy.steps")
+    if isinstance(total, int) and select(cfg, f"models.{role}.step") > total:
+        raise ConfigError(f"models.{role}.step", f"is {select(cfg, f'models.{role}.step')}, past the policy's "
+                                                 f"pre-training (base.pretrain.policy.steps: {total})")
+    for key in (f"models.{role}.size", f"models.{role}.seed", f"base.pretrain.{role}"):
+        if OmegaConf.select(cfg, key) is not None:
+            raise ConfigError(key, f"is set, but models.{role} is a lineage checkpoint of the policy (its architecture, "
+                                   f"seed and recipe): set it to null, or models.{role}.kind: tiny")
 
 
 def parse_steps(cfg: DictConfig, order: list[str]) -> list[int]:
@@ -258,6 +288,11 @@ def validate(cfg: DictConfig) -> None:
 
     for role in MODEL_ROLES:
         kind = select(cfg, f"models.{role}.kind")
+        if kind not in MODEL_KINDS:
+            raise ConfigError(f"models.{role}.kind", f"expected one of {', '.join(MODEL_KINDS)}, got {kind!r}")
+        if kind != "lineage" and OmegaConf.select(cfg, f"models.{role}.step") is not None:
+            raise ConfigError(f"models.{role}.step", f"only a lineage filter has a step (models.{role}.kind is "
+                                                     f"{kind!r}): set it to null")
         if kind == "hub":  # a hub id, or a local from_pretrained directory (a pre-downloaded copy, a stand-in)
             hub_id = str(select(cfg, f"models.{role}.hub_id"))
             if hub_id.startswith(("/", ".", "~")) and not (Path(hub_id).expanduser() / "config.json").is_file():
@@ -270,7 +305,7 @@ def validate(cfg: DictConfig) -> None:
             _positive(cfg, f"base.pretrain.{role}.steps", allow_zero=True)
             _positive(cfg, f"base.pretrain.{role}.lr", kind=float)
         else:
-            raise ConfigError(f"models.{role}.kind", f"expected 'tiny' or 'hub', got {kind!r}")
+            check_lineage(cfg, role)
 
     order = parse_order(select(cfg, "curriculum.order"))
     if OmegaConf.select(cfg, "curriculum.steps") is not None:

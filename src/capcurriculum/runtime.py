@@ -100,7 +100,7 @@ def seed_everything(seed: int) -> None:
 def dag_nodes(params: Mapping[str, Any], dvc_yaml: str | Path = "dvc.yaml") -> list[tuple[str, dict, dict[str, str]]]:
     """dvc.yaml's nodes as DVC expands them under `params` (params.yaml's content), in dvc.yaml's order: a
     `foreach` over a literal list or mapping, or over `${dotted.key}` of the params, gives one `<group>@<key>`
-    node per entry, with the `${key}` and `${item}` its `do` substitutes (`substitute`)."""
+    node per entry, with the `${key}`, `${item}` and `${item.<field>}` its `do` substitutes (`substitute`)."""
     import yaml
 
     out: list[tuple[str, dict, dict[str, str]]] = []
@@ -116,7 +116,9 @@ def dag_nodes(params: Mapping[str, Any], dvc_yaml: str | Path = "dvc.yaml") -> l
                     raise KeyError(f"{dvc_yaml}: stage {name!r} loops over ${{{ref}}}, which the params lack")
                 items = items[part]
         pairs = [(str(i), i) for i in items] if isinstance(items, list) else list((items or {}).items())
-        out += [(f"{name}@{k}", stage["do"], {"${key}": str(k), "${item}": str(v)}) for k, v in pairs]
+        out += [(f"{name}@{k}", stage["do"], {"${key}": str(k), "${item}": str(v),
+                                               **{f"${{item.{f}}}": str(x) for f, x in
+                                                  (v.items() if isinstance(v, Mapping) else ())}}) for k, v in pairs]
     return out
 
 

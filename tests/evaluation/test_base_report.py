@@ -24,3 +24,13 @@ def test_the_base_report_breaks_perception_down_and_shows_the_probes(tmp_path):
     assert "| filter_small | - | - |" in text
     assert "| policy | 0.99 (0.20) | 0.99 (0.20) | 0.99 (0.20) | 0.99 (0.20) | 0.99 (0.20) |" in text
     assert "| filter_small | 0.99" not in text and "| filter_large | hub model" in text
+
+
+def test_a_lineage_filter_is_named_as_the_policys_step_without_a_pre_training_time_of_its_own(tmp_path):
+    files = {"policy": tmp_path / "policy.json", "filter_small": tmp_path / "filter_small.json"}
+    files["policy"].write_text(json.dumps({**_metrics(False), "pretrain/seconds": 312.4}))
+    files["filter_small"].write_text(json.dumps({**_metrics(False), "lineage/step": 600, "pretrain/seconds": 0.0}))
+    text = write_base_report(files, tmp_path / "base.md", "tiny")
+    row = next(line for line in text.splitlines() if line.startswith("| filter_small"))
+    assert row.startswith("| filter_small (the policy at step 600) | 0.500 ± 0.020 [0.400] |") and row.endswith("| - |")
+    assert next(line for line in text.splitlines() if line.startswith("| policy |")).endswith("| 312 |")

@@ -69,3 +69,32 @@ def test_bad_pretrain_values_name_the_field():
         PretrainConfig(steps=1, batch_size=0, lr=1e-3, mixture=MIX)
     with pytest.raises(ValueError, match="merger_lr_scale"):
         PretrainConfig(steps=1, batch_size=1, lr=1e-3, merger_lr_scale=-1.0, mixture=MIX)
+
+
+def test_checkpoints_are_the_run_at_their_step_and_leave_the_final_model_unchanged(world, processor):
+    """The lineage filters are base@policy's pre-training at earlier steps: saving them must hand on the weights of
+    exactly that step and touch no random stream, so the policy is the same model with or without its filters."""
+    from capcurriculum.models import build_tiny_model, tiny_config
+
+    cfg = PretrainConfig(steps=4, batch_size=4, lr=3e-3, warmup_steps=1, mixture=MIX)
+
+    def run(checkpoints=()):
+        torch.manual_seed(0)
+        model = build_tiny_model(tiny_config(processor.tokenizer), seed=0)
+        saved, logged = {}, {}
+        copy = lambda: {n: p.detach().clone() for n, p in model.state_dict().items()}  # noqa: E731
+        pretrain(model, processor, MixtureSampler(WorldData(*world).pools(), MIX, seed=0), cfg, log_every=1,
+                 on_log=lambda step, row: logged.__setitem__(step, copy()),
+                 checkpoints=checkpoints, on_checkpoint=lambda step: saved.__setitem__(step, copy()))
+        return copy(), saved, logged
+
+    final, saved, logged = run(checkpoints=[2])
+    plain, none_saved, _ = run()
+    assert list(saved) == [2] and not none_saved
+    assert all(torch.equal(saved[2][n], logged[2][n]) for n in final)        # the weights after step 2
+    assert any(not torch.equal(saved[2][n], final[n]) for n in final)        # not the final ones
+    assert all(torch.equal(final[n], plain[n]) for n in final)               # and the run is unchanged
+    with pytest.raises(ValueError, match=r"checkpoints \[5\]: need on_checkpoint and steps in 1..4"):
+        pretrain(build_tiny_model(tiny_config(processor.tokenizer), seed=0), processor,
+                 MixtureSampler(WorldData(*world).pools(), MIX, seed=0), cfg, checkpoints=[5],
+                 on_checkpoint=lambda step: None)

@@ -21,6 +21,9 @@ def write_base_report(metric_files: Mapping[str, str | Path], out: str | Path, p
             lines.append(f"| {role} | " + " | ".join("hub model, not measured here" for _ in CAPS) + " | - |")
             continue
         cells = [f"{m[f'{c}/acc']:.3f} ± {m[f'{c}/se']:.3f} [{m[f'{c}/no_look']:.3f}]" for c in CAPS]
+        if "lineage/step" in m:  # a filter of the policy's lineage: its pre-training is the policy's, to that step
+            lines.append(f"| {role} (the policy at step {m['lineage/step']:.0f}) | " + " | ".join(cells) + " | - |")
+            continue
         lines.append(f"| {role} | " + " | ".join(cells) + f" | {m.get('pretrain/seconds', float('nan')):.0f} |")
     measured = {role: read_json(path) for role, path in metric_files.items()}
     measured = {role: m for role, m in measured.items() if m}

@@ -49,6 +49,9 @@ def init_models(cfg: DictConfig, raw_dir: str | Path, world_dir: str | Path, out
         log.info("trained a %d-token tokenizer on the world's text", len(tokenizer))
     for role in MODEL_ROLES:
         spec = cfg.models[role]
+        if spec.kind == "lineage":  # the policy's own pre-training at a step (base@<role> copies it): no init
+            log.info("%s: the policy's pre-training at step %d", role, spec.step)
+            continue
         if spec.kind == "hub":
             write_model_ref(out_dir / role, spec.hub_id, read.present(cfg, f"models.{role}.revision"))
             log.info("%s: hub model %s", role, spec.hub_id)

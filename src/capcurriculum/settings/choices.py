@@ -9,6 +9,9 @@ from typing import Any
 PROFILES = ("tiny", "smoke", "paper")
 CAPABILITIES = ("perc", "text", "vis")
 MODEL_ROLES = ("policy", "filter_small", "filter_large")
+# models.<role>.kind: tiny (built and pre-trained here), hub (a hub id or a local from_pretrained directory), lineage
+# (a filter that is the policy's own pre-training run stopped early: `step`; issue 37's filters of one lineage)
+MODEL_KINDS = ("tiny", "hub", "lineage")
 OPTIMIZER_STATES = ("fresh", "carry")
 DIFFICULTY_ORDERS = ("none", "easy_to_hard", "pass_rate")
 BALANCES = ("none", "answer", "question")

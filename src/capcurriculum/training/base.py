@@ -4,6 +4,7 @@ held-out test split per capability, each beside its no-look baseline."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 
 def base_params(cfg: DictConfig, role: str) -> dict[str, Any]:
     return {"profile": cfg.profile, "seed": cfg.seed, "eval_n": cfg.base.eval_n,
-            "pretrain": subtree(cfg.base.pretrain, role)[role], "model": subtree(cfg.models, role)[role]}
+            "pretrain": subtree(cfg.base.pretrain, role)[role], "model": subtree(cfg.models, role)[role],
+            "checkpoints": list(cfg.dag.bases[role].checkpoints) if "dag" in cfg else []}
 
 
 def evaluate_capabilities(model, processor, data: WorldData, n: int | None, *, split: str = "test",
@@ -71,8 +73,18 @@ def _by_question_type(cap: str, items: list[Item], correct: list[bool], blind: l
     return out
 
 
+CHECKPOINTS = "checkpoints"   # base@policy's earlier models, <out_dir>/checkpoints/step_<n>: the lineage filters
+
+
+def checkpoint_dir(policy_dir: str | Path, step: int) -> Path:
+    return Path(policy_dir) / CHECKPOINTS / f"step_{step}"
+
+
 def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str | Path, world_dir: str | Path,
-               out_dir: str | Path, on_log: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+               out_dir: str | Path, on_log: Callable[[int, dict], None] | None = None,
+               checkpoints: list[int] | tuple[int, ...] = ()) -> dict[str, Any]:
+    """`init_dir`: the role's init, or for a `lineage` filter the policy's base (whose `checkpoints` it copies).
+    `checkpoints`: pre-training steps to keep under out_dir/checkpoints/ (the policy's, for lineage filters)."""
     from capcurriculum.models.loading import load_model_and_processor
     from capcurriculum.models.tiny import save_pretrained_dir
 
@@ -86,14 +98,23 @@ def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str
         return {}
 
     seed_everything(cfg.seed)
-    pcfg = PretrainConfig(**OmegaConf.to_container(cfg.base.pretrain[role], resolve=True))
     data = WorldData(raw_dir, world_dir, on_error=cfg.raw.on_error)
-    model, processor = load_model_and_processor(init_dir)
-    sampler = MixtureSampler(data.pools("pretrain"), pcfg.mixture, seed=cfg.seed)
-    t0 = time.time()
-    history = pretrain(model, processor, sampler, pcfg, on_log=on_log)
-    train_s = time.time() - t0
-    save_pretrained_dir(model, processor, out_dir)
+    if spec.kind == "lineage":
+        model, processor, history, train_s = _lineage(init_dir, role, int(spec.step), out_dir)
+    else:
+        pcfg = PretrainConfig(**OmegaConf.to_container(cfg.base.pretrain[role], resolve=True))
+        model, processor = load_model_and_processor(init_dir)
+        sampler = MixtureSampler(data.pools("pretrain"), pcfg.mixture, seed=cfg.seed)
+        staging = out_dir.with_name(f".{out_dir.name}.{CHECKPOINTS}")
+        shutil.rmtree(staging, ignore_errors=True)
+        t0 = time.time()
+        history = pretrain(model, processor, sampler, pcfg, on_log=on_log, checkpoints=checkpoints,
+                           on_checkpoint=lambda step: save_pretrained_dir(model, processor, staging / f"step_{step}"))
+        train_s = time.time() - t0
+        save_pretrained_dir(model, processor, out_dir)
+        if checkpoints:
+            os.replace(staging, out_dir / CHECKPOINTS)
+            log.info("%s: kept pre-training steps %s under %s", role, sorted(checkpoints), out_dir / CHECKPOINTS)
 
     t0 = time.time()
     metrics, rows = evaluate_capabilities(model, processor, data, cfg.base.eval_n)
@@ -102,4 +123,25 @@ def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str
     metrics.update(probe_metrics(model, processor, raw_dir, n_images=cfg.base.eval_n, seed=cfg.seed))
     metrics.update({"pretrain/final_loss": history[-1]["loss"] if history else float("nan"),
                     "pretrain/seconds": train_s, "eval/seconds": time.time() - t0})
+    if spec.kind == "lineage":
+        metrics["lineage/step"] = int(spec.step)
     return metrics
+
+
+def _lineage(policy_dir: Path, role: str, step: int, out_dir: Path) -> tuple[Any, Any, list[dict], float]:
+    """A lineage filter: the policy's pre-training at `step`, copied out of base@policy's checkpoints (its
+    pre-training history is the policy's, so none of its own; its seconds are 0)."""
+    from capcurriculum.io import atomic_path
+    from capcurriculum.models.loading import load_model_and_processor
+
+    src = checkpoint_dir(policy_dir, step)
+    if not (src / "config.json").is_file():
+        kept = sorted(p.name for p in (policy_dir / CHECKPOINTS).glob("step_*")) if policy_dir.is_dir() else []
+        raise FileNotFoundError(f"models.{role}.step: {step}: {src} is not among the policy's saved pre-training "
+                                f"steps ({', '.join(kept) or 'none'}); re-run base@policy (dvc repro), which saves "
+                                "dag.bases.policy.checkpoints")
+    with atomic_path(out_dir) as tmp:
+        shutil.copytree(src, tmp)
+    log.info("%s: the policy's pre-training at step %d (%s)", role, step, src)
+    model, processor = load_model_and_processor(out_dir)
+    return model, processor, [], 0.0

@@ -11,7 +11,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -119,7 +119,13 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 def pretrain(model, processor, sampler: MixtureSampler, cfg: PretrainConfig, *,
-             on_log: Callable[[int, dict[str, float]], None] | None = None, log_every: int = 50) -> list[dict]:
+             on_log: Callable[[int, dict[str, float]], None] | None = None, log_every: int = 50,
+             checkpoints: Iterable[int] = (), on_checkpoint: Callable[[int], None] | None = None) -> list[dict]:
+    """`on_checkpoint(step)` after each step of `checkpoints` (steps counted from 1): the run's earlier models,
+    saved without touching its random streams, so the final model is the same with or without them."""
+    checkpoints = set(checkpoints)
+    if checkpoints and (on_checkpoint is None or not all(1 <= s <= cfg.steps for s in checkpoints)):
+        raise ValueError(f"pretrain checkpoints {sorted(checkpoints)}: need on_checkpoint and steps in 1..{cfg.steps}")
     torch.set_num_threads(cfg.threads)
     model.train()
     groups = vision_param_groups(model, cfg.lr, cfg.vision_lr_scale, cfg.weight_decay, cfg.merger_lr_scale)
@@ -142,5 +148,7 @@ def pretrain(model, processor, sampler: MixtureSampler, cfg: PretrainConfig, *,
             bar.set_postfix(loss=f"{row['loss']:.3f}")
             if on_log:
                 on_log(step + 1, row)
+        if step + 1 in checkpoints:
+            on_checkpoint(step + 1)
     model.eval()
     return history
