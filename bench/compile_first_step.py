@@ -10,7 +10,7 @@ floats (DYNAMO_CONFIG's specialize_float off: dynamo restarts three of the four 
     .venv/bin/python bench/compile_first_step.py --prompts 8 --max-new-tokens 8 --warm-runs 1   # a quick look
 
 Each run is a fresh process (dynamo's in-memory caches die with it) on our GRPOTrainer with the tiny
-profile's step: lean path, bf16, compiled, tower and mergers frozen, G = 8. A variant has its own
+profile's step: lean path, bf16, compiled, tower and mergers frozen, G = 8 by default (--group-size; the tiny profile's G until 2026-12-07, 5 since). A variant has its own
 TORCHINDUCTOR_CACHE_DIR: its first run fills it (cold), the next --warm-runs read it (warm). The variants'
 runs alternate, so machine drift falls on all. Per run: the first step's seconds, the second step's (the
 steady cost, for scale), AOTAutograd's cache counters (graphs, hit, miss, bypass; a restarted analysis

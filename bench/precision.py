@@ -6,7 +6,7 @@ and what `train.precision: auto` picks here (training/precision.py).
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python bench/precision.py   # a native-bf16 CPU
                                                                 # restricted to what an AVX2-only one runs
 
-The GRPO step is the DAG's: params.yaml's `grpo` settings (128 prompts x G = 8, 48 tokens), its policy's size
+The GRPO step is the DAG's: params.yaml's `grpo` settings (the tiny profile's: 128 prompts x G = 5, 48 tokens; G = 8 before 2026-12-07), its policy's size
 and image size, the lean completion path, two threads (train.threads), on an untrained policy that decodes
 every completion to the token limit (ignore_eos: the same load at both precisions). The pre-training step
 is `training/pretrain.py`'s loop at params.yaml's `base.pretrain.policy` batch, under the same autocast
