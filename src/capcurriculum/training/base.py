@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from capcurriculum.config import subtree
-from capcurriculum.io import write_jsonl
+from capcurriculum.io import atomic_path, write_jsonl
 from capcurriculum.runtime import seed_everything
 from capcurriculum.sampling.batching import Item
 from capcurriculum.sampling.capabilities import accuracy, generate, no_look_correct, score
@@ -105,15 +105,16 @@ def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str
         pcfg = PretrainConfig(**OmegaConf.to_container(cfg.base.pretrain[role], resolve=True))
         model, processor = load_model_and_processor(init_dir)
         sampler = MixtureSampler(data.pools("pretrain"), pcfg.mixture, seed=cfg.seed)
-        staging = out_dir.with_name(f".{out_dir.name}.{CHECKPOINTS}")
+        staging = out_dir.with_name(f".{out_dir.name}.staging")  # the checkpoints, until the final model is saved
         shutil.rmtree(staging, ignore_errors=True)
         t0 = time.time()
         history = pretrain(model, processor, sampler, pcfg, on_log=on_log, checkpoints=checkpoints,
-                           on_checkpoint=lambda step: save_pretrained_dir(model, processor, staging / f"step_{step}"))
+                           on_checkpoint=lambda step: save_pretrained_dir(model, processor, checkpoint_dir(staging, step)))
         train_s = time.time() - t0
         save_pretrained_dir(model, processor, out_dir)
         if checkpoints:
-            os.replace(staging, out_dir / CHECKPOINTS)
+            os.replace(staging / CHECKPOINTS, out_dir / CHECKPOINTS)
+            shutil.rmtree(staging)
             log.info("%s: kept pre-training steps %s under %s", role, sorted(checkpoints), out_dir / CHECKPOINTS)
 
     t0 = time.time()
@@ -131,7 +132,6 @@ def build_base(cfg: DictConfig, role: str, *, init_dir: str | Path, raw_dir: str
 def _lineage(policy_dir: Path, role: str, step: int, out_dir: Path) -> tuple[Any, Any, list[dict], float]:
     """A lineage filter: the policy's pre-training at `step`, copied out of base@policy's checkpoints (its
     pre-training history is the policy's, so none of its own; its seconds are 0)."""
-    from capcurriculum.io import atomic_path
     from capcurriculum.models.loading import load_model_and_processor
 
     src = checkpoint_dir(policy_dir, step)
