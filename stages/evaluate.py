@@ -1,5 +1,5 @@
-"""DVC node `evaluate@base|staged|merged` (merged when merged.enabled): the `evaluation.benchmarks` on one model,
-every item saved."""
+"""DVC node `evaluate@base|staged|merged|before_perc` (merged when merged.enabled; before_perc, train_2, when the order
+puts perception last): the `evaluation.benchmarks` on one model, every item saved."""
 
 import argparse
 

@@ -21,7 +21,7 @@ def main() -> None:
     setup_logging()
     cfg = load_params()
     runs = declared_run_records("report")  # every node of this DAG that records a run, in the DAG's order
-    models = list(cfg.dag.evaluate)  # base, staged, and merged when merged.enabled
+    models = list(cfg.dag.evaluate)  # base, staged; merged when merged.enabled; before_perc when perc is last
     parent = find_or_create_parent(cfg.tracking.experiment)
     times = node_times.node_times(runs, parent, durations=run_durations)  # older records: MLflow's durations
     totals = node_times.totals(times)

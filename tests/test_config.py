@@ -213,10 +213,23 @@ def test_the_dags_shape_follows_merged_enabled(profile, merged):
     assert list(flipped.dag.baselines) == ([] if merged else ["merged"])
 
 
+@pytest.mark.parametrize("order", ["[text,vis,perc]", "[vis,text,perc]"])
+def test_perception_last_also_evaluates_the_chain_before_it(order):
+    """The paper's transfer control (reasoning-only RL, text -> vis): with perception last, evaluate@before_perc
+    scores train_2, the chain before its perception stage; any other order has no such node."""
+    cfg = compose([f"curriculum.order={order}"])
+    validate(cfg)
+    assert cfg.dag.evaluate.before_perc == "data/models/train_2" and list(cfg.dag.evaluate)[-1] == "before_perc"
+    assert "before_perc" not in compose(["curriculum.order=[perc,vis,text]"]).dag.evaluate
+    cfg.dag.evaluate = {"base": "data/models/base/policy", "staged": "data/models/train_3"}  # set by hand: stale
+    with pytest.raises(ConfigError, match=r"^dag: .*curriculum.order give .*recompose params.yaml"):
+        validate(cfg)
+
+
 def test_a_stale_or_hand_set_dag_and_a_non_boolean_merged_enabled_are_refused():
     cfg = compose(["profile=smoke"])
     cfg.merged.enabled = False  # params.yaml edited by hand: the derived shape still holds the baseline
-    with pytest.raises(ConfigError, match=r"^dag: .* merged.enabled=false and models give .*recompose params.yaml"):
+    with pytest.raises(ConfigError, match=r"^dag: .* merged.enabled=false, models and curriculum.order give .*recompose params.yaml"):
         validate(cfg)
     with pytest.raises(ConfigError, match="^merged.enabled: expected true or false, got 'yes'"):
         validate(compose(["merged.enabled=yes"]))

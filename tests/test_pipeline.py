@@ -281,7 +281,9 @@ def test_the_science_report_reads_the_sweeps_experiments_from_the_dvc_cache(smok
     exp = client.get_experiment_by_name("capcurriculum")
     (run,) = client.search_runs([exp.experiment_id], "attributes.run_name = 'science_report'")
     assert run.info.status == "FINISHED" and run.data.metrics["staged_vs_merged/seeds"] == 2
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["science.md"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["science.json", "science.md"]
+    part = json.loads((repo / "data/reports/science.json").read_text())  # this workspace's part, for a later one
+    assert sorted(part["per_seed"]["staged_vs_merged"]) == ["0", "1"] and "train.seed" not in part["compared"]
 
 
 def test_the_staged_only_dag_leaves_the_merged_baseline_out_and_trains_nothing_again(smoke_repo):

@@ -3,7 +3,9 @@ why, and the findings computed from their records (evaluation/science.py's stati
 
 import pytest
 
-from capcurriculum.science_report import plan, report, variants
+import json
+
+from capcurriculum.science_report import compared, load_part, plan, report, variants
 
 REFERENCE = {"train.seed": 0, "curriculum.order": ["perc", "text", "vis"], "curriculum.method.perc": "grpo",
              "curriculum.s1.set": "perc", "curriculum.s1.method": "grpo", "curriculum.s1.steps": 30,
@@ -18,7 +20,7 @@ def exp(name, seed, order=("perc", "text", "vis"), method="grpo", when="2026-12-
 
 @pytest.mark.parametrize("order, method, expected", [
     (["perc", "text", "vis"], "grpo", [("staged", "staged"), ("merged", "merged")]),
-    (["text", "vis", "perc"], "grpo", [("perc_last", "staged")]),
+    (["text", "vis", "perc"], "grpo", [("perc_last", "staged")]),  # from before evaluate@before_perc
     (["perc", "text", "vis"], "sft", [("sft_perc", "staged")]),
     (["vis", "text", "perc"], "grpo", []),
 ])
@@ -27,6 +29,12 @@ def test_each_swept_combination_is_one_variant(order, method, expected):
     # merged only where the experiment ran its node; the DAG's shape is not a configuration that must match
     assert variants({"curriculum.order": order, "curriculum.method.perc": method, "merged.enabled": False}) == [
         v for v in expected if v[0] != "merged"]
+
+
+def test_a_perception_last_experiment_that_evaluated_its_chain_before_perception_is_the_reasoning_only_control():
+    params = {"curriculum.order": ["text", "vis", "perc"], "curriculum.method.perc": "grpo",
+              "dag.evaluate.before_perc": "data/models/train_2"}
+    assert variants(params) == [("perc_last", "staged"), ("reasoning_only", "before_perc")]
 
 
 def test_whether_merged_ran_is_the_dags_shape_not_a_configuration_to_match():
@@ -67,9 +75,47 @@ def test_the_report_pairs_each_seeds_variants_on_their_records():
         variant = models[rev] if model == "staged" else model
         return rows(correct[variant])
 
-    text, metrics = report(REFERENCE, found, read)
+    text, metrics, part = report(REFERENCE, found, read)
     assert metrics["perc_first_vs_last/mean"] == 0.5 and metrics["perc_first_vs_last/seeds"] == 2
     line = next(ln for ln in text.splitlines() if ln.startswith("| perception first beats perception last"))
-    assert "| +50.0 ± 28.9, +50.0 ± 28.9 | +50.0 ± 0.0 |" in line and "as the paper" in line, line
+    assert "| s0: +50.0 ± 28.9, s1: +50.0 ± 28.9 | +50.0 ± 0.0 |" in line and "as the paper" in line, line
     assert "| perc_last | 1 | l1 (l1-rev, model staged) |" in text
     assert "Seeds: 0, 1." in text
+    assert part["per_seed"]["perc_first_vs_last"]["1"]["delta"] == 0.5
+    assert part["experiments"]["perc_last/1"] == "l1-rev" and "train.seed" not in part["compared"]
+
+
+def part_file(tmp_path, name, per_seed, **changed):
+    path = tmp_path / name
+    path.write_text(json.dumps({"compared": compared({**REFERENCE, **changed}),
+                                "per_seed": per_seed, "experiments": {}}))
+    return path
+
+
+def test_a_sweep_run_a_seed_a_part_reports_every_parts_seeds(tmp_path):
+    """Seed 0 in this workspace; seeds 1 and 2 from two earlier parts' science.json: one table over three seeds."""
+    found = [exp("s0", 0), exp("l0", 0, order=("text", "vis", "perc"))]
+
+    def read(rev, model, benchmark):
+        return rows([1, 1, 1, 0] if rev == "s0-rev" else [1, 0, 0, 0])
+
+    parts = {str(p): load_part(p, REFERENCE) for p in (
+        part_file(tmp_path, "seed1.json", {"perc_first_vs_last": {"1": {"delta": 0.25, "se": 0.1}}}),
+        part_file(tmp_path, "seed2.json", {"perc_first_vs_last": {"2": {"delta": 0.75, "se": 0.1}}}))}
+    text, metrics, part = report(REFERENCE, found, read, parts)
+    assert metrics["perc_first_vs_last/seeds"] == 3 and metrics["perc_first_vs_last/mean"] == 0.5
+    assert metrics["perc_first_vs_last/se"] == 0.25 / 3 ** 0.5
+    assert "Seeds: 0, 1, 2; this workspace's experiments: 0, earlier parts': " in text
+    assert list(part["per_seed"]["perc_first_vs_last"]) == ["0"]  # this part holds its own seeds only
+    with pytest.raises(SystemExit, match="seed 1 of perc_first_vs_last is in two parts"):
+        report(REFERENCE, found, read, {**parts, "again.json": parts[str(tmp_path / "seed1.json")]})
+
+
+def test_a_part_of_another_configuration_is_refused_with_the_key(tmp_path):
+    other = part_file(tmp_path, "other.json", {}, **{"train.balance": "none"})
+    with pytest.raises(SystemExit, match=r"other.json: its experiments ran train.balance='none', the workspace has "
+                                         r"'question': a finding never mixes"):
+        load_part(other, REFERENCE)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="bad.json: not a science report's part"):
+        load_part(tmp_path / "bad.json", REFERENCE)

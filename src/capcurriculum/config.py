@@ -62,17 +62,20 @@ SUM_RESOLVER = "capcurriculum.sum"
 SLOT_RESOLVERS = ("capcurriculum.slot_set", "capcurriculum.slot_steps")
 DAG_RESOLVER = "capcurriculum.dag"
 # The models the evaluate@<name> nodes score, by name: base and the staged chain's end always, a baseline's when
-# its node is in the DAG (merged.enabled). stages/evaluate.py and the report read them from here.
-EVAL_MODELS = {"base": "data/models/base/policy", "staged": "data/models/train_3", "merged": "data/models/merged"}
+# its node is in the DAG (merged.enabled), and `before_perc`, the chain before its perception stage, when the order
+# puts perception last (the reasoning-only chain the paper's transfer is measured against: text -> vis).
+# stages/evaluate.py and the report read them from here.
+EVAL_MODELS = {"base": "data/models/base/policy", "staged": "data/models/train_3", "merged": "data/models/merged",
+               "before_perc": "data/models/train_2"}
 
 
-def dag(merged_enabled: Any, models: Any = None) -> dict[str, Any]:
+def dag(merged_enabled: Any, models: Any = None, order: Any = None) -> dict[str, Any]:
     """The DAG's shape (conf/config.yaml's derived `dag`): `bases`, one base@<role> node per model role, each with
     the folder it starts `from` (its init, or for a `lineage` filter the policy's base, whose pre-training saves
     that filter's step among its `checkpoints`); `baselines`, the training nodes beside the staged chain (dvc.yaml's
-    `baseline@<name>`, from `merged.enabled`); and `evaluate`, the models the evaluate@<name> nodes score. A
-    non-boolean gives the boolean's shape for False and a malformed `models` entry a plain base; validation names
-    the key."""
+    `baseline@<name>`, from `merged.enabled`); and `evaluate`, the models the evaluate@<name> nodes score (with
+    `before_perc` when `order` ends in perc). A non-boolean gives the boolean's shape for False, a malformed `models`
+    entry a plain base and a malformed order no `before_perc`; validation names the key."""
     models = OmegaConf.to_container(models, resolve=True) if isinstance(models, DictConfig) else (models or {})
     lineage = {role: m["step"] if "step" in m else None for role, m in models.items()
                if role != "policy" and isinstance(m, dict) and "kind" in m and m["kind"] == "lineage"}
@@ -80,7 +83,10 @@ def dag(merged_enabled: Any, models: Any = None) -> dict[str, Any]:
                     "checkpoints": sorted({s for s in lineage.values() if isinstance(s, int)})
                     if role == "policy" else []} for role in MODEL_ROLES}
     baselines = ["merged"] if merged_enabled is True else []
-    evaluate = {m: EVAL_MODELS[m] for m in ("base", "staged", *baselines)}
+    order = list(order) if isinstance(order, (list, tuple, ListConfig)) else \
+        [o.strip() for o in order.split(",")] if isinstance(order, str) else []
+    perc_last = len(order) == 3 and order[-1] == "perc"
+    evaluate = {m: EVAL_MODELS[m] for m in ("base", "staged", *baselines, *(["before_perc"] if perc_last else []))}
     return {"bases": bases, "baselines": baselines, "evaluate": evaluate}
 
 
@@ -114,7 +120,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(SLOT_RESOLVERS[1],
                                         lambda order, steps, k: _slot(steps, k, "curriculum.steps", order))
     if not OmegaConf.has_resolver(DAG_RESOLVER):
-        OmegaConf.register_new_resolver(DAG_RESOLVER, lambda enabled, models=None: OmegaConf.create(dag(enabled, models)))
+        OmegaConf.register_new_resolver(DAG_RESOLVER, lambda enabled, models=None, order=None: OmegaConf.create(
+            dag(enabled, models, order)))
     if not OmegaConf.has_resolver(SUM_RESOLVER):
         OmegaConf.register_new_resolver(SUM_RESOLVER, lambda xs: sum(xs) if all(
             isinstance(x, int) and not isinstance(x, bool) for x in xs) else None)
@@ -197,18 +204,20 @@ def parse_order(value: Any, key: str = "curriculum.order") -> list[str]:
 
 
 def check_dag(cfg: DictConfig) -> None:
-    """merged.enabled is a boolean, and `dag` is what it and `models` derive (a params.yaml edited by hand after
-    either changed is stale: DVC would run the old shape)."""
+    """merged.enabled is a boolean, and `dag` is what it, `models` and `curriculum.order` derive (a params.yaml
+    edited by hand after one changed is stale: DVC would run the old shape)."""
     enabled = OmegaConf.select(cfg, "merged.enabled")
     if enabled is None:
         return
     if not isinstance(enabled, bool):
         raise ConfigError("merged.enabled", f"expected true or false, got {enabled!r}")
-    got, want = OmegaConf.select(cfg, "dag"), dag(enabled, OmegaConf.select(cfg, "models"))
+    got, want = OmegaConf.select(cfg, "dag"), dag(enabled, OmegaConf.select(cfg, "models"),
+                                                  OmegaConf.select(cfg, "curriculum.order"))
     if got is not None:
         got = OmegaConf.to_container(got, resolve=True) if isinstance(got, DictConfig) else got
         if got != want:
-            raise ConfigError("dag", f"is {got} but merged.enabled={str(enabled).lower()} and models give {want}: it "
+            raise ConfigError("dag", f"is {got} but merged.enabled={str(enabled).lower()}, models and curriculum.order give "
+                              f"{want}: it "
                               "is derived, not set; recompose params.yaml (python -m capcurriculum.config)")
 
 

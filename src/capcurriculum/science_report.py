@@ -3,12 +3,14 @@
     dvc exp run --queue -S merged.enabled=true -S 'train.seed=0,1,2' \\
         -S 'curriculum.order=[perc,text,vis],[text,vis,perc]' -S 'curriculum.method.perc=grpo,sft'
     dvc queue start -j 1
-    python -m capcurriculum.science_report          # -> data/reports/science.md
+    python -m capcurriculum.science_report          # -> data/reports/science.md (+ .json, this part's seeds)
+    python -m capcurriculum.science_report --parts docs/results/science/*.json   # with earlier parts' seeds
 
 Each finished experiment is one RL seed of one variant, told apart by the three swept keys: staged
 (perc -> text -> vis, GRPO perception; its `merged` model, where merged.enabled, is the merged baseline of the same
 seed: DVC's run-cache trains it once a seed, whatever the order), perc_last
-(text -> vis -> perc) and sft_perc (caption SFT for perception). Only experiments whose every other param equals
+(text -> vis -> perc; its chain before perception, evaluate@before_perc, is reasoning_only: the transfer
+control) and sft_perc (caption SFT for perception). Only experiments whose every other param equals
 the workspace's are used, so a finding never mixes configurations; the others are listed with the key that
 differs. Each variant's evaluation records are read from the DVC cache at the experiment's revision
 (`dvc.api.open`), and evaluation/science.py pairs them item by item per seed and reports the mean ± se over
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from capcurriculum.evaluation import science
-from capcurriculum.io import write_text
+from capcurriculum.io import write_json, write_text
 from capcurriculum.tracking import log_report_run
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,9 @@ def variants(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         merged = params["merged.enabled"] if "merged.enabled" in params else True
         return [("staged", "staged")] + ([("merged", "merged")] if merged else [])
     if order == PERC_LAST and method == "grpo":
-        return [("perc_last", "staged")]
+        # its chain before the perception stage (text -> vis) is the reasoning-only control, where it was evaluated
+        return [("perc_last", "staged")] + ([("reasoning_only", "before_perc")]
+                                            if "dag.evaluate.before_perc" in params else [])
     if order == PAPER_ORDER and method == "sft":
         return [("sft_perc", "staged")]
     return []
@@ -123,42 +127,91 @@ def dvc_records(repo: Path) -> Callable[[str, str, str], list[dict]]:
     return read
 
 
+def compared(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params one report's experiments must share: all but the swept and the derived."""
+    return {k: v for k, v in params.items() if k not in SWEPT and not DERIVED.fullmatch(k)}
+
+
+def load_part(path: Path, reference: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
+    """An earlier part's per-seed differences (its `science.json`), refused with the key that differs where it ran
+    another configuration than the workspace's."""
+    try:
+        part = json.loads(path.read_text())
+        theirs, per_seed = part["compared"], part["per_seed"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{path}: not a science report's part ({type(e).__name__}: {e})") from e
+    ours = compared(reference)
+    other = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if other:
+        raise SystemExit(f"{path}: its experiments ran {other[0]}={theirs.get(other[0])!r}, the workspace has "
+                         f"{ours.get(other[0])!r}" + (f" (+{len(other) - 1} more keys differ)" if len(other) > 1 else "")
+                         + ": a finding never mixes configurations")
+    return {key: {int(seed): d for seed, d in seeds.items()} for key, seeds in per_seed.items()}
+
+
 def report(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]],
-           read: Callable[[str, str, str], list[dict]]) -> tuple[str, dict[str, float]]:
-    """The report's Markdown, and its figures as metrics (`<finding>/mean`, `/se`, `/seeds`) for MLflow."""
+           read: Callable[[str, str, str], list[dict]],
+           parts: Mapping[str, Mapping[str, Mapping[int, Mapping[str, Any]]]] | None = None,
+           ) -> tuple[str, dict[str, float], dict[str, Any]]:
+    """The report's Markdown, its figures as metrics (`<finding>/mean`, `/se`, `/seeds`) for MLflow, and the part
+    this workspace's experiments make (`science.json`: the compared params and each finding's per-seed
+    differences), which a later part reads back with `--parts`. `parts`: file -> load_part's per-seed differences."""
     chosen, skipped = plan(reference, found)
     benchmarks = sorted({b for f in science.FINDINGS for b in f.benchmarks})
     runs = {key: {b: read(exp["rev"], exp["model"], b) for b in benchmarks} for key, exp in chosen.items()}
     seeds = sorted({seed for _, seed in chosen})
-    rows = science.findings(runs, seeds)
+    own = science.findings(runs, seeds)
+    earlier: dict[str, dict[int, Mapping[str, Any]]] = {}
+    for name, part in (parts or {}).items():
+        for key, per_seed in part.items():
+            for seed, d in per_seed.items():
+                if seed in earlier.setdefault(key, {}):
+                    raise SystemExit(f"{name}: seed {seed} of {key} is in two parts; keep one")
+                earlier[key][seed] = d
+    rows = science.findings(runs, seeds, earlier=earlier)
     metrics = {f"{r['finding'].key}/{k}": float(r[v]) for r in rows
                for k, v in (("mean", "mean"), ("se", "se"), ("seeds", "k")) if r[v] is not None}
+    all_seeds = sorted({s for r in rows for s, _ in r["per_seed"]})
+    from_parts = ", ".join(f"{name} ({', '.join(map(str, sorted({s for p in part.values() for s in p})))})"
+                           for name, part in (parts or {}).items())
     lines = ["# The paper's findings over RL seeds (a DVC sweep)", "",
              f"Experiments whose params equal the workspace's but for {', '.join(SWEPT)}; treated − control paired "
              f"on the same items per seed, then mean ± se over the seeds (capcurriculum.evaluation.science; 'clear': "
-             f"|mean| > {science.CLEAR_SE:g} se). Seeds: {', '.join(map(str, seeds)) or 'none'}.", "",
+             f"|mean| > {science.CLEAR_SE:g} se). Seeds: {', '.join(map(str, all_seeds)) or 'none'}"
+             + (f"; this workspace's experiments: {', '.join(map(str, seeds)) or 'none'}, earlier parts': "
+                f"{from_parts}" if parts else "") + ".", "",
              science.markdown(rows).rstrip("\n"), "",
              "| variant | seed | experiment |", "|---|---|---|"]
     lines += [f"| {v} | {s} | {exp['name']} ({exp['rev'][:7]}, model {exp['model']}) |"
               for (v, s), exp in sorted(chosen.items())]
     if skipped:
         lines += ["", "Left out:", ""] + [f"- {name}: {why}" for name, why in skipped]
-    return "\n".join(lines) + "\n", metrics
+    part = {"compared": compared(reference),
+            "experiments": {f"{v}/{s}": exp["rev"] for (v, s), exp in sorted(chosen.items())},
+            "per_seed": {r["finding"].key: {str(s): d for s, d in r["per_seed"]} for r in own}}
+    return "\n".join(lines) + "\n", metrics, part
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repo", default=".", help="the DVC repository whose experiments are read")
-    ap.add_argument("--out", default="data/reports/science.md")
+    ap.add_argument("--out", default="data/reports/science.md",
+                    help="the report; its part (this workspace's per-seed differences) is written beside it as .json")
+    ap.add_argument("--parts", nargs="*", default=[], type=Path,
+                    help="earlier parts' science.json (a sweep run a seed a part, in other workspaces or sessions): "
+                         "their seeds join this workspace's; each must have run the workspace's configuration")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     repo = Path(a.repo).resolve()
     reference, found = experiments(repo)
-    text, metrics = report(reference, found, dvc_records(repo))
+    parts = {str(p): load_part(p, reference) for p in a.parts}
+    text, metrics, part = report(reference, found, dvc_records(repo), parts)
     out = repo / a.out if not Path(a.out).is_absolute() else Path(a.out)
     write_text(out, text)
-    run_id = log_report_run(str(reference["tracking.experiment"]), "science_report", metrics, [out],
-                            {"report.experiments": str(len(found))})
+    write_json(out.with_suffix(".json"), part)
+    run_id = log_report_run(str(reference["tracking.experiment"]), "science_report", metrics,
+                            [out, out.with_suffix(".json")],
+                            {"report.experiments": str(len(found)), "report.parts": str(len(parts))})
     log.info("science report: %s (%d experiments read; MLflow run %s)", out, len(found), run_id)
 
 

@@ -66,5 +66,25 @@ def test_variants_scored_on_different_items_are_refused():
 def test_the_table_shows_points_tokens_and_counts():
     md = markdown(findings(RUNS, [0, 1]))
     assert "| staged beats merged | staged − merged | accuracy (points) on tiny_perception, tiny_text_math, " \
-           "tiny_vis_math | +8.3 ± 8.3, +16.7 ± 9.6 | +12.5 ± 4.2 |" in md  # seed 1: text se 0.289 / 3
-    assert "| response tokens on tiny_vis_math | -3.0 ± 0.6, -3.0 ± 0.6 | -3.0 ± 0.0 |" in md
+           "tiny_vis_math | s0: +8.3 ± 8.3, s1: +16.7 ± 9.6 | +12.5 ± 4.2 |" in md  # seed 1: text se 0.289 / 3
+    assert "| response tokens on tiny_vis_math | s0: -3.0 ± 0.6, s1: -3.0 ± 0.6 | -3.0 ± 0.0 |" in md
+
+
+def test_earlier_parts_fill_the_seeds_this_part_did_not_run():
+    """A sweep run a seed a part: seed 1's difference from an earlier part's record joins seed 0's from records;
+    a seed run again here is this part's, not the earlier record's."""
+    earlier = {"staged_vs_merged": {"1": {"delta": 2 / 12, "se": 0.1}, "0": {"delta": 99.0, "se": 1.0}}}
+    r = {r["finding"].key: r for r in findings({k: v for k, v in RUNS.items() if k[1] == 0}, [0],
+                                               earlier=earlier)}["staged_vs_merged"]
+    assert [s for s, _ in r["per_seed"]] == [0, 1] and r["k"] == 2
+    assert r["mean"] == pytest.approx(0.125) and r["se"] == pytest.approx((1 / 12) / 2)
+
+
+def test_transfer_and_the_perception_tax_compare_staged_with_reasoning_only_rl():
+    runs = {("staged", 0): RUNS[("staged", 0)],
+            ("reasoning_only", 0): {**RUNS[("staged", 0)], "tiny_perception": records([False] * 4, prefix="p"),
+                                    "tiny_vis_math": records([True, False, False, False], prefix="v")}}
+    rows = {r["finding"].key: r for r in findings(runs, [0])}
+    assert rows["transfer"]["mean"] == pytest.approx(0.25)        # visual math 2 of 4 against 1 of 4
+    assert rows["perception_tax"]["mean"] == pytest.approx(0.5)   # perception 2 of 4 against none
+    assert set(rows) == {"transfer", "perception_tax"}

@@ -48,6 +48,10 @@ FINDINGS = (
             "Qwen3-VL-8B staged above the merged baseline on visual math and perception"),
     Finding("perc_first_vs_last", "perception first beats perception last", "staged", "perc_last", "accuracy", VIS,
             +1, "Qwen2.5-VL-7B visual math 42.3 (perc first) vs 37.7 (perc last)"),
+    Finding("transfer", "perception first helps visual math (vs reasoning-only RL)", "staged", "reasoning_only",
+            "accuracy", VIS, +1, "reasoning-only RL pays a perception tax; adding perception data recovers it"),
+    Finding("perception_tax", "reasoning-only RL costs perception", "staged", "reasoning_only", "accuracy",
+            ("tiny_perception",), +1, "reasoning-only RL: MMStar −1.6 (7B); with perception data RWQA +3.0"),
     Finding("rl_vs_sft_perception", "RL beats caption SFT for perception", "staged", "sft_perc", "accuracy", VIS, +1,
             "caption SFT: WeMath −1.6 (8B), −8.1 (7B)"),
     Finding("shorter_reasoning", "staged answers are shorter than merged", "staged", "merged", "tokens", VIS, -1,
@@ -107,13 +111,18 @@ def verdict(finding: Finding, summary: Mapping[str, Any]) -> str:
 
 
 def findings(runs: Mapping[tuple[str, int], Records], seeds: Sequence[int],
-             chosen: Sequence[Finding] = FINDINGS) -> list[dict[str, Any]]:
+             chosen: Sequence[Finding] = FINDINGS,
+             earlier: Mapping[str, Mapping[int, Mapping[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """One row per finding whose two variants ran: per-seed differences, their mean ± se, the verdict.
-    `runs`: (variant, seed) -> that run's records by benchmark."""
+    `runs`: (variant, seed) -> that run's records by benchmark. `earlier`: finding key -> seed -> {"delta", "se"},
+    the per-seed differences of earlier parts of a sweep (science_report's parts), used for the seeds `runs` lacks."""
     rows = []
     for f in chosen:
         per = [(s, seed_difference(f, runs[(f.treated, s)], runs[(f.control, s)])) for s in seeds
                if (f.treated, s) in runs and (f.control, s) in runs]
+        done = {s for s, _ in per}
+        per = sorted(per + [(int(s), dict(d)) for s, d in ((earlier or {}).get(f.key) or {}).items()
+                            if int(s) not in done], key=lambda sd: sd[0])
         if not per:
             continue
         summary = over_seeds([d["delta"] for _, d in per])
@@ -134,8 +143,9 @@ def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         f: Finding = r["finding"]
         scale = 100.0 if f.quantity == "accuracy" else 1.0
         unit = {"accuracy": "accuracy (points)", "tokens": "response tokens", "perception_errors": "perception errors"}
-        per = ", ".join(fmt(d["delta"], scale) + (f" ± {fmt(d['se'], scale, False)}" if d.get("se") is not None else "")
-                        for _, d in r["per_seed"])
+        per = ", ".join(f"s{s}: " + fmt(d["delta"], scale)
+                        + (f" ± {fmt(d['se'], scale, False)}" if d.get("se") is not None else "")
+                        for s, d in r["per_seed"])
         spread = fmt(r["mean"], scale) + (f" ± {fmt(r['se'], scale, False)}" if r["se"] is not None else " (one seed)")
         lines.append(f"| {f.claim} | {f.treated} − {f.control} | {unit[f.quantity]} on {', '.join(f.benchmarks)} | "
                      f"{per} | {spread} | {f.paper} | {r['verdict']} |")
