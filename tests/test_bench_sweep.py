@@ -38,7 +38,7 @@ def test_the_table_averages_seeds_and_pairs_items(tmp_path):
     assert "| perc_last | 1 | 0.0 | 0.0 | 0.0 | 0.0 |" in md
     # the paper's findings: per seed the mean of the three benchmarks' paired deltas (+1/4 and +2/4 on text math)
     assert "| staged beats merged | staged − merged | accuracy (points) on tiny_perception, tiny_text_math, " \
-           "tiny_vis_math | +8.3 ± 8.3, +16.7 ± 9.6 | +12.5 ± 4.2 |" in md
+           "tiny_vis_math | s0: +8.3 ± 8.3, s1: +16.7 ± 9.6 | +12.5 ± 4.2 |" in md
     assert "| perception first beats perception last | staged − perc_last | accuracy (points) on tiny_vis_math | " \
-           "+50.0 ± 28.9 | +50.0 (one seed) |" in md  # perc_last ran one seed: no spread, no verdict of clarity
+           "s0: +50.0 ± 28.9 | +50.0 (one seed) |" in md  # perc_last ran one seed: no spread, no verdict of clarity
     assert sweep.load(tmp_path, "sft_perc", 0) is None
