@@ -67,7 +67,7 @@ def rows(correct, prefix="q"):
 
 def test_the_report_pairs_each_seeds_variants_on_their_records():
     # per seed: staged gets 3 of 4 visual-math items right, the perc-last chain 1 of 4 (+50 points each seed)
-    correct = {"staged": [1, 1, 1, 0], "merged": [1, 0, 0, 0], "perc_last": [1, 0, 0, 0]}
+    correct = {"staged": [1, 1, 1, 0], "merged": [1, 0, 0, 0], "perc_last": [1, 0, 0, 0], "base": [0, 0, 0, 0]}
     found = [exp(f"s{s}", s) for s in (0, 1)] + [exp(f"l{s}", s, order=("text", "vis", "perc")) for s in (0, 1)]
     models = {f"s{s}-rev": "staged" for s in (0, 1)} | {f"l{s}-rev": "perc_last" for s in (0, 1)}
 
@@ -85,10 +85,10 @@ def test_the_report_pairs_each_seeds_variants_on_their_records():
     assert part["experiments"]["perc_last/1"] == "l1-rev" and "train.seed" not in part["compared"]
 
 
-def part_file(tmp_path, name, per_seed, **changed):
+def part_file(tmp_path, name, per_seed, figures=None, **changed):
     path = tmp_path / name
     path.write_text(json.dumps({"compared": compared({**REFERENCE, **changed}),
-                                "per_seed": per_seed, "experiments": {}}))
+                                "per_seed": per_seed, "experiments": {}, "figures": figures or {}}))
     return path
 
 
@@ -100,14 +100,18 @@ def test_a_sweep_run_a_seed_a_part_reports_every_parts_seeds(tmp_path):
         return rows([1, 1, 1, 0] if rev == "s0-rev" else [1, 0, 0, 0])
 
     parts = {str(p): load_part(p, REFERENCE) for p in (
-        part_file(tmp_path, "seed1.json", {"perc_first_vs_last": {"1": {"delta": 0.25, "se": 0.1}}}),
+        part_file(tmp_path, "seed1.json", {"perc_first_vs_last": {"1": {"delta": 0.25, "se": 0.1}}},
+                  {"staged": {"1": {"tiny_vis_math": 0.25, "tokens": 20.0}}}),
         part_file(tmp_path, "seed2.json", {"perc_first_vs_last": {"2": {"delta": 0.75, "se": 0.1}}}))}
     text, metrics, part = report(REFERENCE, found, read, parts)
     assert metrics["perc_first_vs_last/seeds"] == 3 and metrics["perc_first_vs_last/mean"] == 0.5
     assert metrics["perc_first_vs_last/se"] == 0.25 / 3 ** 0.5
     assert "Seeds: 0, 1, 2; this workspace's experiments: 0, earlier parts': " in text
     assert list(part["per_seed"]["perc_first_vs_last"]) == ["0"]  # this part holds its own seeds only
-    with pytest.raises(SystemExit, match="seed 1 of perc_first_vs_last is in two parts"):
+    # the variants' own figures over seeds: staged's vis math 3 of 4 here (75%) and 25% in seed1.json
+    assert "| staged | 0, 1 | 75.0 | 75.0 | 50.0 ± 25.0 | 15.8 ± 4.2 |" in text, text
+    assert "| base (no RL) | 0 |" in text
+    with pytest.raises(SystemExit, match=r"seed 1 of perc_first_vs_last is also in .*seed1.json; keep one"):
         report(REFERENCE, found, read, {**parts, "again.json": parts[str(tmp_path / "seed1.json")]})
 
 

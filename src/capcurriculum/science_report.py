@@ -132,12 +132,13 @@ def compared(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in SWEPT and not DERIVED.fullmatch(k)}
 
 
-def load_part(path: Path, reference: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
-    """An earlier part's per-seed differences (its `science.json`), refused with the key that differs where it ran
+def load_part(path: Path, reference: Mapping[str, Any]) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+    """An earlier part's per-seed differences and variant figures (its `science.json`), as {"per_seed": finding ->
+    seed -> difference, "figures": variant -> seed -> figures}; refused with the key that differs where it ran
     another configuration than the workspace's."""
     try:
         part = json.loads(path.read_text())
-        theirs, per_seed = part["compared"], part["per_seed"]
+        theirs, per_seed, figures = part["compared"], part["per_seed"], part["figures"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SystemExit(f"{path}: not a science report's part ({type(e).__name__}: {e})") from e
     ours = compared(reference)
@@ -146,34 +147,58 @@ def load_part(path: Path, reference: Mapping[str, Any]) -> dict[str, dict[int, d
         raise SystemExit(f"{path}: its experiments ran {other[0]}={theirs.get(other[0])!r}, the workspace has "
                          f"{ours.get(other[0])!r}" + (f" (+{len(other) - 1} more keys differ)" if len(other) > 1 else "")
                          + ": a finding never mixes configurations")
-    return {key: {int(seed): d for seed, d in seeds.items()} for key, seeds in per_seed.items()}
+    return {"per_seed": {key: {int(seed): d for seed, d in seeds.items()} for key, seeds in per_seed.items()},
+            "figures": {v: {int(seed): f for seed, f in seeds.items()} for v, seeds in figures.items()}}
+
+
+def _join(own: Mapping[str, Mapping[int, Any]], parts: Mapping[str, Mapping[str, Mapping[int, Any]]],
+          what: str) -> dict[str, dict[int, Any]]:
+    """This workspace's seeds, then each part's seeds it lacks; a seed in two parts is refused."""
+    joined: dict[str, dict[int, Any]] = {k: dict(v) for k, v in own.items()}
+    seen: dict[tuple[str, int], str] = {}
+    for name, part in parts.items():
+        for key, per_seed in part[what].items():
+            for seed, value in per_seed.items():
+                if (key, seed) in seen:
+                    raise SystemExit(f"{name}: seed {seed} of {key} is also in {seen[(key, seed)]}; keep one")
+                seen[(key, seed)] = name
+                joined.setdefault(key, {}).setdefault(seed, value)
+    return joined
 
 
 def report(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]],
            read: Callable[[str, str, str], list[dict]],
-           parts: Mapping[str, Mapping[str, Mapping[int, Mapping[str, Any]]]] | None = None,
+           parts: Mapping[str, Mapping[str, Mapping[str, Mapping[int, Any]]]] | None = None,
            ) -> tuple[str, dict[str, float], dict[str, Any]]:
     """The report's Markdown, its figures as metrics (`<finding>/mean`, `/se`, `/seeds`) for MLflow, and the part
     this workspace's experiments make (`science.json`: the compared params and each finding's per-seed
-    differences), which a later part reads back with `--parts`. `parts`: file -> load_part's per-seed differences."""
+    differences and variant figures), which a later part reads back with `--parts`. `parts`: file -> load_part's.
+    The figures' base row is the newest experiment's evaluate@base (the base is the same in every one)."""
     chosen, skipped = plan(reference, found)
-    benchmarks = sorted({b for f in science.FINDINGS for b in f.benchmarks})
-    runs = {key: {b: read(exp["rev"], exp["model"], b) for b in benchmarks} for key, exp in chosen.items()}
+    needed = {b for f in science.FINDINGS for b in f.benchmarks}
+
+    def benchmarks(exp: Mapping[str, Any]) -> list[str]:  # the findings' and the figures' that the experiment ran
+        ran = exp["params"].get("evaluation.benchmarks") or sorted(needed)
+        return sorted(needed | {b for b, _ in science.FIGURES if b in ran})
+
+    runs = {key: {b: read(exp["rev"], exp["model"], b) for b in benchmarks(exp)} for key, exp in chosen.items()}
     seeds = sorted({seed for _, seed in chosen})
     own = science.findings(runs, seeds)
-    earlier: dict[str, dict[int, Mapping[str, Any]]] = {}
-    for name, part in (parts or {}).items():
-        for key, per_seed in part.items():
-            for seed, d in per_seed.items():
-                if seed in earlier.setdefault(key, {}):
-                    raise SystemExit(f"{name}: seed {seed} of {key} is in two parts; keep one")
-                earlier[key][seed] = d
+    own_figures: dict[str, dict[int, dict[str, float]]] = {}
+    for (variant, seed), records in sorted(runs.items()):
+        own_figures.setdefault(variant, {})[seed] = science.variant_figures(records)
+    parts = parts or {}
+    earlier = _join({}, parts, "per_seed")
+    figures = _join(own_figures, parts, "figures")
     rows = science.findings(runs, seeds, earlier=earlier)
+    newest = max(chosen.values(), key=lambda e: e["timestamp"], default=None)
+    base = ({"base (no RL)": {0: science.variant_figures({b: read(newest["rev"], "base", b)
+                                                          for b in benchmarks(newest)})}} if newest else {})
     metrics = {f"{r['finding'].key}/{k}": float(r[v]) for r in rows
                for k, v in (("mean", "mean"), ("se", "se"), ("seeds", "k")) if r[v] is not None}
     all_seeds = sorted({s for r in rows for s, _ in r["per_seed"]})
-    from_parts = ", ".join(f"{name} ({', '.join(map(str, sorted({s for p in part.values() for s in p})))})"
-                           for name, part in (parts or {}).items())
+    from_parts = ", ".join(f"{name} ({', '.join(map(str, sorted({s for p in part['per_seed'].values() for s in p})))})"
+                           for name, part in parts.items())
     lines = ["# The paper's findings over RL seeds (a DVC sweep)", "",
              f"Experiments whose params equal the workspace's but for {', '.join(SWEPT)}; treated − control paired "
              f"on the same items per seed, then mean ± se over the seeds (capcurriculum.evaluation.science; 'clear': "
@@ -181,6 +206,9 @@ def report(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]],
              + (f"; this workspace's experiments: {', '.join(map(str, seeds)) or 'none'}, earlier parts': "
                 f"{from_parts}" if parts else "") + ".", "",
              science.markdown(rows).rstrip("\n"), "",
+             "Each variant's own figures, mean ± se over its seeds (accuracy and shares in %; the shuffled-images "
+             "column is the blind-policy check: a policy that reads the image scores far lower there):", "",
+             science.variant_table({**base, **dict(sorted(figures.items()))}).rstrip("\n"), "",
              "| variant | seed | experiment |", "|---|---|---|"]
     lines += [f"| {v} | {s} | {exp['name']} ({exp['rev'][:7]}, model {exp['model']}) |"
               for (v, s), exp in sorted(chosen.items())]
@@ -188,7 +216,8 @@ def report(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]],
         lines += ["", "Left out:", ""] + [f"- {name}: {why}" for name, why in skipped]
     part = {"compared": compared(reference),
             "experiments": {f"{v}/{s}": exp["rev"] for (v, s), exp in sorted(chosen.items())},
-            "per_seed": {r["finding"].key: {str(s): d for s, d in r["per_seed"]} for r in own}}
+            "per_seed": {r["finding"].key: {str(s): d for s, d in r["per_seed"]} for r in own},
+            "figures": {v: {str(s): f for s, f in per.items()} for v, per in own_figures.items()}}
     return "\n".join(lines) + "\n", metrics, part
 
 

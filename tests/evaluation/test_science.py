@@ -88,3 +88,18 @@ def test_transfer_and_the_perception_tax_compare_staged_with_reasoning_only_rl()
     assert rows["transfer"]["mean"] == pytest.approx(0.25)        # visual math 2 of 4 against 1 of 4
     assert rows["perception_tax"]["mean"] == pytest.approx(0.5)   # perception 2 of 4 against none
     assert set(rows) == {"transfer", "perception_tax"}
+
+
+def test_a_variants_figures_are_its_accuracies_tokens_and_the_perception_share_of_its_errors():
+    from capcurriculum.evaluation.science import variant_figures, variant_table
+
+    staged = {**RUNS[("staged", 0)], "tiny_vis_math_shuffled": records([True, False, False, False], prefix="v"),
+              "tiny_vis_math": records([True, True, False, False], labels=["perception", None, "perception", None],
+                                       prefix="v")}
+    f = variant_figures(staged)
+    assert f["tiny_vis_math"] == 0.5 and f["tiny_vis_math_shuffled"] == 0.25 and f["tokens"] == 10
+    assert f["perception_share"] == 1.0  # its one labelled wrong answer (a label on a right one is not an error)
+    g = variant_figures(RUNS[("staged", 1)])
+    assert "tiny_vis_math_shuffled" not in g and g["perception_share"] == 1.0  # a column only where it ran
+    md = variant_table({"staged": {0: f, 1: g}})
+    assert "| staged | 0, 1 | 50.0 ± 0.0 | 87.5 ± 12.5 | 50.0 ± 0.0 | 25.0 | 10.0 ± 0.0 | 100.0 ± 0.0 |" in md, md

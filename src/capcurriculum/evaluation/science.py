@@ -130,6 +130,43 @@ def findings(runs: Mapping[tuple[str, int], Records], seeds: Sequence[int],
     return rows
 
 
+FIGURES = (  # a variant's own figures, per seed (variant_figures), averaged over seeds in the report's second table
+    ("tiny_perception", "perception"), ("tiny_text_math", "text math"), ("tiny_vis_math", "visual math"),
+    ("tiny_vis_math_shuffled", "visual math, shuffled images"))
+
+
+def variant_figures(records: Records) -> dict[str, float]:
+    """One run's own figures: accuracy per benchmark it has (the blind-policy check among them), mean response
+    tokens on visual math, and the perception share of its wrong visual-math answers that the attribution
+    labelled (the paper's 86.9%)."""
+    out = {b: sum(bool(r["correct"]) for r in records[b]) / len(records[b]) for b, _ in FIGURES if records.get(b)}
+    vis = records.get("tiny_vis_math") or []
+    if vis:
+        out["tokens"] = sum(r["n_tokens"] for r in vis) / len(vis)
+        labels = [(r.get("attribution") or {}).get("label") for r in vis if not r["correct"]]
+        labelled = [lab for lab in labels if lab in ("perception", "reasoning")]
+        if labelled:
+            out["perception_share"] = labelled.count("perception") / len(labelled)
+    return out
+
+
+def variant_table(figures: Mapping[str, Mapping[int, Mapping[str, float]]]) -> str:
+    """variant -> seed -> variant_figures: mean ± se over seeds (accuracies and shares in %), the seeds named."""
+    columns = [*FIGURES, ("tokens", "tokens (visual math)"), ("perception_share", "perception share of vis-math errors")]
+    present = [(k, name) for k, name in columns if any(k in f for seeds in figures.values() for f in seeds.values())]
+    lines = ["| variant | seeds | " + " | ".join(name for _, name in present) + " |",
+             "|---|---|" + "---|" * len(present)]
+    for variant, seeds in figures.items():
+        cells = []
+        for k, _ in present:
+            summary = over_seeds([f[k] for f in seeds.values() if k in f])
+            scale = 1.0 if k == "tokens" else 100.0
+            cells.append("–" if summary["mean"] is None else f"{scale * summary['mean']:.1f}"
+                         + (f" ± {scale * summary['se']:.1f}" if summary["se"] is not None else ""))
+        lines.append(f"| {variant} | {', '.join(map(str, sorted(seeds)))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """The report's table: accuracy in points, tokens and error counts as they are."""
     def fmt(x: float | None, scale: float, signed: bool = True) -> str:
