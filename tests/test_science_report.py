@@ -12,10 +12,11 @@ REFERENCE = {"train.seed": 0, "curriculum.order": ["perc", "text", "vis"], "curr
              "train.balance": "question", "world.version": 1}
 
 
-def exp(name, seed, order=("perc", "text", "vis"), method="grpo", when="2026-12-07T10:00", failed=False, **other):
+def exp(name, seed, order=("perc", "text", "vis"), method="grpo", when="2026-12-07T10:00", failed=False,
+        state="success", **other):
     params = {**REFERENCE, "train.seed": seed, "curriculum.order": list(order), "curriculum.method.perc": method,
               **other}
-    return {"name": name, "rev": f"{name}-rev", "timestamp": when, "params": params, "failed": failed}
+    return {"name": name, "rev": f"{name}-rev", "timestamp": when, "params": params, "failed": failed, "state": state}
 
 
 @pytest.mark.parametrize("order, method, expected", [
@@ -48,13 +49,15 @@ def test_only_the_workspaces_configuration_is_compared_and_the_rest_is_named():
     found = [exp("a", 0), exp("b", 0, order=("text", "vis", "perc"), **{"curriculum.s1.set": "text"}),
              exp("c", 1, **{"train.balance": "none"}), exp("g", 1, **{"curriculum.s1.steps": 60}),
              exp("d", 1, failed=True), exp("e", 2, order=("vis", "text", "perc")),
-             exp("f", 0, when="2026-12-07T11:00")]  # a newer run of a's variant and seed
+             exp("f", 0, when="2026-12-07T11:00"),  # a newer run of a's variant and seed
+             exp("q", 1, state="queued"), exp("r", 1, order=("text", "vis", "perc"), state="running")]
     chosen, skipped = plan(REFERENCE, found)
     assert {k: v["name"] for k, v in chosen.items()} == {("staged", 0): "f", ("merged", 0): "f",
                                                          ("perc_last", 0): "b"}
     reasons = dict(skipped)
     assert reasons["c"] == "train.balance is 'none', the workspace's 'question'"
     assert reasons["d"] == "failed"
+    assert reasons["q"] == "queued, not finished" and reasons["r"] == "running, not finished"  # no records yet
     assert reasons["g"] == "curriculum.s1.steps is 60, the workspace's 30"  # a slot's steps are not swept
     assert reasons["e"].startswith("not a variant of the report")
     assert reasons["a"] == "seed 0 of its variant run again in the newer f"
@@ -110,7 +113,7 @@ def test_a_sweep_run_a_seed_a_part_reports_every_parts_seeds(tmp_path):
     assert list(part["per_seed"]["perc_first_vs_last"]) == ["0"]  # this part holds its own seeds only
     # the variants' own figures over seeds: staged's vis math 3 of 4 here (75%) and 25% in seed1.json
     assert "| staged | 0, 1 | 75.0 | 75.0 | 50.0 ± 25.0 | 15.8 ± 4.2 |" in text, text
-    assert "| base (no RL) | 0 |" in text
+    assert "| base (no RL) | – |" in text  # no RL seed made it
     with pytest.raises(SystemExit, match=r"seed 1 of perc_first_vs_last is also in .*seed1.json; keep one"):
         report(REFERENCE, found, read, {**parts, "again.json": parts[str(tmp_path / "seed1.json")]})
 

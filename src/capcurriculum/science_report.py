@@ -53,8 +53,8 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def experiments(repo: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The workspace's params and every experiment as {name, rev, timestamp, params, failed}, from `dvc exp show
-    --json` (params.yaml's, flattened)."""
+    """The workspace's params and every experiment as {name, rev, timestamp, params, failed, state}, from `dvc exp
+    show --json` (params.yaml's, flattened; state: DVC's executor state, e.g. queued, running, success)."""
     shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, check=True, capture_output=True,
                                       text=True).stdout)
 
@@ -65,11 +65,12 @@ def experiments(repo: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     found = []
     for row in shown:
         for exp in row.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state") or "success"
             for rev in exp["revs"]:
                 data = rev.get("data") or {}
                 found.append({"name": rev.get("name") or rev["rev"][:7], "rev": rev["rev"],
                               "timestamp": data.get("timestamp") or "", "params": params(data),
-                              "failed": rev.get("error") is not None})
+                              "failed": rev.get("error") is not None or state == "failed", "state": state})
     return params(workspace.get("data") or {}), found
 
 
@@ -98,6 +99,9 @@ def plan(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]]
     for exp in sorted(found, key=lambda e: e["timestamp"]):
         if exp["failed"]:
             skipped.append((exp["name"], "failed"))
+            continue
+        if exp.get("state", "success") in ("queued", "running"):  # its records are not in the cache yet
+            skipped.append((exp["name"], f"{exp['state']}, not finished"))
             continue
         other = sorted(k for k in set(reference) | set(exp["params"])
                        if k not in SWEPT and not DERIVED.fullmatch(k) and reference.get(k) != exp["params"].get(k))
@@ -208,7 +212,7 @@ def report(reference: Mapping[str, Any], found: Sequence[Mapping[str, Any]],
              science.markdown(rows).rstrip("\n"), "",
              "Each variant's own figures, mean ± se over its seeds (accuracy and shares in %; the shuffled-images "
              "column is the blind-policy check: a policy that reads the image scores far lower there):", "",
-             science.variant_table({**base, **dict(sorted(figures.items()))}).rstrip("\n"), "",
+             science.variant_table({**base, **dict(sorted(figures.items()))}, unseeded=list(base)).rstrip("\n"), "",
              "| variant | seed | experiment |", "|---|---|---|"]
     lines += [f"| {v} | {s} | {exp['name']} ({exp['rev'][:7]}, model {exp['model']}) |"
               for (v, s), exp in sorted(chosen.items())]

@@ -150,8 +150,9 @@ def variant_figures(records: Records) -> dict[str, float]:
     return out
 
 
-def variant_table(figures: Mapping[str, Mapping[int, Mapping[str, float]]]) -> str:
-    """variant -> seed -> variant_figures: mean ± se over seeds (accuracies and shares in %), the seeds named."""
+def variant_table(figures: Mapping[str, Mapping[int, Mapping[str, float]]], unseeded: Sequence[str] = ()) -> str:
+    """variant -> seed -> variant_figures: mean ± se over seeds (accuracies and shares in %), the seeds named
+    ("–" for the `unseeded` rows, e.g. the base, which no RL seed made)."""
     columns = [*FIGURES, ("tokens", "tokens (visual math)"), ("perception_share", "perception share of vis-math errors")]
     present = [(k, name) for k, name in columns if any(k in f for seeds in figures.values() for f in seeds.values())]
     lines = ["| variant | seeds | " + " | ".join(name for _, name in present) + " |",
@@ -163,7 +164,8 @@ def variant_table(figures: Mapping[str, Mapping[int, Mapping[str, float]]]) -> s
             scale = 1.0 if k == "tokens" else 100.0
             cells.append("–" if summary["mean"] is None else f"{scale * summary['mean']:.1f}"
                          + (f" ± {scale * summary['se']:.1f}" if summary["se"] is not None else ""))
-        lines.append(f"| {variant} | {', '.join(map(str, sorted(seeds)))} | " + " | ".join(cells) + " |")
+        named = "–" if variant in unseeded else ", ".join(map(str, sorted(seeds)))
+        lines.append(f"| {variant} | {named} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
